@@ -1,0 +1,5 @@
+import sys
+
+from ilcore.cli.main import main
+
+sys.exit(main())
