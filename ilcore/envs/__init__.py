@@ -1,0 +1,7 @@
+"""Project environments, registered with gymnasium on import (idempotent: re-imports are safe)."""
+
+import gymnasium as _gym
+
+# Particle sequence reaching (one-shot imitation task family); truncation is done by the env.
+if "ilcore/ParticleSequence-v0" not in _gym.registry:
+    _gym.register(id="ilcore/ParticleSequence-v0", entry_point="ilcore.envs.particles:ParticleSequenceEnv")
