@@ -1,0 +1,475 @@
+"""The learned policy: an ensemble of K members run in one vectorised pass, and its checkpoints.
+
+Shapes: K members, N samples. Observations go in as nested numpy batches (leading N) or, inside
+training loops, as flat leaf tensors ``{path: Tensor}`` (see :meth:`Policy.obs_to_tensors`) with
+either a shared leading ``(N, ...)`` or a per-member ``(K, N, ...)`` layout (``per_member=True``,
+used when each member trains on its own minibatch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces as gspaces
+from torch import nn
+
+from ilcore import spaces as ispaces
+from ilcore.errors import ConfigError, FormatError, SpaceMismatchError
+from ilcore.policies.heads import ActionDist, CategoricalHead, GaussianHead
+from ilcore.policies.networks import EnsembleCNN, EnsembleMLP
+from ilcore.types import Nested
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+CHECKPOINT_FORMAT = "ilcore-policy"
+CHECKPOINT_VERSION = 1
+HEADS = ("categorical", "gaussian", "mse")
+
+ObsTensors = dict[str, torch.Tensor]
+
+
+@dataclass
+class PolicyConfig:
+    """Everything needed to rebuild a policy's network (JSON-able; stored as config.json).
+
+    observation_space / action_space: ``ilcore.spaces.space_to_json`` descriptions.
+    hidden: MLP widths after the observation encoder.
+    head: "categorical" (Discrete, MultiDiscrete, MultiBinary), "gaussian" (Box; tanh-squashed
+        when both bounds are finite) or "mse" (Box, mean regression).
+    ensemble: K >= 1 members.
+    cnn_features: width of each image encoder's output.
+    obs_norm: ``{leaf path: {"mean": [...], "std": [...]}}`` for vector leaves (flattened).
+    version: bumped by trainers each time they publish new weights.
+    meta: free JSON (env id, where the data came from, ...).
+    """
+
+    observation_space: dict[str, Any]
+    action_space: dict[str, Any]
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    head: str = "categorical"
+    ensemble: int = 1
+    cnn_features: int = 512
+    obs_norm: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    version: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PolicyOutput:
+    """What :meth:`Policy.predict` returns for a batch of N observations.
+
+    action: ``(N, *action_shape)`` the ensemble's action (mean of member means for Box, argmax of
+        the mean member probabilities for discrete actions), env dtype.
+    uncertainty: ``(N,)`` float64 member disagreement: mean over action dims of the variance
+        across members of the member means (Box; [-1, 1] units when bounded), or the
+        Jensen-Shannon divergence of the member distributions in nats (discrete). 0 when K = 1.
+    member_actions: ``(K, N, *action_shape)`` each member's deterministic action.
+    vote_disagreement: ``(N,)`` 1 - largest share of members voting the same action (discrete
+        actions; mean over dims), None for Box.
+    """
+
+    action: np.ndarray
+    uncertainty: np.ndarray
+    member_actions: np.ndarray
+    vote_disagreement: np.ndarray | None = None
+
+
+def default_head(action_space: gym.Space) -> str:
+    return "gaussian" if isinstance(action_space, gspaces.Box) else "categorical"
+
+
+class ObservationEncoder(nn.Module):
+    """Nested observation leaves -> ``(K, N, F)`` features.
+
+    Vector Box leaves: flattened, normalised with stored mean/std (plus optional Gaussian
+    state noise in normalised units). Image leaves (uint8 HWC): one :class:`EnsembleCNN` each.
+    Discrete / MultiDiscrete: one-hot. MultiBinary: the bits as floats.
+    """
+
+    def __init__(self, space: gym.Space, ensemble: int, cnn_features: int) -> None:
+        super().__init__()
+        self.ensemble = ensemble
+        self.leaves: list[tuple[str, str, Any]] = []  # (path, kind, info)
+        self.cnns = nn.ModuleDict()
+        self.vector_paths: list[str] = []
+        width = 0
+        for i, (path, leaf) in enumerate(ispaces.flat_items(space)):
+            if ispaces.is_image(leaf):
+                self.cnns[str(i)] = EnsembleCNN(ensemble, leaf.shape, cnn_features)
+                self.leaves.append((path, "image", str(i)))
+                width += cnn_features
+            elif isinstance(leaf, gspaces.Box):
+                d = int(np.prod(leaf.shape, dtype=np.int64))
+                self.register_buffer(f"obs_mean_{i}", torch.zeros(d))
+                self.register_buffer(f"obs_std_{i}", torch.ones(d))
+                self.leaves.append((path, "vector", i))
+                self.vector_paths.append(path)
+                width += d
+            elif isinstance(leaf, gspaces.Discrete):
+                self.leaves.append((path, "discrete", (int(leaf.n), int(leaf.start))))
+                width += int(leaf.n)
+            elif isinstance(leaf, gspaces.MultiDiscrete):
+                nvec = [int(n) for n in np.asarray(leaf.nvec).ravel()]
+                start = torch.as_tensor(np.asarray(leaf.start, dtype=np.int64).ravel())
+                self.register_buffer(f"md_start_{i}", start, persistent=False)
+                self.leaves.append((path, "multidiscrete", (i, max(nvec), nvec)))
+                width += sum(nvec)
+            elif isinstance(leaf, gspaces.MultiBinary):
+                self.leaves.append((path, "binary", None))
+                width += int(np.prod(leaf.shape, dtype=np.int64))
+            else:  # flat_items only yields the leaf types above
+                raise ConfigError(f"Observation leaf {path!r} of type {type(leaf).__name__} is not supported.")
+        self.out_features = width
+
+    def norm_stats(self) -> dict[str, dict[str, list[float]]]:
+        out = {}
+        for path, kind, i in self.leaves:
+            if kind == "vector":
+                out[path] = {
+                    "mean": getattr(self, f"obs_mean_{i}").tolist(),
+                    "std": getattr(self, f"obs_std_{i}").tolist(),
+                }
+        return out
+
+    def set_norm_stats(self, stats: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
+        for path, kind, i in self.leaves:
+            if kind == "vector" and path in stats:
+                mean = getattr(self, f"obs_mean_{i}")
+                mean.copy_(torch.as_tensor(np.asarray(stats[path]["mean"], dtype=np.float32)).reshape(mean.shape))
+                std = getattr(self, f"obs_std_{i}")
+                std.copy_(torch.as_tensor(np.asarray(stats[path]["std"], dtype=np.float32)).reshape(std.shape))
+
+    def forward(
+        self,
+        obs: Mapping[str, torch.Tensor],
+        *,
+        per_member: bool = False,
+        state_noise: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        k = self.ensemble
+        lead_dims = 2 if per_member else 1
+        flat_parts: list[torch.Tensor] = []
+        image_parts: list[torch.Tensor] = []
+        for path, kind, info in self.leaves:
+            x = obs[path]
+            lead = x.shape[:lead_dims]
+            if kind == "vector":
+                v = (x.reshape(*lead, -1).float() - getattr(self, f"obs_mean_{info}")) / getattr(self, f"obs_std_{info}")
+                if state_noise > 0:
+                    v = v + state_noise * torch.randn(v.shape, generator=generator, device=v.device)
+                flat_parts.append(v)
+            elif kind == "image":
+                if not per_member:
+                    x = x.unsqueeze(0).expand(k, *x.shape)
+                image_parts.append(self.cnns[info](x))
+            elif kind == "discrete":
+                n, start = info
+                flat_parts.append(nn.functional.one_hot(x.long().reshape(lead) - start, n).float())
+            elif kind == "multidiscrete":
+                i, width, nvec = info
+                idx = x.long().reshape(*lead, -1) - getattr(self, f"md_start_{i}")
+                hot = nn.functional.one_hot(idx, width)  # (*lead, D, width)
+                flat_parts.append(torch.cat([hot[..., d, :n] for d, n in enumerate(nvec)], -1).float())
+            else:  # binary
+                flat_parts.append(x.reshape(*lead, -1).float())
+        parts: list[torch.Tensor] = []
+        if flat_parts:
+            f = torch.cat(flat_parts, -1) if len(flat_parts) > 1 else flat_parts[0]
+            # A shared input is broadcast to every member without copying.
+            parts.append(f if per_member else f.unsqueeze(0).expand(k, *f.shape))
+        parts.extend(image_parts)
+        return torch.cat(parts, -1) if len(parts) > 1 else parts[0]
+
+
+class Policy(nn.Module):
+    """An ensemble policy over a gymnasium observation space and a leaf action space.
+
+    Build with :func:`make_policy` or :meth:`from_config`; restore with :meth:`load`.
+    ``version`` is an int that trainers bump when they publish new weights.
+    """
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        if config.ensemble < 1:
+            raise ConfigError(f"An ensemble needs at least 1 member, got {config.ensemble}.")
+        if config.head not in HEADS:
+            raise ConfigError(f"Unknown policy head {config.head!r}; choose one of {', '.join(HEADS)}.")
+        self.observation_space = ispaces.space_from_json(config.observation_space)
+        self.action_space = ispaces.space_from_json(config.action_space)
+        self.hidden = [int(h) for h in config.hidden]
+        self.head_name = config.head
+        self.ensemble = int(config.ensemble)
+        self.cnn_features = int(config.cnn_features)
+        self.version = int(config.version)
+        self.meta = dict(config.meta)
+        self.encoder = ObservationEncoder(self.observation_space, self.ensemble, self.cnn_features)
+        self.trunk = EnsembleMLP(self.ensemble, self.encoder.out_features, self.hidden, None)
+        self.head = _make_head(self.action_space, config.head, self.ensemble, self.trunk.out_features)
+        self.action_shape = ispaces.leaf_shape(self.action_space)
+        self.action_dtype = ispaces.leaf_dtype(self.action_space)
+        self._obs_paths = [p for p, _ in ispaces.flat_items(self.observation_space)]
+        self._obs_dtypes = {p: _obs_tensor_dtype(s) for p, s in ispaces.flat_items(self.observation_space)}
+        if config.obs_norm:
+            self.encoder.set_norm_stats(config.obs_norm)
+
+    # ------------------------------------------------------------------ construction / config
+
+    @classmethod
+    def from_config(cls, config: PolicyConfig) -> "Policy":
+        return cls(config)
+
+    @property
+    def config(self) -> PolicyConfig:
+        return PolicyConfig(
+            observation_space=ispaces.space_to_json(self.observation_space),
+            action_space=ispaces.space_to_json(self.action_space),
+            hidden=list(self.hidden),
+            head=self.head_name,
+            ensemble=self.ensemble,
+            cnn_features=self.cnn_features,
+            obs_norm=self.encoder.norm_stats(),
+            version=int(self.version),
+            meta=dict(self.meta),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------------ tensors in
+
+    def obs_to_tensors(self, obs_batch: Nested) -> ObsTensors:
+        """Nested numpy batch (leading N) -> ``{leaf path: Tensor (N, ...)}`` on the policy's device."""
+        flat = ispaces.flat_from_nested(self.observation_space, obs_batch)
+        dev = self.device
+        return {p: torch.as_tensor(np.asarray(flat[p]), dtype=self._obs_dtypes[p], device=dev) for p in self._obs_paths}
+
+    def actions_to_tensor(self, actions: Nested) -> torch.Tensor:
+        """Env actions (leading N) -> a tensor ``(N, *action_shape)`` (int64 or float32)."""
+        dtype = torch.float32 if isinstance(self.action_space, gspaces.Box) else torch.int64
+        return torch.as_tensor(np.asarray(actions), dtype=dtype, device=self.device)
+
+    def fit_obs_normalization(self, obs: ObsTensors | Nested, mask: np.ndarray | None = None) -> None:
+        """Set each vector leaf's mean/std from data ``(N, ...)``; constant features get std 1."""
+        if not (isinstance(obs, Mapping) and all(isinstance(v, torch.Tensor) for v in obs.values())):
+            obs = self.obs_to_tensors(obs)
+        stats = {}
+        for path in self.encoder.vector_paths:
+            x = obs[path]
+            x = x.reshape(x.shape[0], -1).double()
+            if mask is not None:
+                x = x[torch.as_tensor(mask, device=x.device)]
+            if len(x) == 0:
+                continue
+            mean = x.mean(0)
+            std = x.std(0, unbiased=False)
+            std = torch.where(std < 1e-6, torch.ones_like(std), std)
+            stats[path] = {"mean": mean.tolist(), "std": std.tolist()}
+        self.encoder.set_norm_stats(stats)
+
+    # ------------------------------------------------------------------ forward
+
+    def dist(
+        self,
+        obs_t: ObsTensors,
+        *,
+        per_member: bool = False,
+        state_noise: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> ActionDist:
+        """Per-member action distributions for leaf tensors ``(N, ...)`` (or ``(K, N, ...)``)."""
+        h = self.encoder(obs_t, per_member=per_member, state_noise=state_noise, generator=generator)
+        return self.head(self.trunk(h))
+
+    forward = dist
+
+    def log_prob(self, obs_t: ObsTensors, act_t: torch.Tensor, *, per_member: bool = False) -> torch.Tensor:
+        """``log pi_k(a | s)`` as ``(K, N)``; ``act_t`` is ``(N, *action_shape)`` or ``(K, N, ...)``."""
+        return self.dist(obs_t, per_member=per_member).log_prob(act_t)
+
+    # ------------------------------------------------------------------ numpy in, numpy out
+
+    def predict(self, obs_batch: Nested) -> PolicyOutput:
+        """Ensemble action, disagreement and member actions for a nested batch of N observations."""
+        with torch.inference_mode():
+            d = self.dist(self.obs_to_tensors(obs_batch))
+            vote = d.vote_disagreement()
+            return PolicyOutput(
+                action=self._to_numpy_action(d.ensemble_action()),
+                uncertainty=d.disagreement().cpu().numpy(),
+                member_actions=self._to_numpy_action(d.mode()),
+                vote_disagreement=None if vote is None else vote.cpu().numpy(),
+            )
+
+    def act_batch(self, obs_batch: Nested, deterministic: bool = True, *,
+                  generator: torch.Generator | None = None) -> np.ndarray:
+        """Actions ``(N, *action_shape)`` for a nested batch; stochastic: a random member samples each."""
+        with torch.inference_mode():
+            d = self.dist(self.obs_to_tensors(obs_batch))
+            if deterministic:
+                return self._to_numpy_action(d.ensemble_action())
+            members = d.sample(generator)  # (K, N, ...)
+            n = members.shape[1]
+            pick = torch.randint(self.ensemble, (n,), generator=generator, device=members.device)
+            return self._to_numpy_action(members[pick, torch.arange(n, device=members.device)])
+
+    def act(self, obs: Nested, deterministic: bool = True) -> Any:
+        """The action for ONE env observation (numpy in, env action out; called every frame)."""
+        batch = ispaces.map_leaves(lambda x: np.asarray(x)[None], obs)
+        a = self.act_batch(batch, deterministic)[0]
+        if isinstance(self.action_space, gspaces.Discrete):
+            return int(a)
+        return a
+
+    def _to_numpy_action(self, a: torch.Tensor) -> np.ndarray:
+        out = a.detach().cpu().numpy()
+        if isinstance(self.action_space, gspaces.Box):
+            # Squashing keeps bounded actions inside; clip for plain-Gaussian partly bounded boxes.
+            out = np.clip(out, self.action_space.low, self.action_space.high)
+        return out.astype(self.action_dtype, copy=False)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` and ``weights.pt`` (a plain state_dict) into the folder ``path``.
+
+        Each file is written to a temporary name and renamed into place, so a reader never sees
+        a half-written file.
+        """
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        doc = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, **asdict(self.config)}
+        weights_tmp = folder / f".{WEIGHTS_FILE}.tmp"
+        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, weights_tmp)
+        os.replace(weights_tmp, folder / WEIGHTS_FILE)
+        config_tmp = folder / f".{CONFIG_FILE}.tmp"
+        config_tmp.write_text(json.dumps(doc, indent=1, allow_nan=False))
+        os.replace(config_tmp, folder / CONFIG_FILE)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Policy":
+        """Rebuild a policy saved with :meth:`save`; raises ConfigError on anything unreadable.
+
+        Weights are read with ``torch.load(weights_only=True)``, which refuses any pickle that
+        would construct arbitrary objects (and so could run code).
+        """
+        folder = Path(path)
+        cfg_path = folder / CONFIG_FILE
+        if not cfg_path.is_file():
+            raise ConfigError(f"No policy checkpoint at {folder} (expected {cfg_path}).")
+        try:
+            doc = json.loads(cfg_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"The policy config {cfg_path} is not readable JSON ({exc}).") from None
+        if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+            raise ConfigError(f"{cfg_path} is not an ilcore policy checkpoint.")
+        if int(doc.get("format_version", 0)) > CHECKPOINT_VERSION:
+            raise ConfigError(
+                f"The checkpoint {folder} was written by a newer ilcore (format {doc['format_version']}); upgrade ilcore."
+            )
+        fields = {k: doc[k] for k in PolicyConfig.__dataclass_fields__ if k in doc}
+        try:
+            config = PolicyConfig(**fields)
+            policy = cls(config)
+        except (TypeError, KeyError, ValueError, FormatError) as exc:
+            raise ConfigError(f"The policy config {cfg_path} is malformed ({exc}).") from None
+        weights_path = folder / WEIGHTS_FILE
+        try:
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise ConfigError(f"The checkpoint {folder} has no {WEIGHTS_FILE}.") from None
+        except pickle.UnpicklingError:
+            raise ConfigError(
+                f"Refusing {weights_path}: it holds pickled objects beyond plain tensors, which could run code when loaded."
+            ) from None
+        except Exception as exc:  # corrupt zip, truncated file, ...: all unreadable to a person alike
+            raise ConfigError(f"The weights file {weights_path} is unreadable ({type(exc).__name__}).") from None
+        if not isinstance(state, dict):
+            raise ConfigError(f"The weights file {weights_path} does not hold a state dict.")
+        try:
+            policy.load_state_dict(state)
+        except RuntimeError:
+            raise ConfigError(f"The weights in {weights_path} do not match the network described by {cfg_path}.") from None
+        return policy
+
+    # ------------------------------------------------------------------ space checks
+
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space, where: str = "the env") -> None:
+        """Raise SpaceMismatchError unless the given spaces are the ones this policy was built for."""
+        if ispaces.space_key(observation_space) != ispaces.space_key(self.observation_space):
+            raise SpaceMismatchError(
+                f"The policy expects observations {self.observation_space} but {where} gives {observation_space}."
+            )
+        if ispaces.space_key(action_space) != ispaces.space_key(self.action_space):
+            raise SpaceMismatchError(
+                f"The policy acts in {self.action_space} but {where} expects {action_space}."
+            )
+
+
+def _obs_tensor_dtype(leaf: gym.Space) -> torch.dtype:
+    if ispaces.is_image(leaf):
+        return torch.uint8  # converted to float inside the CNN, after batching, to save memory
+    if isinstance(leaf, gspaces.Box):
+        return torch.float32
+    return torch.int64
+
+
+def _make_head(action_space: gym.Space, head: str, ensemble: int, features: int) -> nn.Module:
+    if isinstance(action_space, gspaces.Box):
+        if head == "categorical":
+            raise ConfigError("A categorical head needs a discrete action space; use 'gaussian' or 'mse' for Box actions.")
+        return GaussianHead(ensemble, features, np.asarray(action_space.low), np.asarray(action_space.high),
+                            mse=head == "mse")
+    if head != "categorical":
+        raise ConfigError(f"The {head!r} head needs a Box action space; use 'categorical' for {type(action_space).__name__}.")
+    if isinstance(action_space, gspaces.Discrete):
+        return CategoricalHead(ensemble, features, [int(action_space.n)], [int(action_space.start)], ())
+    if isinstance(action_space, gspaces.MultiDiscrete):
+        nvec = np.asarray(action_space.nvec).ravel()
+        start = np.asarray(action_space.start, dtype=np.int64).ravel()
+        return CategoricalHead(ensemble, features, nvec.tolist(), start.tolist(), tuple(action_space.shape))
+    if isinstance(action_space, gspaces.MultiBinary):
+        d = int(np.prod(action_space.shape, dtype=np.int64))
+        return CategoricalHead(ensemble, features, [2] * d, [0] * d, tuple(action_space.shape))
+    raise ConfigError(f"Policies act in Box, Discrete, MultiDiscrete or MultiBinary spaces, not {type(action_space).__name__}.")
+
+
+def make_policy(
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    *,
+    hidden: Sequence[int] = (256, 256),
+    ensemble: int = 1,
+    head: str | None = None,
+    cnn_features: int = 512,
+    seed: int | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Policy:
+    """A fresh ensemble policy; ``head=None`` picks categorical for discrete and gaussian for Box actions.
+
+    ``seed`` makes the initial weights reproducible without touching torch's global generator.
+    """
+    config = PolicyConfig(
+        observation_space=ispaces.space_to_json(observation_space),
+        action_space=ispaces.space_to_json(action_space),
+        hidden=[int(h) for h in hidden],
+        head=head or default_head(action_space),
+        ensemble=int(ensemble),
+        cnn_features=int(cnn_features),
+        meta=dict(meta or {}),
+    )
+    if seed is None:
+        return Policy(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Policy(config)
