@@ -1,0 +1,38 @@
+"""DAgger with a person as the expert: a step-wise controller, gates, schedules and labellers.
+
+See ``docs/internals.md`` (section ``ilcore.algos.dagger``) for the API the app relies on.
+Importing this package is cheap: torch and h5py are imported only when training or recording.
+"""
+
+from ilcore.algos.dagger.controller import (
+    DaggerController,
+    Proposal,
+    RetrainConfig,
+    RoundResult,
+    retrain_policy,
+    sample_weights,
+)
+from ilcore.algos.dagger.gates import (
+    AllGate,
+    AllOfGate,
+    AnyGate,
+    BetaGate,
+    EnsembleGate,
+    Gate,
+    GateDecision,
+    NeverGate,
+    NoveltyGate,
+    disagreement,
+    make_gate,
+)
+from ilcore.algos.dagger.labelers import LIVE, REVIEW, TAKEOVER, ExpertLabeler, LabelContext, Labeler
+from ilcore.algos.dagger.run import DaggerRunConfig, DaggerRunResult, RoundStats, run_dagger, scan_session
+from ilcore.algos.dagger.schedules import Constant, Exponential, Linear, Schedule, parse_schedule
+
+__all__ = [
+    "AllGate", "AllOfGate", "AnyGate", "BetaGate", "Constant", "DaggerController", "DaggerRunConfig",
+    "DaggerRunResult", "EnsembleGate", "Exponential", "ExpertLabeler", "Gate", "GateDecision", "LIVE",
+    "LabelContext", "Labeler", "Linear", "NeverGate", "NoveltyGate", "Proposal", "REVIEW", "RetrainConfig",
+    "RoundResult", "RoundStats", "Schedule", "TAKEOVER", "disagreement", "make_gate", "parse_schedule",
+    "retrain_policy", "run_dagger", "sample_weights", "scan_session",
+]

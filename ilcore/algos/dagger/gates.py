@@ -1,0 +1,289 @@
+"""Gates decide, at each learner-driven state, whether to ask the labeller for a label.
+
+Every gate has the same small surface:
+
+- ``decide(obs, uncertainty, rng=None) -> GateDecision`` for one observation (not batched);
+  ``uncertainty`` is the learner ensemble's disagreement at ``obs`` (a float >= 0).
+- ``calibrate(observations, uncertainties)`` after a round, with the learner-driven states of
+  that round (a list of single observations and an (N,) array); threshold gates set their
+  threshold so that a fraction ``target_rate`` of such states would have been asked.
+- ``start_round(round)`` before a round (the beta gate reads its schedule here).
+- ``set_labelled(observations)`` with every labelled state so far, shape (N, D) once flattened
+  (only the novelty gate uses it).
+
+Gates hold their own small state (threshold, running values) and no global state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ilcore.algos.dagger.schedules import Constant, Schedule
+from ilcore.errors import ConfigError
+from ilcore.types import QueryReason
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """One gate's answer at one state.
+
+    query:     ask the labeller at this state
+    reason:    a QueryReason value naming the signal that asked (None when not asking)
+    value:     the signal the gate compared (disagreement, novelty distance, or the beta draw)
+    threshold: what ``value`` was compared with (beta for the beta gate; None when not applicable)
+    """
+
+    query: bool
+    reason: str | None
+    value: float
+    threshold: float | None
+
+
+@runtime_checkable
+class Gate(Protocol):
+    def start_round(self, round: int) -> None: ...
+
+    def decide(
+        self, obs: Any, uncertainty: float, rng: np.random.Generator | None = None
+    ) -> GateDecision: ...
+
+    def calibrate(self, observations: Sequence[Any], uncertainties: np.ndarray) -> None: ...
+
+    def set_labelled(self, observations: np.ndarray) -> None: ...
+
+
+class _GateBase:
+    """No-op defaults so each gate writes only what it uses."""
+
+    def start_round(self, round: int) -> None:
+        return None
+
+    def calibrate(self, observations: Sequence[Any], uncertainties: np.ndarray) -> None:
+        return None
+
+    def set_labelled(self, observations: np.ndarray) -> None:
+        return None
+
+
+class AllGate(_GateBase):
+    """Plain DAgger: every visited state is labelled."""
+
+    def decide(self, obs: Any, uncertainty: float, rng: np.random.Generator | None = None) -> GateDecision:
+        return GateDecision(True, QueryReason.ALL.value, float(uncertainty), None)
+
+
+class NeverGate(_GateBase):
+    """Asks nothing (learner-only rollouts, or interventions as the only source of labels)."""
+
+    def decide(self, obs: Any, uncertainty: float, rng: np.random.Generator | None = None) -> GateDecision:
+        return GateDecision(False, None, float(uncertainty), None)
+
+
+class BetaGate(_GateBase):
+    """Beta-querying: each visited state is sent to the labeller with probability beta(round)."""
+
+    def __init__(self, schedule: Schedule | float = 0.5, *, seed: int = 0) -> None:
+        self.schedule: Schedule = Constant(schedule) if isinstance(schedule, (int, float)) else schedule
+        self.beta = self.schedule(0)
+        # Used only when the caller passes no rng; the controller passes a per-episode one.
+        self._rng = np.random.default_rng(seed)
+
+    def start_round(self, round: int) -> None:
+        self.beta = self.schedule(round)
+
+    def decide(self, obs: Any, uncertainty: float, rng: np.random.Generator | None = None) -> GateDecision:
+        draw = float((rng or self._rng).random())
+        ask = draw < self.beta
+        return GateDecision(ask, QueryReason.BETA.value if ask else None, draw, self.beta)
+
+
+class _ThresholdGate(_GateBase):
+    """Asks when a signal exceeds a threshold calibrated as its (1 - target_rate) quantile.
+
+    Before the first calibration the threshold is the running quantile of the values seen so far
+    (the first value always asks), so the very first learner round already asks at about the
+    target rate instead of everything or nothing.
+    """
+
+    reason: str = ""
+
+    def __init__(self, target_rate: float = 0.1, *, threshold: float | None = None) -> None:
+        if not 0.0 < target_rate <= 1.0:
+            raise ConfigError(f"target_rate must be in (0, 1], got {target_rate}")
+        self.target_rate = float(target_rate)
+        self.threshold: float | None = threshold
+        self._seen: list[float] = []
+
+    def signal(self, obs: Any, uncertainty: float) -> float:
+        raise NotImplementedError
+
+    def signals(self, observations: Sequence[Any], uncertainties: np.ndarray) -> np.ndarray:
+        return np.array([self.signal(o, u) for o, u in zip(observations, uncertainties)], dtype=np.float64)
+
+    def decide(self, obs: Any, uncertainty: float, rng: np.random.Generator | None = None) -> GateDecision:
+        value = float(self.signal(obs, uncertainty))
+        threshold = self.threshold
+        if threshold is None:
+            self._seen.append(value)
+            threshold = float(np.quantile(self._seen, 1.0 - self.target_rate)) if len(self._seen) > 1 else -np.inf
+            ask = value >= threshold if len(self._seen) > 1 else True
+        else:
+            ask = value > threshold
+        return GateDecision(bool(ask), self.reason if ask else None, value, float(threshold))
+
+    def calibrate(self, observations: Sequence[Any], uncertainties: np.ndarray) -> None:
+        values = self.signals(observations, np.asarray(uncertainties, dtype=np.float64))
+        if len(values) == 0:
+            return  # nothing learner-driven this round (e.g. beta-mixing at 1): keep the old one
+        self.threshold = float(np.quantile(values, 1.0 - self.target_rate))
+        self._seen = []
+
+
+class EnsembleGate(_ThresholdGate):
+    """Active gating: ask when the ensemble's disagreement exceeds the calibrated threshold.
+
+    Works for any action space; the disagreement is what the policy reports (vote or
+    Jensen-Shannon for Discrete, member variance for Box; see :func:`disagreement`).
+    """
+
+    reason = QueryReason.UNCERTAINTY.value
+
+    def signal(self, obs: Any, uncertainty: float) -> float:
+        return float(uncertainty)
+
+    def signals(self, observations: Sequence[Any], uncertainties: np.ndarray) -> np.ndarray:
+        return np.asarray(uncertainties, dtype=np.float64)
+
+
+class NoveltyGate(_ThresholdGate):
+    """Ask when the state is far from every labelled state (standardised Euclidean distance).
+
+    Keeps at most ``max_reference`` labelled states (a seeded random subset) so a decision stays
+    cheap; observations are flattened to vectors (Dict/Tuple leaves concatenated).
+    """
+
+    reason = QueryReason.NOVELTY.value
+
+    def __init__(
+        self, target_rate: float = 0.1, *, threshold: float | None = None, max_reference: int = 20000, seed: int = 0
+    ) -> None:
+        super().__init__(target_rate, threshold=threshold)
+        self.max_reference = max_reference
+        self._seed = seed
+        self._reference: np.ndarray | None = None  # (M, D) standardised
+        self._mean: np.ndarray | None = None
+        self._scale: np.ndarray | None = None
+
+    def set_labelled(self, observations: np.ndarray) -> None:
+        ref = np.asarray(observations, dtype=np.float64).reshape(len(observations), -1)
+        if len(ref) == 0:
+            self._reference = None
+            return
+        if len(ref) > self.max_reference:
+            keep = np.random.default_rng(self._seed).choice(len(ref), self.max_reference, replace=False)
+            ref = ref[keep]
+        self._mean = ref.mean(axis=0)
+        self._scale = ref.std(axis=0) + 1e-6
+        self._reference = (ref - self._mean) / self._scale
+
+    def signal(self, obs: Any, uncertainty: float) -> float:
+        if self._reference is None:
+            return float("inf")  # nothing labelled yet: everything is novel
+        x = (flatten_obs(obs).astype(np.float64) - self._mean) / self._scale
+        return float(np.sqrt(np.min(np.sum((self._reference - x) ** 2, axis=1))))
+
+
+class _Combined(_GateBase):
+    def __init__(self, gates: Sequence[Gate]) -> None:
+        if not gates:
+            raise ConfigError("a combined gate needs at least one gate")
+        self.gates = list(gates)
+
+    def start_round(self, round: int) -> None:
+        for g in self.gates:
+            g.start_round(round)
+
+    def calibrate(self, observations: Sequence[Any], uncertainties: np.ndarray) -> None:
+        for g in self.gates:
+            g.calibrate(observations, uncertainties)
+
+    def set_labelled(self, observations: np.ndarray) -> None:
+        for g in self.gates:
+            g.set_labelled(observations)
+
+    def _decisions(self, obs: Any, uncertainty: float, rng: np.random.Generator | None) -> list[GateDecision]:
+        return [g.decide(obs, uncertainty, rng) for g in self.gates]
+
+
+class AnyGate(_Combined):
+    """Asks when any of its gates asks; reports the first gate that asked."""
+
+    def decide(self, obs: Any, uncertainty: float, rng: np.random.Generator | None = None) -> GateDecision:
+        ds = self._decisions(obs, uncertainty, rng)
+        chosen = next((d for d in ds if d.query), ds[0])
+        return GateDecision(chosen.query, chosen.reason, chosen.value, chosen.threshold)
+
+
+class AllOfGate(_Combined):
+    """Asks only when every one of its gates asks; reports the first gate."""
+
+    def decide(self, obs: Any, uncertainty: float, rng: np.random.Generator | None = None) -> GateDecision:
+        ds = self._decisions(obs, uncertainty, rng)
+        ask = all(d.query for d in ds)
+        return GateDecision(ask, ds[0].reason if ask else None, ds[0].value, ds[0].threshold)
+
+
+def flatten_obs(obs: Any) -> np.ndarray:
+    """One observation (array, dict or tuple of arrays) -> a 1-D float32 vector (dict keys sorted)."""
+    if isinstance(obs, dict):
+        return np.concatenate([flatten_obs(obs[k]) for k in sorted(obs)])
+    if isinstance(obs, tuple):
+        return np.concatenate([flatten_obs(o) for o in obs])
+    return np.asarray(obs, dtype=np.float32).reshape(-1)
+
+
+def disagreement(member_outputs: np.ndarray, kind: str) -> np.ndarray:
+    """Ensemble disagreement per state, for policies that give member outputs but no score.
+
+    kind="vote":     member_outputs (K, N) discrete actions -> 1 - (largest vote share), in [0, 1)
+    kind="js":       member_outputs (K, N, A) action probabilities -> Jensen-Shannon divergence
+                     (entropy of the mean minus mean entropy, nats)
+    kind="variance": member_outputs (K, N, D) continuous actions -> variance across members,
+                     averaged over the D action dimensions
+    Returns an (N,) float64 array.
+    """
+    x = np.asarray(member_outputs)
+    if kind == "vote":
+        k = x.shape[0]
+        share = np.array([np.max(np.unique(col, return_counts=True)[1]) for col in x.T]) / k
+        return 1.0 - share
+    if kind == "js":
+        p = np.clip(x.astype(np.float64), 1e-12, 1.0)
+        mean = p.mean(axis=0)
+        ent_mean = -(mean * np.log(mean)).sum(-1)
+        mean_ent = -(p * np.log(p)).sum(-1).mean(0)
+        return np.maximum(ent_mean - mean_ent, 0.0)
+    if kind == "variance":
+        v = x.astype(np.float64).reshape(x.shape[0], x.shape[1], -1)
+        return v.var(axis=0).mean(axis=-1)
+    raise ConfigError(f"unknown disagreement kind {kind!r}; use vote, js or variance")
+
+
+def make_gate(kind: str, *, beta: Schedule | None = None, target_rate: float = 0.1, seed: int = 0) -> Gate:
+    """The gate for a CLI ``--query`` value: all, beta, ensemble, novelty, ensemble+novelty, none."""
+    if kind == "all":
+        return AllGate()
+    if kind == "beta":
+        return BetaGate(beta if beta is not None else Constant(0.5), seed=seed)
+    if kind == "ensemble":
+        return EnsembleGate(target_rate)
+    if kind == "novelty":
+        return NoveltyGate(target_rate, seed=seed)
+    if kind == "ensemble+novelty":
+        return AnyGate([EnsembleGate(target_rate / 2), NoveltyGate(target_rate / 2, seed=seed)])
+    if kind in ("none", "intervention"):
+        return NeverGate()
+    raise ConfigError(f"unknown query gate {kind!r}; use all, beta, ensemble, novelty, ensemble+novelty or none")
