@@ -1,0 +1,105 @@
+"""Small in-memory stand-ins so the controller's logic is tested without HDF5 or torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ilcore.types import Label
+
+
+@dataclass
+class FakeEpisode:
+    id: str | None
+    observations: list
+    actions: list = field(default_factory=list)
+    actors: list = field(default_factory=list)
+    rewards: list = field(default_factory=list)
+    infos: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+    round: int = 0
+    finished: bool = False
+
+
+class FakeRecorder:
+    def __init__(self, writer: "FakeWriter", first_obs: Any, round: int) -> None:
+        self.writer = writer
+        self.episode = FakeEpisode(None, [first_obs], round=round)
+
+    def step(self, action, actor, reward, terminated, truncated, next_obs, info=None, wall_time=None) -> int:
+        e = self.episode
+        e.actions.append(action)
+        e.actors.append(int(actor))
+        e.rewards.append(reward)
+        e.infos.append(dict(info or {}))
+        e.observations.append(next_obs)
+        return len(e.actions) - 1
+
+    def label(self, step, action, *, source, reason, round=0, latency_ms=0.0) -> None:
+        self.episode.labels.append(Label("?", step, action, source, reason, round, latency_ms))
+
+    def finish(self) -> str:
+        eid = f"ep_{len(self.writer.episodes):06d}"
+        e = self.episode
+        e.id = eid
+        e.labels = [Label(eid, lab.step, lab.action, lab.source, lab.reason, lab.round, lab.latency_ms) for lab in e.labels]
+        e.finished = True
+        self.writer.episodes[eid] = e
+        return eid
+
+    def discard(self) -> None:
+        self.writer.discarded += 1
+
+
+class FakeWriter:
+    path = "/nonexistent"
+
+    def __init__(self) -> None:
+        self.episodes: dict[str, FakeEpisode] = {}
+        self.discarded = 0
+
+    def begin_episode(self, first_obs, *, seed=None, round=0, policy_version=None, attrs=None) -> FakeRecorder:
+        return FakeRecorder(self, first_obs, round)
+
+    def add_label(self, label: Label) -> None:
+        self.episodes[label.episode].labels.append(label)
+
+    def flush(self) -> None:
+        pass
+
+    def all_labels(self) -> list[Label]:
+        return [lab for e in self.episodes.values() for lab in e.labels]
+
+
+@dataclass
+class FakeOutput:
+    action: np.ndarray
+    uncertainty: np.ndarray
+    member_actions: np.ndarray
+
+
+class FakePolicy:
+    """Acts 0 always; its disagreement is the first observation coordinate (so tests control it)."""
+
+    version = 0
+
+    def predict(self, obs_batch: np.ndarray) -> FakeOutput:
+        obs = np.asarray(obs_batch, dtype=np.float64)
+        n = len(obs)
+        return FakeOutput(np.zeros(n, np.int64), np.abs(obs[:, 0]), np.zeros((1, n), np.int64))
+
+
+class ConstantExpert:
+    """An 'expert' that always answers 1 and remembers what it was shown."""
+
+    def __init__(self) -> None:
+        self.seen: list = []
+
+    def act(self, obs):
+        self.seen.append(np.asarray(obs).copy())
+        return 1
+
+    def reset(self) -> None:
+        pass

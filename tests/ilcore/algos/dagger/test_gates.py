@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from ilcore.algos.dagger.gates import (
+    AllGate, AllOfGate, AnyGate, BetaGate, EnsembleGate, NeverGate, NoveltyGate, disagreement,
+)
+from ilcore.algos.dagger.schedules import Linear
+
+
+@pytest.mark.parametrize("target", [0.05, 0.1, 0.3])
+def test_ensemble_gate_realized_rate_is_near_target_after_calibration(target):
+    rng = np.random.default_rng(0)
+    gate = EnsembleGate(target)
+    calib = rng.lognormal(size=2000)
+    gate.calibrate([None] * len(calib), calib)
+    fresh = rng.lognormal(size=4000)
+    rate = np.mean([gate.decide(None, u).query for u in fresh])
+    assert abs(rate - target) <= 0.3 * target
+
+
+def test_ensemble_gate_before_calibration_uses_running_quantile():
+    rng = np.random.default_rng(1)
+    gate = EnsembleGate(0.2)
+    rate = np.mean([gate.decide(None, u).query for u in rng.random(3000)])
+    assert abs(rate - 0.2) <= 0.3 * 0.2
+    assert gate.threshold is None
+
+
+def test_beta_gate_follows_its_schedule():
+    gate = BetaGate(Linear(1.0, 0.0, 2))
+    rng = np.random.default_rng(0)
+    rates = []
+    for k in range(3):
+        gate.start_round(k)
+        rates.append(np.mean([gate.decide(None, 0.0, rng).query for _ in range(4000)]))
+    assert rates[0] == 1.0 and abs(rates[1] - 0.5) < 0.03 and rates[2] == 0.0
+
+
+def test_novelty_gate_asks_far_from_labelled_states():
+    rng = np.random.default_rng(0)
+    gate = NoveltyGate(0.1)
+    gate.set_labelled(rng.normal(size=(500, 3)))
+    gate.calibrate(list(rng.normal(size=(500, 3))), np.zeros(500))
+    assert gate.decide(np.full(3, 10.0), 0.0).query
+    assert not gate.decide(np.zeros(3), 0.0).query
+
+
+def test_combinations():
+    yes, no = AllGate(), NeverGate()
+    assert AnyGate([no, yes]).decide(None, 0.0).reason == "all"
+    assert not AllOfGate([no, yes]).decide(None, 0.0).query
+    assert AllOfGate([yes, yes]).decide(None, 0.0).query
+
+
+def test_disagreement_measures():
+    votes = np.array([[0, 1], [0, 1], [0, 0], [0, 1]])  # K=4 members, N=2 states
+    assert disagreement(votes, "vote") == pytest.approx([0.0, 0.25])
+    same = np.tile([[0.2, 0.8]], (3, 1, 1))  # (K=3, N=1, A=2) identical members
+    assert disagreement(same, "js") == pytest.approx([0.0], abs=1e-9)
+    boxes = np.array([[[0.0]], [[2.0]]])  # (K=2, N=1, D=1)
+    assert disagreement(boxes, "variance") == pytest.approx([1.0])
