@@ -1,0 +1,39 @@
+"""`ilcore eval`: roll a saved policy out and report mean return with a 95% interval."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ilcore.cli.main import add_json_flag
+from ilcore.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="evaluate a saved policy on a gymnasium env",
+                              description="Evaluate a saved policy with deterministic actions.")
+    p.add_argument("--policy", required=True, metavar="RUN", help="checkpoint folder written by `ilcore train`")
+    p.add_argument("--env", metavar="ENV", help="gymnasium env id (default: the env the policy was trained on)")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-envs", type=int, default=None, help="parallel envs (default min(episodes, 8))")
+    add_json_flag(p)
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> dict[str, Any]:
+    from ilcore.cli.train import _format_eval
+    from ilcore.eval import evaluate
+    from ilcore.policies import Policy
+
+    policy = Policy.load(args.policy)
+    env_id = args.env or policy.meta.get("env_id")
+    if not env_id:
+        raise ConfigError(f"The checkpoint {args.policy} does not name its env, so pass --env.")
+    env_kwargs = policy.meta.get("env_kwargs") if env_id == policy.meta.get("env_id") else None
+    result = evaluate(policy, env_id, episodes=args.episodes, seed=args.seed, env_kwargs=env_kwargs,
+                      num_envs=args.num_envs)
+    out = result.to_json()
+    if not args.json:
+        print(f"{env_id}: {_format_eval(out)}")
+    return out

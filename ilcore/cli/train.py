@@ -1,0 +1,187 @@
+"""`ilcore train bc`: behavioural cloning from recordings, with a loss curve and optional evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ilcore.cli.main import add_json_flag
+from ilcore.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="train a policy from recordings")
+    algos = train.add_subparsers(dest="algo", metavar="ALGO", required=True)
+    bc = algos.add_parser("bc", help="behavioural cloning (an ensemble of K members)",
+                          description="Train a policy by behavioural cloning on recorded labels.")
+    bc.add_argument("--data", nargs="+", required=True, metavar="PATH", help="recording folder(s) or file(s)")
+    bc.add_argument("--out", required=True, metavar="RUN", help="folder for the checkpoint, curve.png and history.json")
+    bc.add_argument("--epochs", type=int, default=50)
+    bc.add_argument("--ensemble", type=int, default=1, metavar="K", help="number of ensemble members")
+    bc.add_argument("--batch-size", type=int, default=64)
+    bc.add_argument("--lr", type=float, default=1e-3)
+    bc.add_argument("--weight-decay", type=float, default=0.0)
+    bc.add_argument("--entropy", type=float, default=0.0, help="entropy bonus weight")
+    bc.add_argument("--hidden", default="256,256", help="MLP widths, comma-separated")
+    bc.add_argument("--head", choices=("auto", "categorical", "gaussian", "mse"), default="auto")
+    bc.add_argument("--state-noise", type=float, default=0.0, help="Gaussian noise std on normalised observations")
+    bc.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
+    bc.add_argument("--valid-fraction", type=float, default=0.1, help="share of episodes held out for validation")
+    bc.add_argument("--bootstrap", action="store_true", help="each member trains on a bootstrap resample")
+    bc.add_argument("--labels", choices=("label", "action"), default="label",
+                    help="train on the effective labels (default) or on the executed actions")
+    bc.add_argument("--init", metavar="RUN", help="warm-start from this checkpoint")
+    bc.add_argument("--seed", type=int, default=0)
+    bc.add_argument("--eval-env", metavar="ENV", help="evaluate on this gymnasium env after training")
+    bc.add_argument("--eval-episodes", type=int, default=20)
+    bc.add_argument("--eval-every", type=int, default=0, metavar="E", help="also evaluate every E epochs (0: only at the end)")
+    bc.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_json_flag(bc)
+    bc.set_defaults(func=run_train_bc)
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise ConfigError(f"--hidden takes comma-separated integers like 256,256, got {text!r}.") from None
+    if any(w < 1 for w in widths):
+        raise ConfigError(f"--hidden widths must be positive, got {text!r}.")
+    return widths
+
+
+def save_curve(history: dict[str, list[float]], evals: list[dict[str, Any]], path: Path) -> None:
+    """Train/valid loss per epoch, and mean return at evaluated epochs on a second axis."""
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(history["epoch"], history["train_loss"], label="train loss")
+    if any(not math.isnan(v) for v in history["valid_loss"]):
+        ax.plot(history["epoch"], history["valid_loss"], label="valid loss (NLL)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    lines, labels = ax.get_legend_handles_labels()
+    if evals:
+        ax2 = ax.twinx()
+        xs = [e["epoch"] for e in evals]
+        ys = [e["mean_return"] for e in evals]
+        lo = [e["ci95"][0] if e["ci95"] else y for e, y in zip(evals, ys)]
+        hi = [e["ci95"][1] if e["ci95"] else y for e, y in zip(evals, ys)]
+        ax2.errorbar(xs, ys, yerr=[[y - l for y, l in zip(ys, lo)], [h - y for y, h in zip(ys, hi)]],
+                     color="tab:green", marker="o", capsize=3, label="mean return (95% CI)")
+        ax2.set_ylabel("return")
+        l2, lab2 = ax2.get_legend_handles_labels()
+        lines, labels = lines + l2, labels + lab2
+    ax.legend(lines, labels, loc="best")
+    ax.set_title("behavioural cloning")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def run_train_bc(args: argparse.Namespace) -> dict[str, Any]:
+    from ilcore.algos.bc import BCConfig, EpochReport, train_bc
+    from ilcore.data import load_transitions, open_recording
+    from ilcore.eval import evaluate
+    from ilcore.policies import Policy
+
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {args.epochs}.")
+    if not 0 <= args.valid_fraction < 1:
+        raise ConfigError(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}.")
+    recording = open_recording(args.data if len(args.data) > 1 else args.data[0])
+    data = load_transitions(recording, labels=args.labels, valid_fraction=args.valid_fraction, seed=args.seed)
+    if len(data) == 0:
+        raise ConfigError(f"The recording at {' '.join(args.data)} has no labelled steps to train on.")
+    config = BCConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        entropy_weight=args.entropy, valid_fraction=None, patience=args.patience or None,
+        state_noise=args.state_noise, ensemble=args.ensemble, hidden=parse_hidden(args.hidden),
+        head=None if args.head == "auto" else args.head, seed=args.seed, bootstrap=args.bootstrap,
+    )
+    init = Policy.load(args.init) if args.init else None
+
+    evals: list[dict[str, Any]] = []
+
+    def run_eval(policy: Policy, epoch: int) -> dict[str, Any]:
+        was_training = policy.training
+        result = evaluate(policy, args.eval_env, episodes=args.eval_episodes, seed=args.seed + 10_000)
+        policy.train(was_training)
+        entry = {"epoch": epoch, **result.to_json()}
+        evals.append(entry)
+        return entry
+
+    def on_epoch(report: EpochReport) -> None:
+        if args.eval_env and args.eval_every > 0 and report.epoch % args.eval_every == 0:
+            run_eval(report.policy, report.epoch)
+
+    if args.eval_env:  # fail on a bad env id or mismatched spaces before training, not after
+        from ilcore.eval import _make_vector_env
+
+        probe = _make_vector_env(args.eval_env, None, 1)
+        try:
+            if init is not None:
+                init.check_spaces(probe.single_observation_space, probe.single_action_space, where=args.eval_env)
+            else:
+                from ilcore.policies import make_policy
+
+                make_policy(data.observation_space, data.action_space, hidden=(1,)).check_spaces(
+                    probe.single_observation_space, probe.single_action_space, where=args.eval_env)
+        finally:
+            probe.close()
+
+    result = train_bc(data, config, policy=init, progress=not args.quiet, callback=on_epoch)
+    policy = result.policy
+    policy.meta.update({"env_id": recording.env_id, "env_kwargs": dict(recording.env_kwargs or {}),
+                        "trained_on": [str(p) for p in args.data], "algo": "bc"})
+    final_eval = None
+    epochs_run = len(result.history["epoch"])
+    if args.eval_env:
+        final_eval = run_eval(policy, epochs_run)
+
+    out = Path(args.out)
+    policy.save(out)
+    (out / "history.json").write_text(json.dumps(
+        {"history": result.history, "evals": evals, "best_epoch": result.best_epoch,
+         "stopped_early": result.stopped_early, "transitions": len(data),
+         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()}},
+        indent=1, default=float))
+    save_curve(result.history, evals, out / "curve.png")
+
+    best = result.best_epoch - 1
+    summary: dict[str, Any] = {
+        "out": str(out),
+        "transitions": len(data),
+        "epochs_run": epochs_run,
+        "best_epoch": result.best_epoch,
+        "train_loss": result.history["train_loss"][best],
+        "valid_loss": _finite_or_none(result.history["valid_loss"][best]),
+        "version": policy.version,
+        "eval": final_eval,
+    }
+    if not args.json:
+        valid = summary["valid_loss"]
+        print(f"trained on {len(data)} transitions for {epochs_run} epochs; best epoch {result.best_epoch} "
+              f"(train loss {summary['train_loss']:.4f}, valid loss {'-' if valid is None else f'{valid:.4f}'})")
+        if final_eval is not None:
+            print(f"{args.eval_env}: {_format_eval(final_eval)}")
+        print(f"saved to {out} (curve.png, history.json)")
+    return summary
+
+
+def _finite_or_none(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def _format_eval(e: dict[str, Any]) -> str:
+    ci = e["ci95"]
+    text = f"mean return {e['mean_return']:.1f}"
+    if ci is not None:
+        text += f" (95% CI {ci[0]:.1f} to {ci[1]:.1f})"
+    text += f" over {e['episodes']} episodes"
+    if e["success_rate"] is not None:
+        text += f", success rate {100 * e['success_rate']:.0f}%"
+    return text
