@@ -9,8 +9,13 @@ demonstration recorded on one layout tells which landmarks to visit on any other
 
 The observation does not contain the task, only the state a demonstration can show:
 
-    obs = [point_xy (2), landmark_i - point_xy for each i (2 * n_landmarks),
-           visited_i for each i (n_landmarks)]            float32, shape (2 + 3 * n_landmarks,)
+    obs = [point_xy (2),
+           (bearing_x, bearing_y, range) of each landmark i from the point (3 * n_landmarks),
+           visited_i for each i (n_landmarks)]            float32, shape (2 + 4 * n_landmarks,)
+
+The bearing is the unit vector from the point to the landmark and the range its distance (a
+range-and-bearing sensor); this layout, rather than raw offsets, lets a small network head for a
+chosen landmark without having to learn a division.
 
 ``visited_i`` is 1 once landmark i has been reached *as the next landmark of the task*; reaching
 any other landmark does nothing. Actions are a commanded velocity in [-1, 1]^2 (scaled by
@@ -126,9 +131,11 @@ class ParticleSequenceEnv(gym.Env):
         self.render_mode = render_mode
         self.render_size = int(render_size)
 
-        obs_dim = 2 + 3 * n_landmarks
-        low = np.concatenate([-np.ones(2), -2 * np.ones(2 * n_landmarks), np.zeros(n_landmarks)])
-        high = np.concatenate([np.ones(2), 2 * np.ones(2 * n_landmarks), np.ones(n_landmarks)])
+        obs_dim = 2 + 4 * n_landmarks
+        per_landmark_low = np.tile([-1.0, -1.0, 0.0], n_landmarks)
+        per_landmark_high = np.tile([1.0, 1.0, 2.0 * np.sqrt(2.0)], n_landmarks)
+        low = np.concatenate([-np.ones(2), per_landmark_low, np.zeros(n_landmarks)])
+        high = np.concatenate([np.ones(2), per_landmark_high, np.ones(n_landmarks)])
         self.observation_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), (obs_dim,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
 
@@ -190,8 +197,11 @@ class ParticleSequenceEnv(gym.Env):
     def _obs(self) -> np.ndarray:
         visited = np.zeros(self.n_landmarks)
         visited[list(self.task[: self.stage])] = 1.0
-        rel = (self.landmarks - self.point).reshape(-1)
-        return np.concatenate([self.point, rel, visited]).astype(np.float32)
+        offsets = self.landmarks - self.point  # (N, 2)
+        ranges = np.linalg.norm(offsets, axis=1, keepdims=True)  # (N, 1)
+        bearings = offsets / np.maximum(ranges, 1e-9)
+        per_landmark = np.concatenate([bearings, ranges], axis=1).reshape(-1)
+        return np.concatenate([self.point, per_landmark, visited]).astype(np.float32)
 
     def _info(self) -> dict[str, Any]:
         return {"task_id": self.task_id, "stage": self.stage, "is_success": self.stage == self.task_length}

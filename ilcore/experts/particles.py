@@ -34,18 +34,14 @@ class ParticleSequenceExpert(Expert):
 
     def act(self, obs: Any) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float64)
-        n = (obs.shape[0] - 2) // 3
-        offsets = obs[2 : 2 + 2 * n].reshape(n, 2)
-        stage = int(round(obs[2 + 2 * n :].sum()))
+        n = (obs.shape[0] - 2) // 4
+        per_landmark = obs[2 : 2 + 3 * n].reshape(n, 3)  # (bearing_x, bearing_y, range)
+        stage = int(round(obs[2 + 3 * n :].sum()))
         task = self.task if self.task is not None else self.env.task  # type: ignore[attr-defined]
         if stage >= len(task):
             return np.zeros(2, dtype=np.float32)
-        delta = offsets[task[stage]]
-        dist = float(np.linalg.norm(delta))
-        if dist < 1e-9:
-            return np.zeros(2, dtype=np.float32)
+        bearing, dist = per_landmark[task[stage], :2], float(per_landmark[task[stage], 2])
         # Full speed along the straight line, but never overshoot (the last step lands on it).
         speed = min(1.0, dist / self.max_speed)
         # A unit direction times speed keeps both components in [-1, 1], so nothing is clipped.
-        action = delta / dist * speed
-        return action.astype(np.float32)
+        return (bearing * speed).astype(np.float32)
