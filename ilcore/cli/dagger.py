@@ -95,7 +95,8 @@ def run_command(args: argparse.Namespace) -> dict:
         interventions=settings["interventions"], review=settings["review"], eval_episodes=settings["eval_episodes"],
         seed=settings["seed"],
         retrain=RetrainConfig(
-            bc=BCConfig(epochs=settings["epochs"], ensemble=settings["ensemble"], hidden=hidden, seed=settings["seed"]),
+            bc=BCConfig(epochs=settings["epochs"], ensemble=settings["ensemble"], hidden=hidden, seed=settings["seed"],
+                        valid_fraction=0.0, patience=None),
             warm_start=settings["warm_start"], intervention_weighting=settings["iwr"],
         ),
     )

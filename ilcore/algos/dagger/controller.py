@@ -417,7 +417,8 @@ class RetrainConfig:
     """How each round's policy is trained from all labels so far.
 
     bc: an ``ilcore.algos.bc.BCConfig`` (None: small defaults suited to classic control:
-        5 members, (64, 64), 30 epochs)
+        5 members, (64, 64), 30 epochs, no validation split -- DAgger's early rounds have a few
+        episodes of very different sizes, and a per-episode split left one sample to early-stop on)
     warm_start: start from the previous round's weights instead of from scratch
     intervention_weighting: IWR-style balancing: intervention labels and the other labels each
         carry half of the total weight
@@ -434,7 +435,7 @@ class RetrainConfig:
 
         if self.bc is not None:
             return self.bc
-        return BCConfig(epochs=30, ensemble=5, hidden=(64, 64), seed=0)
+        return BCConfig(epochs=30, ensemble=5, hidden=(64, 64), seed=0, valid_fraction=0.0, patience=None)
 
 
 def sample_weights(reasons: np.ndarray, base: np.ndarray, config: RetrainConfig) -> np.ndarray:
@@ -466,7 +467,11 @@ def retrain_policy(paths: Sequence[str | Path], config: RetrainConfig | None = N
 
     config = config or RetrainConfig()
     bc = config.bc_config()
-    data = load_transitions([Path(p) for p in paths], labels="label", valid_fraction=getattr(bc, "valid_fraction", 0.1), seed=getattr(bc, "seed", 0))
+    valid = getattr(bc, "valid_fraction", None)
+    data = load_transitions(
+        [Path(p) for p in paths], labels="label", valid_fraction=0.0 if valid is None else valid,
+        seed=getattr(bc, "seed", 0),
+    )
     if len(data) == 0:
         raise ConfigError("there are no labels to train on yet; record or label some steps first")
     weights = sample_weights(data.reason, data.weights, config)

@@ -177,7 +177,8 @@ def run_dagger(
             bound to).
         resume: continue the run recorded in ``out_dir`` instead of refusing to overwrite it.
         train_fn: replaces :func:`retrain_policy` (``train_fn(paths, previous) -> policy``).
-        evaluate_fn: ``(policy, seed) -> (mean_return, ci95)``; default ``ilcore.eval.evaluate``.
+        evaluate_fn: ``(policy, seed) -> (mean_return, ci95 half-width)``; default
+            ``ilcore.eval.evaluate`` with ``config.eval_episodes`` episodes.
         callback: called with each round's stats as soon as the round ends.
     """
     import gymnasium as gym
@@ -321,7 +322,8 @@ def _default_evaluate(env_id: str, env_kwargs: dict, config: DaggerRunConfig) ->
         from ilcore.eval import evaluate
 
         r = evaluate(policy, env_id, episodes=config.eval_episodes, seed=seed, env_kwargs=env_kwargs or None)
-        return float(r.mean_return), float(r.ci95)
+        half = math.nan if r.ci95 is None else (float(r.ci95[1]) - float(r.ci95[0])) / 2.0
+        return float(r.mean_return), half
 
     return evaluate_policy
 

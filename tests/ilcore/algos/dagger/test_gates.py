@@ -23,7 +23,16 @@ def test_ensemble_gate_before_calibration_uses_running_quantile():
     gate = EnsembleGate(0.2)
     rate = np.mean([gate.decide(None, u).query for u in rng.random(3000)])
     assert abs(rate - 0.2) <= 0.3 * 0.2
-    assert gate.threshold is None
+
+
+def test_ties_at_the_threshold_are_broken_to_hit_the_target():
+    # 70% of states with exactly zero disagreement: a plain ">" or ">=" would miss badly.
+    rng = np.random.default_rng(2)
+    values = np.where(rng.random(4000) < 0.7, 0.0, rng.random(4000))
+    gate = EnsembleGate(0.1)
+    gate.calibrate([None] * 1000, np.zeros(1000))  # calibration saw only ties
+    rate = np.mean([gate.decide(None, u, rng).query for u in values])
+    assert abs(rate - 0.1) <= 0.3 * 0.1
 
 
 def test_beta_gate_follows_its_schedule():
