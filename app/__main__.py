@@ -1,0 +1,164 @@
+"""``python -m app``: the labeling app. ``--simulate`` runs a whole session unattended."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ilcore.errors import UserError
+
+NO_DISPLAY = "no display found (DISPLAY/WAYLAND_DISPLAY unset); run `python -m app --simulate` for an unattended session, or use xvfb-run"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m app", description="Teach a learner by demonstrating, answering its questions and taking over.")
+    p.add_argument("--env", default="CartPole-v1", help="gymnasium env id with Discrete or bounded Box actions that renders rgb_array (default CartPole-v1)")
+    p.add_argument("--env-kwargs", default="{}", help="JSON object of keyword arguments for gymnasium.make")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", help="session folder to create (default: a new folder under recordings/)")
+    where.add_argument("--resume", metavar="DIR", help="continue the session in DIR")
+    p.add_argument("--simulate", action="store_true", help="run unattended with the engine's simulated person (headless)")
+    p.add_argument("--keymap", help="TOML or JSON keymap (gymnasium keys_to_action shape), checked against the action space")
+    p.add_argument("--gamepad", help="TOML or JSON gamepad mapping (controls by name, deadzone, scale)")
+    p.add_argument("--fps", type=int, default=60, help="frames per second of the window (default 60)")
+    p.add_argument("--demos", type=int, default=None, help="demonstration episodes (default 3; 2 when simulated)")
+    p.add_argument("--rounds", type=int, default=3, help="DAgger rounds (default 3)")
+    p.add_argument("--episodes-per-round", type=int, default=None, help="episodes per DAgger round (default 2; 1 when simulated)")
+    p.add_argument("--query", default="ensemble", help="query gate: all, beta, ensemble, novelty, ensemble+novelty, none (default ensemble)")
+    p.add_argument("--query-mode", default="mixed", choices=("live", "deferred", "mixed"), help="live: pause and ask; deferred: queue for review; mixed (default): live, deferred in the last round")
+    p.add_argument("--target-rate", type=float, default=0.05, help="fraction of learner states the ensemble gate asks about (default 0.05)")
+    p.add_argument("--beta", type=float, default=0.0, help="beta-mixing: probability per step that you drive instead of the learner (default 0)")
+    p.add_argument("--ensemble", type=int, default=5, help="learner ensemble size (default 5)")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs per policy (default 30)")
+    p.add_argument("--max-episode-steps", type=int, default=None, help="cap episode length (default: the env's own; 300 when simulated on CartPole)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=int, default=None, help=argparse.SUPPRESS)  # stop after N frames (tests, screenshots)
+    return p
+
+
+def has_display() -> bool:
+    driver = os.environ.get("SDL_VIDEODRIVER", "")
+    if driver in ("dummy", "offscreen"):
+        return True  # the caller asked for a headless window on purpose
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or driver in ("windows", "cocoa", "kmsdrm"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.simulate:
+        # the simulated person needs no screen: SDL draws into memory
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    elif not has_display():
+        print(NO_DISPLAY, file=sys.stderr)
+        return 2
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import torch
+
+    torch.set_num_threads(1)  # the frame loop must not fight the trainer process for cores
+    try:
+        return _run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; everything finished so far is saved", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    import pygame
+
+    from app.input.gamepad import GamepadDevice, default_gamepad_config, gamepad_config_from_dict
+    from app.input.keyboard import KeyboardDevice
+    from app.input.keymaps import default_keymap, load_keymap
+    from app.loop import AppLoop
+    from app.modes.manager import ModeManager
+    from app.render.renderer import Renderer
+    from app.render.theme import WINDOW_SIZE
+    from app.session import Session, SessionSettings
+    from ilcore.errors import ConfigError
+
+    try:
+        env_kwargs = json.loads(args.env_kwargs)
+    except json.JSONDecodeError:
+        raise ConfigError("--env-kwargs must be a JSON object, e.g. '{\"continuous\": true}'") from None
+    if args.resume:
+        session = Session(args.resume, SessionSettings(simulated=args.simulate), resume=True)
+    else:
+        out = Path(args.out) if args.out else _new_session_dir(args.env)
+        max_steps = args.max_episode_steps
+        if max_steps is None and args.simulate and args.env.startswith("CartPole"):
+            max_steps = 300  # keeps the unattended CartPole session to about a minute
+        settings = SessionSettings(
+            env_id=args.env, env_kwargs=env_kwargs,
+            demo_episodes=args.demos if args.demos is not None else (2 if args.simulate else 3),
+            rounds=args.rounds,
+            episodes_per_round=args.episodes_per_round or (1 if args.simulate else 2),
+            query_mode=args.query_mode, gate=args.query, target_rate=args.target_rate, beta=args.beta,
+            ensemble=args.ensemble, epochs=args.epochs, max_episode_steps=max_steps, seed=args.seed, simulated=args.simulate,
+        )
+        session = Session(out, settings)
+    space = session.env.action_space
+    keymap = load_keymap(args.keymap, space) if args.keymap else default_keymap(session.settings.env_id, space)
+    if args.gamepad:
+        pad_config = gamepad_config_from_dict(_read_table(args.gamepad), space)
+    else:
+        pad_config = default_gamepad_config(space, {name: keymap.combos[c] for c, name in keymap.names.items()})
+
+    pygame.init()
+    pygame.display.set_caption(f"ilcore - {session.settings.env_id} - {session.path}")
+    screen = pygame.display.set_mode(WINDOW_SIZE)
+    autopilot = None
+    if session.settings.simulated:
+        from app.input.simulated import build_simulated_person
+
+        autopilot = build_simulated_person(session)
+    manager = ModeManager(session)
+    loop = AppLoop(
+        manager, [KeyboardDevice(keymap), GamepadDevice(pad_config, space)], Renderer(screen), keymap=keymap,
+        fps=args.fps, realtime=not session.settings.simulated, autopilot=autopilot,
+    )
+    session.trainer.start()  # torch loads in the worker while the person demonstrates
+    print(f"session: {session.path}", flush=True)
+    try:
+        manager.start()
+        loop.run(max_frames=args.frames)
+    finally:
+        session.close()
+        pygame.quit()
+    s = session.state
+    print(f"wrote {len([e for e in s.episodes if not e.get('discarded')])} episodes and {s.labels} labels to {session.path}")
+    if (session.path / "summary.json").exists():
+        print(f"summary: {session.path / 'summary.json'}" + (f" and {session.path / 'summary.png'}" if (session.path / 'summary.png').exists() else ""))
+    for e in s.evals:
+        if e.get("eval_return") is not None:
+            print(f"  policy v{e['version']}: {e['labels']} labels -> eval return {e['eval_return']:.1f}")
+    return 0
+
+
+def _new_session_dir(env_id: str) -> Path:
+    from ilcore.data import default_session_path
+
+    return Path(default_session_path(env_id))
+
+
+def _read_table(path: str) -> dict:
+    import tomllib
+
+    from ilcore.errors import ConfigError
+
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text()) if p.suffix.lower() == ".json" else tomllib.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read gamepad mapping {p}: {exc}") from None
+    return data.get("gamepad", data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The engine's simulated person, playing the human's part through intents (``--simulate``).
+
+It sees what a person would see (the current mode and its state) and answers with the same
+intents a keyboard would produce: it drives demonstrations with the scripted expert, answers
+live queries after a short reaction time, takes over when the learner keeps disagreeing with it,
+labels the review queue, and quits at the summary. The labels it gives carry source "simulated".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from app.input.intents import Intent, IntentKind
+
+REACTION_FRAMES = 3  # frames a query waits before the simulated person answers (it is visible in the HUD)
+TAKEOVER_AFTER = 4  # consecutive disagreeing learner steps before it takes over
+TAKEOVER_FRAMES = 20
+MAX_TAKEOVERS_PER_EPISODE = 2
+
+
+class SimulatedPersonDevice:
+    name = "simulated"
+
+    def __init__(self, labeler: Any, *, quit_at_summary: bool = True) -> None:
+        self.labeler = labeler  # ilcore SimulatedPerson (or any Labeler): label(obs, ctx) -> action
+        self.quit_at_summary = quit_at_summary
+        self._waited = 0
+        self._disagree = 0
+        self._driving = 0
+        self._takeovers = 0
+        self._last_episode_len = -1
+        self._summary_frames = 0
+
+    def _act(self, obs: Any, reason: str = "demo") -> Any:
+        from ilcore.algos.dagger.labelers import LIVE, REVIEW, LabelContext
+
+        try:
+            ctx = LabelContext(episode=None, step=0, reason=reason, mode=REVIEW if reason == "review" else LIVE, history=[obs])
+            action = self.labeler.label(obs, ctx)
+        except TypeError:
+            action = None
+        if action is None:  # declined (budget) or a labeler without contexts: use its expert directly
+            action = self.labeler.expert.act(obs)
+        return action
+
+    def poll(self, manager: Any) -> list[Intent]:
+        mode = manager.current
+        name = mode.name
+        out: list[Intent] = []
+        if name == "demo":
+            if mode.driver.running:
+                out.append(Intent(IntentKind.MOVE, self.labeler.expert.act(mode.driver.obs), device=self.name))
+        elif name == "dagger" and mode.driver.running:
+            if mode.driver.length < self._last_episode_len:
+                self._takeovers = 0
+            self._last_episode_len = mode.driver.length
+            if mode.pending is not None and not mode.taking_over:
+                self._waited += 1
+                if self._waited >= REACTION_FRAMES:
+                    self._waited = 0
+                    out.append(Intent(IntentKind.LABEL, self._act(mode.driver.obs, "uncertainty"), device=self.name))
+            elif self._driving > 0:
+                self._driving -= 1
+                if self._driving == 0:
+                    out.append(Intent(IntentKind.RELEASE, device=self.name))
+                else:
+                    out.append(Intent(IntentKind.MOVE, self.labeler.expert.act(mode.driver.obs), device=self.name))
+            elif mode.last_proposed is not None:
+                expert = self.labeler.expert.act(mode.driver.obs)
+                same = np.allclose(np.asarray(expert, dtype=float), np.asarray(mode.last_proposed, dtype=float), atol=0.25)
+                self._disagree = 0 if same else self._disagree + 1
+                if self._disagree >= TAKEOVER_AFTER and self._takeovers < MAX_TAKEOVERS_PER_EPISODE:
+                    self._disagree = 0
+                    self._takeovers += 1
+                    self._driving = TAKEOVER_FRAMES
+                    out.append(Intent(IntentKind.TAKEOVER, device=self.name))
+                    out.append(Intent(IntentKind.MOVE, expert, device=self.name))
+        elif name == "review" and mode.current() is not None:
+            self._waited += 1
+            if self._waited >= REACTION_FRAMES:
+                self._waited = 0
+                obs = mode.session.controller.query_observation(mode.current())
+                out.append(Intent(IntentKind.LABEL, self._act(obs, "review"), device=self.name))
+        elif name == "summary" and self.quit_at_summary:
+            self._summary_frames += 1
+            if self._summary_frames > 30:  # leave the summary on screen for a moment
+                out.append(Intent(IntentKind.QUIT, device=self.name))
+        return out
+
+
+def build_simulated_person(session: Any) -> SimulatedPersonDevice:
+    """The simulated person for ``session``'s env: the engine's scripted expert + SimulatedPerson."""
+    from ilcore.errors import ConfigError
+    from ilcore.experts.simulated import SimulatedPerson
+
+    env_id = session.settings.env_id
+    try:
+        from ilcore.experts import make_expert
+    except ImportError:
+        make_expert = None
+    if make_expert is not None:
+        expert = make_expert(env_id, env=session.env)
+    else:
+        # until the experts registry lands: pick the expert class that names this env
+        from ilcore.experts import classic
+
+        classes = [c for c in vars(classic).values() if isinstance(c, type) and env_id in getattr(c, "env_ids", ())]
+        if not classes:
+            raise ConfigError(f"no scripted expert for {env_id}, so --simulate cannot play it")
+        expert = classes[0](session.env.action_space)
+    return SimulatedPersonDevice(SimulatedPerson(expert, session.env.action_space, seed=session.settings.seed))

@@ -1,0 +1,131 @@
+"""What every mode shares: the view model it exposes and the episode driver.
+
+A mode handles intents, advances on a fixed time step and exposes a :class:`ModeView`; it never
+draws and never touches pygame. The renderer reads the view model and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from app.input.intents import Intent
+
+if TYPE_CHECKING:
+    from app.session import Session
+
+SPEEDS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)  # the person's speed steps (fraction of the env's own fps)
+
+
+@dataclass
+class Meter:
+    """A bar from 0 to ``maximum`` with a threshold tick: the learner's uncertainty vs the gate's."""
+
+    label: str
+    value: float
+    threshold: float | None
+    maximum: float
+
+
+@dataclass
+class ModeView:
+    """Everything the renderer needs to draw a mode. Pure data.
+
+    frame:     (H, W, 3) uint8 env frame, or None
+    prompt:    a question for the person (shown large over the frame), e.g. while a query waits
+    lines:     (label, value) rows for the side panel
+    items:     a list to show (returns, queue entries), newest or most important first
+    progress:  0..1 for a progress bar (training, review position), or None
+    plot:      (x, y) points for the summary plot
+    """
+
+    mode: str
+    title: str
+    subtitle: str = ""
+    frame: np.ndarray | None = None
+    prompt: str | None = None
+    prompt_detail: str | None = None
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    items_title: str = ""
+    items: list[str] = field(default_factory=list)
+    meter: Meter | None = None
+    progress: float | None = None
+    progress_label: str = ""
+    plot: list[tuple[float, float]] = field(default_factory=list)
+    plot_labels: tuple[str, str] = ("", "")
+    proposed: str | None = None  # the learner's proposed action, drawn over the frame
+    driver: str | None = None  # who is driving: "you", "learner", "expert"
+    paused: bool = False
+    recording: bool = False
+    speed: float = 1.0
+    timeline: tuple[int, int] | None = None  # (position, length) of a replay
+    accent: str = "demo"  # colour key for the banner
+
+
+class Mode:
+    """Base class. Subclasses set ``name``/``title`` and override what they use."""
+
+    name = "mode"
+    title = "Mode"
+
+    def __init__(self, session: "Session") -> None:
+        self.session = session
+        self.finished = False  # set when the mode's stage is complete; the manager moves on
+        self.held_action: Any = None  # what the person is holding now (None = nothing)
+        self.held_device: str = "keyboard"
+
+    def enter(self) -> None:
+        self.finished = False
+
+    def exit(self) -> None:
+        pass
+
+    def handle(self, intent: Intent) -> None:
+        pass
+
+    def update(self, dt: float) -> None:
+        pass
+
+    def view(self) -> ModeView:
+        return ModeView(mode=self.name, title=self.title, accent=self.name)
+
+    def help(self) -> list[tuple[str, str]]:
+        """(command name or 'action keys', description) of what this mode reacts to."""
+        return []
+
+
+def fmt_action(action: Any) -> str:
+    if action is None:
+        return "-"
+    arr = np.asarray(action)
+    if arr.ndim == 0:
+        return str(arr.item())
+    return "[" + ", ".join(f"{v:+.2f}" for v in arr.ravel()) + "]"
+
+
+class StepClock:
+    """Turns frame time into env steps at the env's fps times a speed factor (fixed time step)."""
+
+    def __init__(self, fps: int, speed: float = 1.0, max_steps_per_frame: int = 32) -> None:
+        self.fps = fps
+        self.speed = speed
+        self.max_steps_per_frame = max_steps_per_frame
+        self._acc = 0.0
+
+    def steps(self, dt: float) -> int:
+        self._acc += dt * self.fps * self.speed
+        n = int(self._acc)
+        self._acc -= n
+        if n > self.max_steps_per_frame:  # after a stall, do not race to catch up
+            n, self._acc = self.max_steps_per_frame, 0.0
+        return n
+
+    def slower(self) -> None:
+        lower = [s for s in SPEEDS if s < self.speed - 1e-9]
+        self.speed = lower[-1] if lower else self.speed
+
+    def faster(self) -> None:
+        higher = [s for s in SPEEDS if s > self.speed + 1e-9]
+        self.speed = higher[0] if higher else self.speed

@@ -1,0 +1,138 @@
+"""Owns the modes and walks the session plan; handles the intents that belong to no one mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.input.intents import Intent, IntentKind
+from app.modes.base import Mode, ModeView
+from app.modes.dagger import DaggerMode
+from app.modes.demo import DemoMode
+from app.modes.review import ReviewMode
+from app.modes.summary import SummaryMode
+from app.modes.train import TrainMode
+from app.modes.watch import WatchMode
+from app.trainer import TrainingStatus
+
+MODE_CLASSES: dict[str, type[Mode]] = {
+    "demo": DemoMode, "train": TrainMode, "dagger": DaggerMode, "review": ReviewMode, "watch": WatchMode, "summary": SummaryMode,
+}
+
+
+@dataclass
+class HudView:
+    """The always-visible status line."""
+
+    mode: str
+    stage: str  # "stage 3 of 12"
+    round: int
+    rounds: int
+    labels: int
+    query_rate: float | None
+    fps: float
+    recording: bool
+    policy_version: int
+    training: TrainingStatus
+    devices: list[str]
+    simulated: bool
+
+
+class ModeManager:
+    """Current mode + plan position. ``transitions`` lists every mode entered, for tests and logs."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.modes: dict[str, Mode] = {name: cls(session) for name, cls in MODE_CLASSES.items()}
+        self.plan = session.settings.plan()
+        self.current: Mode = self.modes["demo"]
+        self.help_visible = False
+        self.quit_requested = False
+        self.off_plan = False  # the person jumped to a mode with F2..F7
+        self.transitions: list[str] = []
+
+    def start(self) -> None:
+        self._enter_stage(min(self.session.state.stage, len(self.plan) - 1))
+
+    def stage_name(self) -> str:
+        return self.plan[min(self.session.state.stage, len(self.plan) - 1)]
+
+    def _enter(self, mode: Mode, label: str) -> None:
+        if mode is not self.current:
+            self.current.exit()
+        self.current = mode
+        self.transitions.append(label)
+        mode.enter()
+
+    def _enter_stage(self, index: int) -> None:
+        stage = self.plan[index]
+        name, _, arg = stage.partition(":")
+        mode = self.modes[name]
+        if isinstance(mode, DaggerMode):
+            mode.round = int(arg)
+        self.off_plan = False
+        self._enter(mode, stage)
+
+    def advance(self) -> None:
+        """Go to the next stage of the plan (or back to the plan after an off-plan visit)."""
+        state = self.session.state
+        if self.off_plan:
+            self._enter_stage(state.stage)
+            return
+        if state.stage + 1 >= len(self.plan):
+            return  # the summary is the last stage
+        leaving = self.plan[state.stage].partition(":")[0]
+        if leaving in ("demo", "dagger"):
+            self.current.exit()  # an unfinished episode is dropped before the round closes
+            self.session.end_round()  # round 0 = demonstrations; calibrates the gate on the learner's states
+        state.stage += 1
+        state.round_episodes = 0
+        self.session.save()
+        self._enter_stage(state.stage)
+
+    def goto(self, name: str) -> None:
+        mode = self.modes.get(name)
+        if mode is None or mode is self.current:
+            return
+        self.off_plan = True
+        self._enter(mode, name)
+
+    def handle(self, intent: Intent) -> None:
+        k = intent.kind
+        if k is IntentKind.HELP:
+            self.help_visible = not self.help_visible
+        elif k is IntentKind.QUIT:
+            self.quit_requested = True
+        elif k is IntentKind.NEXT:
+            self.advance()
+        elif k is IntentKind.GOTO:
+            self.goto(str(intent.value))
+        else:
+            self.current.handle(intent)
+
+    def update(self, dt: float) -> None:
+        self.session.poll_training()  # swaps a freshly trained policy in as soon as it lands
+        self.current.update(dt)
+        if self.current.finished and self.current.name != "summary":
+            self.advance()
+
+    def view(self) -> ModeView:
+        return self.current.view()
+
+    def hud(self, fps: float, devices: list[str]) -> HudView:
+        s = self.session
+        view_recording = getattr(getattr(self.current, "driver", None), "running", False) and getattr(self.current.driver, "record", False)
+        return HudView(
+            mode=self.current.name,
+            stage=f"stage {min(s.state.stage, len(self.plan) - 1) + 1} of {len(self.plan)}",
+            round=s.state.round,
+            rounds=s.settings.rounds,
+            labels=s.state.labels,
+            query_rate=s.query_rate,
+            fps=fps,
+            recording=bool(view_recording),
+            policy_version=s.state.policy_version,
+            training=s.trainer.status,
+            devices=devices,
+            simulated=s.settings.simulated,
+        )

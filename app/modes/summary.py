@@ -1,0 +1,46 @@
+"""Summary: labels used, the person's seconds, return per round, and return vs labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.modes.base import Mode, ModeView
+
+
+class SummaryMode(Mode):
+    name = "summary"
+    title = "Summary"
+
+    def __init__(self, session: Any) -> None:
+        super().__init__(session)
+        self.summary: dict[str, Any] = {}
+
+    def enter(self) -> None:
+        super().enter()
+        self.summary = self.session.write_summary()
+        self.finished = True  # nothing to wait for; the window stays until the person quits
+
+    def view(self) -> ModeView:
+        s = self.session
+        rate = s.query_rate
+        per_round = self.summary.get("returns_per_round", {})
+        return ModeView(
+            mode=self.name,
+            title=self.title,
+            subtitle=f"{s.settings.env_id} - saved in {s.path}",
+            lines=[
+                ("labels used", str(s.state.labels)),
+                ("human seconds", f"{s.state.human_seconds:.0f}"),
+                ("query rate", "-" if rate is None else f"{100 * rate:.1f}%"),
+                ("episodes", str(self.summary.get("episodes", 0))),
+                ("policy", f"v{s.state.policy_version}"),
+            ],
+            items_title="Return per round (0 = demonstrations)",
+            items=[f"round {k}: {v:.1f}" for k, v in per_round.items()],
+            plot=[(float(e["labels"]), float(e["eval_return"])) for e in s.state.evals if e.get("eval_return") is not None],
+            plot_labels=("labelled states", "eval return"),
+            accent="summary",
+        )
+
+    def help(self) -> list[tuple[str, str]]:
+        return [("quit", "")]

@@ -1,0 +1,73 @@
+"""Train: a background process trains on everything recorded; the window stays live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.input.intents import Intent
+from app.modes.base import Mode, ModeView
+
+
+class TrainMode(Mode):
+    name = "train"
+    title = "Training"
+
+    def __init__(self, session: Any) -> None:
+        super().__init__(session)
+        self.version: int | None = None
+        self.last_frame = None
+
+    def enter(self) -> None:
+        super().enter()
+        status = self.session.trainer.status
+        if status.running:
+            self.version = status.version  # a job is already on its way (e.g. re-entered with F3)
+            return
+        self.version = self.session.start_training()
+
+    def handle(self, intent: Intent) -> None:
+        pass
+
+    def update(self, dt: float) -> None:
+        # The manager polls the trainer every frame; here we only notice our job has landed.
+        status = self.session.trainer.status
+        if self.version is not None and self.session.state.policy_version >= self.version:
+            self.finished = True
+        elif not status.running and status.message.startswith("error"):
+            self.finished = False
+
+    def view(self) -> ModeView:
+        s = self.session
+        st = s.trainer.status
+        lines = [("policy", f"v{s.state.policy_version} -> v{self.version}"), ("epoch", f"{st.epoch}/{st.epochs}")]
+        if st.train_loss is not None:
+            lines.append(("train loss", f"{st.train_loss:.4f}"))
+        if st.valid_loss is not None:
+            lines.append(("validation loss", f"{st.valid_loss:.4f}"))
+        evals = [f"v{e['version']}: return {e['eval_return']:.1f}  ({e['labels']} labels)" for e in reversed(s.state.evals) if e.get("eval_return") is not None]
+        prompt = None
+        detail = None
+        if st.message.startswith("error"):
+            prompt, detail = "Training failed", st.message[len("error: "):] + " - F3 retries"
+        elif st.running:
+            prompt = f"Training policy v{self.version}..."
+            detail = "in a separate process; the window stays live"
+        return ModeView(
+            mode=self.name,
+            title=self.title,
+            subtitle=f"ensemble of {s.settings.ensemble}, {s.settings.epochs} epochs",
+            frame=None,
+            prompt=prompt,
+            prompt_detail=detail,
+            lines=lines,
+            items_title="Evaluations (return of each policy)",
+            items=evals[:8],
+            progress=st.progress if st.running else (1.0 if not st.message.startswith("error") else 0.0),
+            progress_label="training" if st.running else st.message,
+            plot=[(float(e["labels"]), float(e["eval_return"])) for e in s.state.evals if e.get("eval_return") is not None],
+            plot_labels=("labels", "return"),
+            accent="train",
+        )
+
+    def help(self) -> list[tuple[str, str]]:
+        return [("next", "go on (training continues in the background; the policy swaps in when done)")]
