@@ -186,8 +186,9 @@ class ParticleSequenceEnv(gym.Env):
         self.point = np.clip(self.point + a * self.max_speed, -1.0, 1.0)
         self.elapsed += 1
         reward = 0.0
-        target = self.task[self.stage]
-        if np.linalg.norm(self.landmarks[target] - self.point) <= self.reach_radius:
+        # Stepping on after success (allowed by gymnasium, undefined) just moves the point.
+        target = self.next_target()
+        if target is not None and np.linalg.norm(target - self.point) <= self.reach_radius:
             self.stage += 1
             reward = 1.0
         terminated = self.stage == self.task_length
