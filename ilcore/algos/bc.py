@@ -50,8 +50,10 @@ class BCConfig:
     lr: Adam learning rate.
     weight_decay: decoupled weight decay (AdamW); 0 uses plain Adam.
     entropy_weight: weight of the entropy bonus (0: pure NLL).
-    valid_fraction: None uses the data's own train/valid masks; a number re-splits the data by
-        episode here (0: no validation, so no early stopping).
+    valid_fraction: share of episodes held out for validation. Callers pass it on to
+        ``load_transitions``; train_bc itself uses the data's train/valid masks and splits by
+        episode with this fraction only when the data has no masks (0: no validation, so no
+        early stopping).
     patience: stop after this many epochs without a better validation loss and restore the best
         weights; None trains all epochs (the best weights are still restored).
     state_noise: std of Gaussian noise added to normalised vector observations while training.
@@ -68,7 +70,7 @@ class BCConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     entropy_weight: float = 0.0
-    valid_fraction: float | None = None
+    valid_fraction: float = 0.1
     patience: int | None = 10
     state_noise: float = 0.0
     ensemble: int = 1
@@ -86,7 +88,7 @@ class BCConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}.")
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}.")
-        if self.valid_fraction is not None and not 0 <= self.valid_fraction < 1:
+        if not 0 <= self.valid_fraction < 1:
             raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}.")
         if self.state_noise < 0:
             raise ConfigError(f"state_noise must be >= 0, got {self.state_noise}.")
@@ -206,11 +208,10 @@ def train_bc(
         fresh = False
     k = policy.ensemble
 
-    if cfg.valid_fraction is not None:
+    if getattr(data, "train_mask", None) is None or getattr(data, "valid_mask", None) is None:
         train_mask, valid_mask = split_by_episode(data.episode, cfg.valid_fraction, cfg.seed)
     else:
-        train_mask = np.ones(n, bool) if data.train_mask is None else np.asarray(data.train_mask, bool)
-        valid_mask = np.zeros(n, bool) if data.valid_mask is None else np.asarray(data.valid_mask, bool)
+        train_mask, valid_mask = np.asarray(data.train_mask, bool), np.asarray(data.valid_mask, bool)
     train_idx = torch.as_tensor(np.flatnonzero(train_mask))
     valid_idx = torch.as_tensor(np.flatnonzero(valid_mask))
     n_train = len(train_idx)

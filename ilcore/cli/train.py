@@ -98,7 +98,7 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"The recording at {' '.join(args.data)} has no labelled steps to train on.")
     config = BCConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        entropy_weight=args.entropy, valid_fraction=None, patience=args.patience or None,
+        entropy_weight=args.entropy, valid_fraction=args.valid_fraction, patience=args.patience or None,
         state_noise=args.state_noise, ensemble=args.ensemble, hidden=parse_hidden(args.hidden),
         head=None if args.head == "auto" else args.head, seed=args.seed, bootstrap=args.bootstrap,
     )

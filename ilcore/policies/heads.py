@@ -34,7 +34,8 @@ def _entropy_of_probs(p: torch.Tensor) -> torch.Tensor:
 
 def _jensen_shannon(p: torch.Tensor) -> torch.Tensor:
     """JSD of K member distributions ``p (K, N, ..., n)`` -> ``(N, ...)``: H(mean p) - mean H(p)."""
-    return _entropy_of_probs(p.mean(0)) - _entropy_of_probs(p).mean(0)
+    p = p.double()  # float32 cancellation would make near-agreement slightly negative
+    return (_entropy_of_probs(p.mean(0)) - _entropy_of_probs(p).mean(0)).clamp_min(0.0)
 
 
 def _vote_disagreement(votes: torch.Tensor, n: int) -> torch.Tensor:

@@ -71,11 +71,13 @@ def rollout_demos(env_id: str, policy_fn, episodes: int, seed: int, valid_episod
 
 
 def pendulum_like_data(n: int, seed: int, episodes: int = 10) -> Transitions:
-    """Random Pendulum states labelled by :func:`pendulum_pd_action` (no env needed)."""
+    """Random near-upright Pendulum states labelled by :func:`pendulum_pd_action` (no env needed)."""
     env = gym.make("Pendulum-v1")
     rng = np.random.default_rng(seed)
-    theta = rng.uniform(-np.pi, np.pi, n)
-    theta_dot = rng.uniform(-8, 8, n)
+    # Near-upright states, where the PD rule is continuous (it jumps where theta wraps at +-pi)
+    # yet saturates at the bounds for a good share of states.
+    theta = rng.uniform(-1.0, 1.0, n)
+    theta_dot = rng.uniform(-4, 4, n)
     obs = np.stack([np.cos(theta), np.sin(theta), theta_dot], 1).astype(np.float32)
     actions = np.stack([pendulum_pd_action(o) for o in obs])
     episode = np.arange(n) % episodes
