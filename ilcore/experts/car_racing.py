@@ -1,0 +1,125 @@
+"""Scripted expert for CarRacing-v3 (continuous actions) from the simulator's track geometry.
+
+The pixels are ignored: the expert reads the bound env's track (``env.unwrapped.track``, a
+list of (alpha, beta, x, y) centre-line points about 3.5 units apart) and the car's hull
+(position, angle, velocity), so it can label whatever state the car is in right now.
+
+- Steering: pure pursuit on the centre line. The goal point lies a speed-dependent distance
+  ahead of the nearest centre-line point; the arc through it gives a curvature, turned into a
+  front-wheel angle with a bicycle model (the wheels turn at most 0.4 rad).
+- Speed: each centre-line point has a speed limit sqrt(max lateral acceleration / curvature);
+  the target speed now is the lowest limit ahead after allowing for braking distance
+  (v^2 <= v_limit^2 + 2 * deceleration * distance). Full gas below target, proportional
+  brake above it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ilcore.errors import ConfigError
+from ilcore.experts.base import Expert
+
+
+@dataclass(frozen=True)
+class DrivingGains:
+    """Tuning of :class:`CarRacingExpert` (units: simulator lengths and seconds)."""
+
+    lookahead: float = 6.0  # pure-pursuit distance at standstill
+    lookahead_per_speed: float = 0.15  # extra lookahead per unit of speed
+    max_lateral_accel: float = 110.0  # sets the speed limit in curves
+    deceleration: float = 60.0  # braking the planner assumes
+    max_speed: float = 110.0  # the car tops out near 100 anyway
+    plan_points: int = 60  # centre-line points (~210 units) checked for upcoming curves
+    wheelbase: float = 2.5  # bicycle-model wheelbase of the car
+    speed_margin: float = 3.0  # coast (no gas, no brake) this far above the target speed
+    curvature_window: int = 2  # points each side averaged into a curvature
+
+
+MAX_WHEEL_ANGLE = 0.4  # radians; CarRacing's steering joint limit
+
+
+class CarRacingExpert(Expert):
+    """CarRacing-v3 with the continuous (3,) action [steer, gas, brake]; needs ``bind(env)``.
+
+    ``act(obs)`` ignores ``obs`` (a (96, 96, 3) uint8 frame) and reads the bound env.
+    """
+
+    env_ids = ("CarRacing-v3",)
+    documented_return = 900.0
+    needs_env = True
+
+    def __init__(self, action_space: gym.Space, gains: DrivingGains | None = None) -> None:
+        if not isinstance(action_space, gym.spaces.Box):
+            raise ConfigError("The CarRacing expert drives the continuous action space only; make the env with continuous=True.")
+        super().__init__(action_space)
+        self.gains = gains or DrivingGains()
+        # Cache of the current track's geometry; rebuilt whenever the env builds a new track.
+        self._track_key: int | None = None
+        self._points = np.zeros((0, 2))
+        self._segment_lengths = np.zeros(0)
+        self._speed_limits = np.zeros(0)
+
+    def reset(self) -> None:
+        self._track_key = None
+
+    def _geometry(self) -> None:
+        track = getattr(self.env, "track", None)
+        if not track:
+            raise ConfigError("The bound CarRacing env has no track yet; call env.reset() before asking the expert.")
+        if self._track_key == id(track):
+            return
+        points = np.array([(p[2], p[3]) for p in track], dtype=np.float64)  # (N, 2)
+        segments = np.roll(points, -1, axis=0) - points  # (N, 2), point i -> i+1, wrapping
+        lengths = np.linalg.norm(segments, axis=1)
+        heading = np.arctan2(segments[:, 1], segments[:, 0])
+        turn = np.angle(np.exp(1j * (np.roll(heading, -1) - heading)))  # heading change at each point, wrapped
+        w = self.gains.curvature_window
+        summed_turn = sum(np.roll(turn, -offset) for offset in range(-w, w))
+        curvature = np.abs(summed_turn) / (2 * w * lengths.mean())
+        limits = np.sqrt(self.gains.max_lateral_accel / np.maximum(curvature, 1e-6))
+        self._points, self._segment_lengths = points, lengths
+        self._speed_limits = np.minimum(limits, self.gains.max_speed)
+        self._track_key = id(track)
+
+    def act(self, obs: Any = None) -> np.ndarray:
+        """(3,) float32 [steer in [-1, 1] (+ is right), gas in [0, 1], brake in [0, 1]]."""
+        self._geometry()
+        g = self.gains
+        hull = self.env.car.hull
+        position = np.array(hull.position, dtype=np.float64)
+        angle = float(hull.angle)
+        forward = np.array([-math.sin(angle), math.cos(angle)])  # the hull's local +y axis
+        right = np.array([math.cos(angle), math.sin(angle)])
+        speed = float(np.dot(np.array(hull.linearVelocity, dtype=np.float64), forward))
+
+        n = len(self._points)
+        nearest = int(np.argmin(np.sum((self._points - position) ** 2, axis=1)))
+
+        # Pure pursuit: walk along the centre line to the goal point.
+        lookahead = g.lookahead + g.lookahead_per_speed * max(speed, 0.0)
+        goal, walked = nearest, 0.0
+        while walked < lookahead:
+            walked += self._segment_lengths[goal % n]
+            goal += 1
+        to_goal = self._points[goal % n] - position
+        lateral, longitudinal = float(to_goal @ right), float(to_goal @ forward)
+        curvature = 2.0 * lateral / max(lateral**2 + longitudinal**2, 1e-6)
+        steer = float(np.clip(math.atan(curvature * g.wheelbase) / MAX_WHEEL_ANGLE, -1.0, 1.0))
+
+        # Speed: the slowest braking-reachable limit ahead.
+        ahead = np.arange(nearest, nearest + g.plan_points) % n
+        distance = np.concatenate([[0.0], np.cumsum(self._segment_lengths[ahead[:-1]])])
+        target = float(np.min(np.sqrt(self._speed_limits[ahead] ** 2 + 2.0 * g.deceleration * distance)))
+        if speed < target:
+            gas, brake = 1.0, 0.0
+        elif speed > target + g.speed_margin:
+            gas, brake = 0.0, min(1.0, 0.1 * (speed - target))
+        else:
+            gas, brake = 0.0, 0.0
+        return np.array([steer, gas, brake], dtype=np.float32)

@@ -1,0 +1,82 @@
+"""Which scripted expert drives which env: :func:`make_expert` and :func:`available_experts`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from ilcore.errors import ConfigError
+from ilcore.experts.base import Expert
+from ilcore.experts.car_racing import CarRacingExpert
+from ilcore.experts.classic import (
+    AcrobotExpert,
+    CartPoleExpert,
+    MountainCarContinuousExpert,
+    MountainCarExpert,
+    PendulumExpert,
+)
+from ilcore.experts.lunar_lander import LunarLanderExpert
+from ilcore.experts.particles import ParticleSequenceExpert
+
+EXPERT_CLASSES: tuple[type[Expert], ...] = (
+    CartPoleExpert,
+    MountainCarExpert,
+    MountainCarContinuousExpert,
+    PendulumExpert,
+    AcrobotExpert,
+    LunarLanderExpert,
+    CarRacingExpert,
+    ParticleSequenceExpert,
+)
+
+
+def available_experts() -> list[str]:
+    """The env ids that have a scripted expert, sorted."""
+    return sorted(env_id for cls in EXPERT_CLASSES for env_id in cls.env_ids)
+
+
+def make_expert(env_id: str, env: gym.Env | None = None, **env_kwargs: Any) -> Expert:
+    """The scripted expert for ``env_id``, bound to ``env`` when one is given.
+
+    Args:
+        env_id: a gymnasium id listed by :func:`available_experts`.
+        env: the env the expert will label; its action space is used (so env kwargs such as
+            ``continuous=True`` are honoured) and experts that read simulator state are bound
+            to it. Required for experts with ``needs_env`` before they act.
+        **env_kwargs: the kwargs the env is (or would be) made with, used to find the action
+            space when ``env`` is None (e.g. ``make_expert("LunarLander-v3", continuous=True)``).
+
+    Raises:
+        ConfigError: unknown env id, or no scripted expert for it.
+    """
+    cls = next((c for c in EXPERT_CLASSES if env_id in c.env_ids), None)
+    if cls is None:
+        try:
+            gym.spec(env_id)
+        except gym.error.Error:
+            raise ConfigError(f"Unknown env id {env_id!r}; it is not registered with gymnasium.") from None
+        raise ConfigError(
+            f"There is no scripted expert for {env_id!r}; experts exist for {', '.join(available_experts())}."
+        )
+    if env is not None:
+        action_space = env.action_space
+    else:
+        action_space = _action_space_of(env_id, env_kwargs)
+    expert = cls(action_space)
+    if env is not None:
+        expert.bind(env)
+    return expert
+
+
+def _action_space_of(env_id: str, env_kwargs: dict[str, Any]) -> gym.Space:
+    # Building the env is the only reliable way to know its action space for given kwargs;
+    # these envs are cheap to construct and nothing is rendered until reset.
+    try:
+        probe = gym.make(env_id, **env_kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"Bad env kwargs for {env_id}: {exc}.") from None
+    try:
+        return probe.action_space
+    finally:
+        probe.close()
