@@ -381,6 +381,12 @@ class EpisodeRecorder:
                                   reason=str(getattr(reason, "value", reason)), round=int(round),
                                   latency_ms=float(latency_ms), time=time.time()))
 
+    def save_progress(self) -> None:
+        """Autosave now (e.g. when the person pauses); normally ``step`` does it about once a second."""
+        self._check_live()
+        self._last_save = time.monotonic()
+        self._autosave()
+
     def finish(self) -> str:
         """Write the episode (atomically, replacing its autosave) and return its id."""
         self._check_live()
