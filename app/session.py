@@ -149,7 +149,11 @@ class Session:
 
             scanned = scan_session(self.path)  # the queue and the round's states, rebuilt from the recording
             queue = list(scanned.pending)
-            learner_obs = list(getattr(scanned, "learner_obs", {}).get(self.state.round, []))
+            learner_obs = list(scanned.learner_obs.get(self.state.round - 1, []))
+            # The recording is the truth: an episode whose write the kill interrupted is not in it.
+            on_disk = set(self.writer.episode_ids())
+            self.state.episodes = [e for e in self.state.episodes if e["id"] in on_disk]
+            self.state.round_episodes = int(scanned.episodes_per_round.get(self.state.round, 0))
         # The engine's step-wise DAgger controller: the app owns the clock and drives it.
         self.controller = DaggerController(
             s.env_id, self.writer, gate, policy=self.policy, beta_mix=Constant(s.beta), label_source=self.label_source,

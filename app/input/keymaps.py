@@ -13,7 +13,8 @@ A keymap file (TOML or JSON) looks like::
 
 Key names are pygame's (``pygame.key.name``): ``a``, ``left``, ``space``, ``return``...
 A flat mapping without a ``[keys]`` table is accepted too, and, as in gymnasium, a key made of
-single characters only (``"wa"``) means the combination of those characters.
+up to four distinct single characters (``"wa"``) that is not a key name means the combination
+of those characters.
 Every action is checked against the env's action space when the keymap is built; a bad entry is
 a :class:`~ilcore.errors.ConfigError` naming the entry.
 """
@@ -112,8 +113,8 @@ def _parse_combo(spec: str) -> frozenset[int]:
         try:
             return frozenset([key_code(spec)])
         except ConfigError:
-            if len(spec) > 1:
-                parts = list(spec)  # gymnasium style: "wa" is w and a together
+            if 1 < len(spec) <= 4 and len(set(spec)) == len(spec):
+                parts = list(spec)  # gymnasium style: "wa" is w and a together (up to 4 distinct keys)
             else:
                 raise
     return frozenset(key_code(p) for p in parts)

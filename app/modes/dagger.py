@@ -175,11 +175,19 @@ class DaggerMode(Mode):
         self.time += dt
         if self.taking_over:
             self.session.state.human_seconds += dt
-        if self.finished or self.paused or self.pending is not None or not self.driver.running:
+        if self.finished or self.paused or not self.driver.running:
             return
+        if self.pending is not None and not self.taking_over:
+            return  # paused on a query until the person answers
         for _ in range(self.clock.steps(dt)):
-            if self.pending is not None or self.finished or not self.driver.running:
+            if self.finished or not self.driver.running:
                 return
+            if self.pending is not None:
+                # the person took over instead of answering: their driving answers it (intervention)
+                self.pending = None
+                action = self.held_action if self.held_action is not None else self.session.noop_action()
+                self._step(action, self.session.person_actor, label=action)
+                continue
             p = self.driver.propose()
             self.last_proposed = p.learner_action
             if self.taking_over:

@@ -47,7 +47,7 @@ class DemoMode(Mode):
         elif k is IntentKind.RESTART:
             self.driver.discard()
             self.driver.start()
-            self.waiting_for_start = True
+            self.waiting_for_start = self.held_action is None  # still holding a key: go on at once
             self.message = "episode restarted"
         elif k is IntentKind.DISCARD:
             dropped = self.session.discard_last_episode("demo")
