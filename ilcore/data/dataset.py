@@ -254,9 +254,8 @@ def load_transitions(
         with source.open_many(source.local_ids()) as handles:
             for local, h in handles:
                 g, where = h.group, h.where
-                length = int(g.attrs.get("length", -1))
-                if length < 0:
-                    raise FormatError(f"{where} is damaged: its length attribute is missing.")
+                actors = fmt.read_dataset(g, "actors", where)
+                length = len(actors)  # one actor per executed step (saves an attribute read)
                 e = len(episode_ids)
                 episode_ids.append(rec._global(k, local))
                 for path, _ in obs_leaves:
@@ -265,15 +264,19 @@ def load_transitions(
                         full = name if h.name == "/" else f"{h.name}/{name}"
                         lazy_segments[path].append((h.file, full, length + 1))
                     else:
-                        obs_parts[path].append(fmt.read_dataset(g, name, where))
-                actors = fmt.read_dataset(g, "actors", where)
+                        part = fmt.read_dataset(g, name, where)
+                        if len(part) != length + 1:
+                            raise FormatError(f"{where} is damaged: it has {len(part)} observations for {length} steps.")
+                        obs_parts[path].append(part)
                 if use_labels:
-                    lab = g["labels"] if "labels" in g else None
-                    if lab is None:
-                        raise FormatError(f"{where} is damaged: the labels group is missing.")
+                    try:
+                        lab = g["labels"]
+                    except KeyError:
+                        raise FormatError(f"{where} is damaged: the labels group is missing.") from None
                     records = overlay.get(local, [])
-                    steps, rows = effective_label_rows(fmt.read_dataset(lab, "step", where), length, records)
-                    n_file = int(lab["step"].shape[0])
+                    file_steps = fmt.read_dataset(lab, "step", where)
+                    n_file = len(file_steps)
+                    steps, rows = effective_label_rows(file_steps, length, records)
                     for path, _ in act_leaves:
                         target_parts[path].append(fmt.read_dataset(lab, fmt.leaf_name("action", path), where))
                     voc = fmt.loads(lab.attrs.get("vocabulary", '{"source":[],"reason":[]}'), where)
@@ -309,8 +312,6 @@ def load_transitions(
                     src = np.asarray([code(n) for n in ACTOR_NAMES], dtype=np.int64)[actors]
                     rsn = np.full(length, code("executed"), dtype=np.int64)
                     target_offset += length
-                if len(actors) != length:
-                    raise FormatError(f"{where} is damaged: it has {len(actors)} actors for {length} steps.")
                 actor_parts.append(actors)
                 ep_parts.append(np.full(len(steps), e, dtype=np.int64))
                 step_parts.append(steps)

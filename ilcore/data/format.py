@@ -316,7 +316,19 @@ def read_nested(group: "h5py.Group", root: str, space: "gym_spaces.Space", where
 
 
 def read_dataset(group: "h5py.Group", name: str, where: str) -> np.ndarray:
+    """Read a whole dataset. Plain numeric datasets go through h5py's low-level API, which
+    skips the high-level object's per-call bookkeeping (the loader reads thousands of small
+    datasets, where that bookkeeping costs as much as the data)."""
+    import h5py
+
     try:
+        dsid = h5py.h5d.open(group.id, name.encode())
+        dtype = dsid.dtype
+        if dtype.kind in "biuf" and dtype.fields is None:
+            out = np.empty(dsid.shape, dtype=dtype)
+            if out.size:
+                dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+            return out
         return group[name][()]
     except KeyError:
         raise FormatError(f"{where} is damaged: the dataset {name!r} is missing.") from None
