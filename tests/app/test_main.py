@@ -1,0 +1,77 @@
+"""`python -m app` as a person runs it: no display, and a killed session resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ilcore.data import open_recording
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def app_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
+    env.update(extra)
+    return env
+
+
+def test_without_a_display_it_says_so_and_points_to_simulate():
+    proc = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--simulate" in lines[0] and "display" in lines[0]
+
+
+def test_bad_keymap_is_one_line_error(tmp_path):
+    keymap = tmp_path / "k.toml"
+    keymap.write_text("[keys]\nleft = 7\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "--simulate", "--out", str(tmp_path / "s"), "--keymap", str(keymap)],
+        cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: keymap entry 'left' maps to 7, which is not an action of Discrete(2)"
+
+
+@pytest.mark.slow
+def test_a_killed_session_resumes_without_losing_finished_episodes(tmp_path):
+    out = tmp_path / "session"
+    args = [sys.executable, "-m", "app", "--simulate", "--demos", "3", "--rounds", "1", "--episodes-per-round", "1",
+            "--epochs", "3", "--max-episode-steps", "60"]
+    proc = subprocess.Popen(args + ["--out", str(out)], cwd=ROOT, env=app_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = [p for p in (out / "episodes").glob("*.h5") if ".partial" not in p.name] if (out / "episodes").exists() else []
+            if len(done) >= 2:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.05)
+        else:
+            pytest.fail("the app recorded no episodes in time")
+        os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = open_recording(out).episode_ids()
+    assert len(before) >= 2
+    resumed = subprocess.run(args[:4] + ["--resume", str(out)], cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    rec = open_recording(out)
+    after = rec.episode_ids()
+    assert after[: len(before)] == before  # what was saved before the kill is still there, unchanged
+    demos = [e for e in rec.episodes() if e.meta.round == 0]
+    assert len(demos) == 3  # the demo stage continued where it stopped instead of starting over
+    assert any(e.meta.round == 1 for e in rec.episodes())
+    state = json.loads((out / "app_state.json").read_text())
+    assert state["evals"]  # policies were trained after resuming
+    assert (out / "summary.json").exists()
