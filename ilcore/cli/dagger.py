@@ -22,7 +22,8 @@ SETTINGS_FILE = "dagger_run.json"
 # Settings a resumed run takes from the original run (the rest may be changed on resume).
 _FIXED_ON_RESUME = ("env", "expert", "query", "beta_schedule", "beta_mix", "target_rate", "ensemble", "hidden",
                     "epochs", "seed", "episodes_per_round", "demo_episodes", "interventions", "review",
-                    "noise", "delay", "seconds_per_label", "seconds_per_takeover_step", "warm_start", "iwr")
+                    "noise", "delay", "seconds_per_label", "seconds_per_takeover_step", "warm_start", "iwr",
+                    "max_episode_steps", "demo_max_steps")
 
 
 def register(subparsers: Any) -> None:
@@ -47,6 +48,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--demo-episodes", type=int, default=1, help="demonstration episodes in round 0")
     p.add_argument("--episodes-per-round", type=int, default=2)
     p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--max-episode-steps", type=int, default=None, help="cut rollouts at this many steps")
+    p.add_argument("--demo-max-steps", type=int, default=None, help="cut round-0 demonstrations at this many steps")
     p.add_argument("--noise", type=float, default=0.0, help="simulated person: wrong-label probability")
     p.add_argument("--delay", type=int, default=0, help="simulated person: reaction delay in steps")
     p.add_argument("--seconds-per-label", type=float, default=1.5, help="simulated person: seconds per query")
@@ -93,6 +96,7 @@ def run_command(args: argparse.Namespace) -> dict:
         rounds=settings["rounds"], demo_episodes=settings["demo_episodes"],
         episodes_per_round=settings["episodes_per_round"], beta_mix=parse_schedule(settings["beta_mix"]),
         interventions=settings["interventions"], review=settings["review"], eval_episodes=settings["eval_episodes"],
+        max_episode_steps=settings.get("max_episode_steps"), demo_max_steps=settings.get("demo_max_steps"),
         seed=settings["seed"],
         retrain=RetrainConfig(
             bc=BCConfig(epochs=settings["epochs"], ensemble=settings["ensemble"], hidden=hidden, seed=settings["seed"],

@@ -49,6 +49,7 @@ class DaggerRunConfig:
         instead of live at the step (the same labels, given later with reason "review")
     eval_episodes: evaluation episodes of each round's policy (0: skip evaluation)
     max_episode_steps: cut episodes at this many steps (None: the env's own limit)
+    demo_max_steps: cut round-0 demonstrations at this many steps (None: as other episodes)
     seed: seeds env resets, random draws and training
     retrain: how each round's policy is trained
     """
@@ -61,6 +62,7 @@ class DaggerRunConfig:
     review: bool = False
     eval_episodes: int = 10
     max_episode_steps: int | None = None
+    demo_max_steps: int | None = None
     seed: int = 0
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
@@ -195,8 +197,6 @@ def run_dagger(
         raise ConfigError(f"there is no DAgger run to resume in {out}")
     out.mkdir(parents=True, exist_ok=True)
     env = env if env is not None else gym.make(env_id, **env_kwargs)
-    if config.max_episode_steps is not None:
-        env = gym.wrappers.TimeLimit(env, max_episode_steps=config.max_episode_steps)
     if evaluate_fn is None:
         evaluate_fn = _default_evaluate(env_id, env_kwargs, config)
     stats: list[RoundStats] = _read_rounds(out) if resume else []
@@ -238,7 +238,8 @@ def run_dagger(
             n_eps = config.demo_episodes if rnd == 0 else config.episodes_per_round
             first = done_in_round if rnd == start_round else 0
             for i in range(first, n_eps):
-                _run_episode(ctrl, env, labeler, config, _episode_seed(config.seed, rnd, i))
+                cap = config.demo_max_steps if rnd == 0 and config.demo_max_steps else config.max_episode_steps
+                _run_episode(ctrl, env, labeler, config, _episode_seed(config.seed, rnd, i), cap)
             if config.review:
                 _answer_queue(ctrl, labeler)
             result: RoundResult = ctrl.end_round(train=True)
@@ -257,7 +258,9 @@ def run_dagger(
     return DaggerRunResult(stats, ctrl.policy, out)
 
 
-def _run_episode(ctrl: DaggerController, env: Any, labeler: Labeler, config: DaggerRunConfig, seed: int) -> None:
+def _run_episode(
+    ctrl: DaggerController, env: Any, labeler: Labeler, config: DaggerRunConfig, seed: int, max_steps: int | None
+) -> None:
     obs, _ = env.reset(seed=seed)
     labeler.begin_episode()
     ctrl.begin_episode(obs, seed=seed)
@@ -284,6 +287,7 @@ def _run_episode(ctrl: DaggerController, env: Any, labeler: Labeler, config: Dag
             label = labeler.label(obs, LabelContext(None, t, p.reason or "", LIVE, history))
             reason = p.reason
         next_obs, reward, terminated, truncated, info = env.step(action)
+        truncated = bool(truncated) or (max_steps is not None and t + 1 >= max_steps)
         ctrl.commit(
             action, actor, reward, terminated, truncated, next_obs, label=label, label_reason=reason,
             latency_ms=1000.0 * labeler.last_seconds if label is not None else 0.0, info=_scalar_info(info),
