@@ -298,6 +298,25 @@ class Session:
         )
         return version
 
+    def train_blocking(self, *, eval_episodes: int = 0) -> dict[str, Any]:
+        """Train the next policy here and now with the trainer's own job code (scripts, tests, benchmarks)."""
+        import queue
+
+        from app.trainer import _run_job
+
+        self.writer.flush()
+        version = self.state.policy_version + 1
+        s = self.settings
+        job = TrainJob(session_dir=str(self.path), version=version, env_id=s.env_id, env_kwargs=dict(s.env_kwargs), epochs=s.epochs,
+                       ensemble=s.ensemble, hidden=tuple(s.hidden), seed=s.seed + version, eval_episodes=eval_episodes)
+        msg = _run_job(job, queue.Queue())
+        self.load_policy(msg["path"])
+        self.controller.set_policy(self.policy)
+        self.state.policy_version = version
+        self.state.policy_path = msg["path"]
+        self.save()
+        return msg
+
     def poll_training(self) -> list[dict[str, Any]]:
         """Fold finished jobs in: swap the new policy in and remember its evaluation."""
         messages = self.trainer.poll()

@@ -23,8 +23,9 @@ MAX_TAKEOVERS_PER_EPISODE = 2
 class SimulatedPersonDevice:
     name = "simulated"
 
-    def __init__(self, labeler: Any, *, quit_at_summary: bool = True) -> None:
+    def __init__(self, labeler: Any, *, reaction_frames: int = REACTION_FRAMES, quit_at_summary: bool = True) -> None:
         self.labeler = labeler  # ilcore SimulatedPerson (or any Labeler): label(obs, ctx) -> action
+        self.reaction_frames = reaction_frames
         self.quit_at_summary = quit_at_summary
         self._waited = 0
         self._disagree = 0
@@ -58,7 +59,7 @@ class SimulatedPersonDevice:
             self._last_episode_len = mode.driver.length
             if mode.pending is not None and not mode.taking_over:
                 self._waited += 1
-                if self._waited >= REACTION_FRAMES:
+                if self._waited >= self.reaction_frames:
                     self._waited = 0
                     out.append(Intent(IntentKind.LABEL, self._act(mode.driver.obs, "uncertainty"), device=self.name))
             elif self._driving > 0:
@@ -79,7 +80,7 @@ class SimulatedPersonDevice:
                     out.append(Intent(IntentKind.MOVE, expert, device=self.name))
         elif name == "review" and mode.current() is not None:
             self._waited += 1
-            if self._waited >= REACTION_FRAMES:
+            if self._waited >= self.reaction_frames:
                 self._waited = 0
                 obs = mode.session.controller.query_observation(mode.current())
                 out.append(Intent(IntentKind.LABEL, self._act(obs, "review"), device=self.name))
@@ -90,7 +91,7 @@ class SimulatedPersonDevice:
         return out
 
 
-def build_simulated_person(session: Any) -> SimulatedPersonDevice:
+def build_simulated_person(session: Any, **kwargs: Any) -> SimulatedPersonDevice:
     """The simulated person for ``session``'s env: the engine's scripted expert + SimulatedPerson."""
     from ilcore.errors import ConfigError
     from ilcore.experts.simulated import SimulatedPerson
@@ -110,4 +111,4 @@ def build_simulated_person(session: Any) -> SimulatedPersonDevice:
         if not classes:
             raise ConfigError(f"no scripted expert for {env_id}, so --simulate cannot play it")
         expert = classes[0](session.env.action_space)
-    return SimulatedPersonDevice(SimulatedPerson(expert, session.env.action_space, seed=session.settings.seed))
+    return SimulatedPersonDevice(SimulatedPerson(expert, session.env.action_space, seed=session.settings.seed), **kwargs)

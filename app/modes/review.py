@@ -180,7 +180,7 @@ class ReviewMode(Mode):
             items_title="Queue (highest disagreement first)",
             items=[f"{q.priority:.3f}  {q.episode} step {q.step}" for q in self.queue[self.index : self.index + 8]],
             progress=None if total == 0 else self.labelled / total,
-            progress_label="labelled",
+            progress_label=f"{self.labelled} of {total} labelled",
             proposed=fmt_action(self.proposed) if item is not None else None,
             paused=not self.playing,
             timeline=timeline,

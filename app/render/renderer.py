@@ -73,7 +73,7 @@ class Renderer:
         # right side: the HUD facts, right-aligned
         parts: list[tuple[str, tuple[int, int, int]]] = []
         if hud.round:
-            parts.append((f"round {hud.round}/{hud.rounds}", T.TEXT))
+            parts.append((f"round {min(hud.round, hud.rounds)}/{hud.rounds}", T.TEXT))
         parts.append((f"{hud.labels} labels", T.TEXT))
         parts.append(("query -" if hud.query_rate is None else f"query {100 * hud.query_rate:.0f}%", T.TEXT))
         parts.append((f"{hud.fps:.0f} fps", T.MUTED))
@@ -126,9 +126,13 @@ class Renderer:
                 self._translucent(tr, (10, 12, 18), 200, radius=14)
                 self.surface.blit(tag, tag.get_rect(center=tr.center))
             if view.timeline is not None:
-                self._timeline(view.timeline, pygame.Rect(fr.x + 20, fr.bottom - 26, fr.width - 40, 10), accent)
+                # above the frame's lower edge is where the prompt sits; the replay strip goes on top
+                self._timeline(view.timeline, pygame.Rect(fr.x + 160, fr.y + 19, fr.width - 360, 10), accent)
         elif view.plot:
-            self._plot(view.plot, view.plot_labels, rect.inflate(-40, -60), accent)
+            plot_rect = rect.inflate(-40, -40)
+            if view.prompt:
+                plot_rect.height -= 120  # leave room for the prompt box below the plot
+            self._plot(view.plot, view.plot_labels, plot_rect, accent)
         elif view.progress is not None and view.mode == "train":
             self._big_progress(view, rect, accent)
         if view.prompt:
@@ -176,7 +180,8 @@ class Renderer:
         area.x += 25
         xs = [p[0] for p in points]
         ys = [p[1] for p in points]
-        x0, x1 = 0.0, max(xs) * 1.05 if max(xs) > 0 else 1.0
+        span_x = max(xs) - min(xs) or max(abs(max(xs)), 1.0)
+        x0, x1 = max(0.0, min(xs) - 0.15 * span_x), max(xs) + 0.1 * span_x
         y0, y1 = min(0.0, min(ys)), max(ys) * 1.1 if max(ys) > 0 else 1.0
         if y1 - y0 < 1e-9:
             y1 = y0 + 1.0
@@ -202,7 +207,8 @@ class Renderer:
             pygame.draw.circle(self.surface, accent, p, 6)
             pygame.draw.circle(self.surface, T.BG, p, 3)
         self.blit_text(labels[0], (area.centerx, area.bottom + 30), 14, T.TEXT, anchor="midtop")
-        self.blit_text(labels[1], (area.x - 8, area.y - 24), 14, T.TEXT, anchor="bottomleft")
+        ylabel = pygame.transform.rotate(self.text(labels[1], 14, T.TEXT), 90)
+        self.surface.blit(ylabel, ylabel.get_rect(center=(area.x - 62, area.centery)))
         self.blit_text("return vs labels", (rect.x + 16, rect.y + 12), 16, T.TEXT, "bold")
 
     def _meter(self, meter: Meter, rect: pygame.Rect, accent: tuple[int, int, int]) -> None:
@@ -263,15 +269,15 @@ class Renderer:
         self.blit_text(hints, (MARGIN, h - FOOTER_H // 2), 14, T.MUTED, anchor="midleft")
         right = [hud.stage, f"speed {int(view.speed * 100)}%", "policy v" + str(hud.policy_version)]
         right.append("devices: " + (", ".join(hud.devices) if hud.devices else "none"))
-        if hud.simulated:
-            right.append("simulated person")
         self.blit_text("   ".join(right), (w - MARGIN, h - FOOTER_H // 2), 14, T.MUTED, anchor="midright")
 
     def _help(self, view: ModeView, entries: list[tuple[str, str]], accent: tuple[int, int, int]) -> None:
         w, h = self.surface.get_size()
         self._translucent(pygame.Rect(0, 0, w, h), (0, 0, 0), 170)
         rows = len(entries)
-        box = pygame.Rect(0, 0, 620, 110 + 30 * rows)
+        key_w = max(70, max(self.text(k, 15, T.TEXT, "bold").get_width() + 18 for k, _ in entries))
+        desc_w = max(self.text(d, 16, T.TEXT).get_width() for _, d in entries)
+        box = pygame.Rect(0, 0, max(520, 28 + key_w + 24 + desc_w + 28), 110 + 30 * rows)
         box.center = (w // 2, h // 2)
         pygame.draw.rect(self.surface, T.PANEL, box, border_radius=14)
         pygame.draw.rect(self.surface, accent, box, width=2, border_radius=14)
@@ -283,5 +289,5 @@ class Renderer:
             kr = pygame.Rect(box.x + 28, y, max(70, key_surf.get_width() + 18), 24)
             pygame.draw.rect(self.surface, accent, kr, border_radius=6)
             self.surface.blit(key_surf, key_surf.get_rect(center=kr.center))
-            self.blit_text(desc, (box.x + 220, y + 3), 16, T.TEXT)
+            self.blit_text(desc, (box.x + 28 + key_w + 24, y + 3), 16, T.TEXT)
             y += 30

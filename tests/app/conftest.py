@@ -93,18 +93,4 @@ def make_app(tmp_path: Path):
 
 def train_in_process(session: Session) -> None:
     """Train the next policy synchronously with the trainer's own job code (no process spawn)."""
-    import queue
-
-    from app.trainer import TrainJob, _run_job
-
-    session.writer.flush()
-    version = session.state.policy_version + 1
-    s = session.settings
-    msg = _run_job(
-        TrainJob(session_dir=str(session.path), version=version, env_id=s.env_id, epochs=s.epochs, ensemble=s.ensemble, hidden=tuple(s.hidden), seed=s.seed, eval_episodes=0),
-        queue.Queue(),
-    )
-    session.load_policy(msg["path"])
-    session.controller.set_policy(session.policy)
-    session.state.policy_version = version
-    session.state.policy_path = msg["path"]
+    session.train_blocking()

@@ -1,0 +1,113 @@
+"""Regenerate docs/images/app_*.png from a real window: one screenshot per mode.
+
+Run under a real X server (the screenshots in docs/app.md come from Xvfb)::
+
+    xvfb-run -s "-screen 0 1280x800x24" python scripts/app_screenshots.py
+
+It plays a short CartPole session with the engine's simulated person and saves the window at
+moments that show each mode: demonstrate, the help overlay, training, a live query, a takeover,
+review, watch and the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "docs" / "images"
+
+
+def main() -> int:
+    if not os.environ.get("DISPLAY"):
+        print("needs a display: run under xvfb-run", file=sys.stderr)
+        return 2
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    import pygame
+    import torch
+
+    torch.set_num_threads(1)
+    from app.input.gamepad import GamepadDevice, default_gamepad_config
+    from app.input.keyboard import KeyboardDevice
+    from app.input.keymaps import default_keymap
+    from app.input.simulated import build_simulated_person
+    from app.loop import AppLoop
+    from app.modes.manager import ModeManager
+    from app.render.renderer import Renderer
+    from app.render.theme import WINDOW_SIZE
+    from app.session import Session, SessionSettings
+
+    tmp = Path(tempfile.mkdtemp(prefix="app-shots-"))
+    settings = SessionSettings(
+        env_id="CartPole-v1", demo_episodes=2, rounds=2, episodes_per_round=1, max_episode_steps=200,
+        query_mode="mixed", target_rate=0.08, epochs=20, simulated=True, seed=1,
+    )
+    session = Session(tmp / "session", settings)
+    space = session.env.action_space
+    keymap = default_keymap(settings.env_id, space)
+    pygame.init()
+    pygame.display.set_caption("ilcore - CartPole-v1")
+    screen = pygame.display.set_mode(WINDOW_SIZE)
+    manager = ModeManager(session)
+    autopilot = build_simulated_person(session, reaction_frames=45)  # slow enough to see the replay and the question
+    loop = AppLoop(manager, [KeyboardDevice(keymap), GamepadDevice(default_gamepad_config(space), space)], Renderer(screen),
+                   keymap=keymap, fps=60, realtime=False, autopilot=autopilot)
+    session.trainer.start()
+    manager.start()
+    OUT.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+
+    def shot(name: str) -> None:
+        pygame.image.save(screen, str(OUT / f"app_{name}.png"))
+        taken.add(name)
+        print("saved", OUT / f"app_{name}.png")
+
+    demo_frames = 0
+    summary_frames = 0
+    while not manager.quit_requested and loop.stats.frames < 60000:
+        loop.frame()
+        mode = manager.current
+        if mode.name == "demo":
+            demo_frames += 1
+            if demo_frames == 150 and "demo" not in taken:
+                shot("demo")
+                manager.help_visible = True
+                loop.frame()
+                shot("help")
+                manager.help_visible = False
+        elif mode.name == "train" and "train" not in taken and session.state.policy_version >= 1:
+            st = session.trainer.status
+            if st.running and st.epochs and 0.3 <= st.progress <= 0.8:
+                shot("train")
+        elif mode.name == "dagger":
+            if mode.pending is not None and "dagger_query" not in taken and mode.driver.length > 20:
+                shot("dagger_query")
+            elif mode.taking_over and "dagger_takeover" not in taken and mode.driver.length > 10 and autopilot._driving < 10:
+                shot("dagger_takeover")
+            elif "dagger" not in taken and mode.pending is None and not mode.taking_over and mode.driver.length > 60 and mode.threshold:
+                shot("dagger")
+        elif mode.name == "review" and "review" not in taken and mode.current() is not None and mode.cursor > 4:
+            shot("review")
+        elif mode.name == "watch" and "watch" not in taken and mode.driver.length > 80 and mode.returns:
+            shot("watch")
+        elif mode.name == "summary":
+            summary_frames += 1
+            if summary_frames == 5:
+                shot("summary")
+    session.close()
+    pygame.quit()
+    shutil.rmtree(tmp, ignore_errors=True)
+    missing = {"demo", "help", "train", "dagger", "dagger_query", "dagger_takeover", "review", "watch", "summary"} - taken
+    if missing:
+        print("not captured:", ", ".join(sorted(missing)), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
