@@ -1,0 +1,634 @@
+"""PPO that starts from an ``ilcore`` policy (BC -> RL fine-tuning) or from scratch.
+
+One readable loop in the cleanrl manner, with the pieces fine-tuning needs:
+
+* Rollouts on a gymnasium vector env with NEXT_STEP autoreset. The step after an episode ends
+  only resets that env; it is stored with weight 0 and never trained on, and the observation it
+  carries is the episode's *final* observation, so ``V(final obs)`` comes for free.
+* Timeouts are bootstrapped apart from terminations (:func:`compute_gae`): a truncated step's
+  target is ``r + gamma * V(final obs)``, a terminated step's is ``r``.
+* Ensembles: member k acts in envs ``i % K == k`` and is trained on those envs' samples only,
+  all K members in one vectorised pass (the ``(K, B, ...)`` layout of :mod:`ilcore.algos.losses`),
+  beside a :class:`~ilcore.algos.rl.critic.Critic` with K value members.
+* Fine-tuning aids: a value warm-up phase (the critic learns while the actor is frozen, so the
+  first policy updates use sensible advantages instead of a random critic's), a DAPG-style
+  auxiliary BC loss on demonstrations with weight ``lambda0 * lambda1**k``, a KL penalty to the
+  frozen initial policy, and ``lambda * log pi_BC(a | s)`` reward shaping plus any extra reward
+  functions (:mod:`ilcore.algos.rl.shaping`).
+
+The result is the same :class:`~ilcore.policies.Policy` class and checkpoint format as BC, so a
+fine-tuned policy goes straight back into DAgger and the app.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces as gspaces
+
+from ilcore.algos.losses import BCRegularizer, Entropy, KLToReference, LossTerm, TotalLoss
+from ilcore.algos.rl.critic import Critic
+from ilcore.algos.rl.regularizers import ClippedSurrogate, DecayingWeight, PPOBatch, weighted_mean
+from ilcore.algos.rl.shaping import RewardFn, VectorBCLogProbReward
+from ilcore.errors import ConfigError
+from ilcore.policies import Policy, make_policy
+from ilcore.policies.heads import LOG_STD_MAX, LOG_STD_MIN, GaussianHead
+
+
+@dataclass
+class PPOConfig:
+    """Options of :func:`train_ppo` (defaults follow stable-baselines3's PPO where they overlap).
+
+    num_envs: parallel envs (rounded up to a multiple of the policy's ensemble size K).
+    n_steps: steps per env per rollout; a rollout holds ``num_envs * n_steps`` samples.
+    epochs: passes over each rollout.
+    batch_size: samples per member per gradient step.
+    lr: Adam learning rate of the critic (and of the actor unless ``policy_lr`` is set).
+    policy_lr: the actor's learning rate; fine-tuning often wants it below the critic's.
+    anneal_lr: decay both learning rates linearly to 0 over ``total_steps``.
+    gamma: discount factor.
+    gae_lambda: GAE's bias/variance trade-off.
+    clip: PPO's ratio clip range epsilon.
+    ent_coef: weight of the entropy bonus.
+    vf_coef: weight of the value loss (mean squared error to the GAE returns).
+    max_grad_norm: clip the global gradient norm of actor and critic together.
+    normalize_advantage: standardise advantages per minibatch and member.
+    target_kl: stop a rollout's epochs early when the approximate KL exceeds 1.5x this.
+    hidden: MLP widths of a policy built from scratch (ignored when a policy is given).
+    critic_hidden: MLP widths of the critic.
+    init_log_std: initial log-std of a from-scratch Gaussian policy (the Policy default is
+        narrow, right for BC, too narrow to explore); None keeps the default. Ignored for a
+        given policy, whose spread is what BC learned.
+    value_warmup_steps: env steps of value warm-up: the critic trains, the actor stays frozen.
+    bc_weight: lambda0 of the auxiliary BC loss on ``demos`` (0: off).
+    bc_decay: lambda1; the BC weight at policy iteration k is ``bc_weight * bc_decay**k``.
+    bc_batch_size: demo samples per gradient step for the BC loss.
+    kl_weight: weight of ``KL(pi || pi_ref)`` at rollout states (0: off).
+    shaping_weight: lambda of the ``lambda * log pi_ref(a | s)`` reward bonus (0: off).
+    shaping_decay: lambda is multiplied by this after every finished episode.
+    eval_every: run a deterministic evaluation at the start and every this many env steps
+        (0: none during training).
+    eval_episodes: episodes per evaluation.
+    final_eval: evaluate once more after training.
+    checkpoint_every: save policy and critic to ``out_dir`` every this many env steps (0: at the end only).
+    seed: seeds the envs, the network initialisation, action sampling and minibatch order.
+    """
+
+    num_envs: int = 8
+    n_steps: int = 128
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 3e-4
+    policy_lr: float | None = None
+    anneal_lr: bool = False
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = True
+    target_kl: float | None = None
+    hidden: Sequence[int] = (64, 64)
+    critic_hidden: Sequence[int] = (64, 64)
+    init_log_std: float | None = 0.0
+    value_warmup_steps: int = 0
+    bc_weight: float = 0.0
+    bc_decay: float = 1.0
+    bc_batch_size: int = 256
+    kl_weight: float = 0.0
+    shaping_weight: float = 0.0
+    shaping_decay: float = 1.0
+    eval_every: int = 0
+    eval_episodes: int = 10
+    final_eval: bool = True
+    checkpoint_every: int = 0
+    seed: int = 0
+
+    def check(self) -> None:
+        positive = ("num_envs", "n_steps", "epochs", "batch_size", "bc_batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        for name in ("lr", "clip"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}.")
+        if self.policy_lr is not None and not self.policy_lr > 0:
+            raise ConfigError(f"policy_lr must be > 0, got {self.policy_lr}.")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
+        for name in ("ent_coef", "vf_coef", "max_grad_norm", "value_warmup_steps", "kl_weight",
+                     "eval_every", "checkpoint_every", "eval_episodes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        DecayingWeight(self.bc_weight, self.bc_decay)  # validates both
+        if not 0.0 < self.shaping_decay <= 1.0:
+            raise ConfigError(f"shaping_decay must be in (0, 1], got {self.shaping_decay}.")
+        if not math.isfinite(self.shaping_weight):
+            raise ConfigError(f"shaping_weight must be finite, got {self.shaping_weight}.")
+
+
+@dataclass(frozen=True)
+class IterationReport:
+    """What the per-iteration callback receives (one iteration = one rollout + its updates)."""
+
+    iteration: int
+    env_steps: int
+    total_steps: int
+    warmup: bool
+    stats: Mapping[str, float]
+    policy: Policy
+    critic: Critic
+
+
+@dataclass
+class PPOResult:
+    """The trained policy and critic, and what happened on the way.
+
+    history: per iteration ``{"iteration", "env_steps", "warmup", "policy_loss", "value_loss",
+        "entropy", "approx_kl", "clip_fraction", "bc_weight", "shaping_weight", "steps_per_s",
+        "episode_return"}`` (the mean env return of episodes finished in that rollout, NaN if none).
+    episodes: ``{"env_steps", "return", "length"}``: every finished training episode, with the
+        env-step count when it ended and its *unshaped* return.
+    evals: ``[{"env_steps", "mean_return", "ci95", ...}]`` deterministic evaluations.
+    """
+
+    policy: Policy
+    critic: Critic
+    history: dict[str, list[float]] = field(default_factory=dict)
+    episodes: dict[str, list[float]] = field(default_factory=dict)
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    env_steps: int = 0
+    seconds: float = 0.0
+
+
+def compute_gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    valid: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimates with timeouts bootstrapped apart from terminations.
+
+    All inputs are ``(T, N)`` (time, env). ``next_values[t]`` is V of the observation that
+    followed step t: for a step that ended its episode, V of the *final* observation.
+
+    * terminated: the MDP ended; the target is ``r`` (nothing after it has value).
+    * truncated: the episode was cut by a time limit; the target is ``r + gamma * V(final obs)``.
+    * either way the advantage recursion stops there: the next sample is another episode.
+    * ``valid`` False marks samples that are no transitions (NEXT_STEP reset steps); their
+      advantages and returns are 0 and they must carry zero weight in the loss.
+
+    Returns ``(advantages, returns)``, both ``(T, N)``, returns = advantages + values.
+    """
+    t_max = rewards.shape[0]
+    not_terminated = 1.0 - terminated.float()
+    continues = 1.0 - torch.logical_or(terminated.bool(), truncated.bool()).float()
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in reversed(range(t_max)):
+        delta = rewards[t] + gamma * not_terminated[t] * next_values[t] - values[t]
+        running = delta + gamma * gae_lambda * continues[t] * running
+        running = running * valid[t].float()
+        advantages[t] = running
+    returns = (advantages + values) * valid.float()
+    return advantages, returns
+
+
+def _set_initial_log_std(policy: Policy, log_std: float) -> None:
+    """Make a fresh Gaussian head start at ``log_std`` (for every state) so RL explores."""
+    head = policy.head
+    if not isinstance(head, GaussianHead) or head.mse:
+        return
+    frac = (log_std - LOG_STD_MIN) / (0.5 * (LOG_STD_MAX - LOG_STD_MIN)) - 1.0
+    if not -1.0 < frac < 1.0:
+        raise ConfigError(f"init_log_std must lie strictly in ({LOG_STD_MIN}, {LOG_STD_MAX}), got {log_std}.")
+    with torch.no_grad():
+        head.linear.bias[..., head.d:] = math.atanh(frac)
+        head.linear.weight[..., head.d:] = 0.0  # state-independent at the start, like SB3
+
+
+def _to_members(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``(T, N, ...)`` rollout tensor -> ``(K, T * N / K, ...)``: member k gets envs ``i % K == k``."""
+    t, n = x.shape[:2]
+    rest = x.shape[2:]
+    return x.reshape(t, n // k, k, *rest).movedim(2, 0).reshape(k, t * (n // k), *rest)
+
+
+def _env_actions(policy: Policy, actions: torch.Tensor) -> np.ndarray:
+    out = actions.cpu().numpy()
+    space = policy.action_space
+    if isinstance(space, gspaces.Box):
+        return np.clip(out, space.low, space.high).astype(space.dtype, copy=False)
+    return out.astype(policy.action_dtype, copy=False)
+
+
+def train_ppo(
+    env_id: str,
+    total_steps: int,
+    config: PPOConfig | None = None,
+    *,
+    policy: Policy | None = None,
+    critic: Critic | None = None,
+    demos: Any = None,
+    reference: Policy | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    extra_rewards: Sequence[RewardFn] = (),
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    callback: Callable[[IterationReport], bool | None] | None = None,
+) -> PPOResult:
+    """Train ``policy`` (or a fresh one) with PPO on ``env_id`` for at least ``total_steps`` env steps.
+
+    Args:
+        env_id: a registered gymnasium id (unknown ids raise ConfigError).
+        total_steps: real env transitions to collect (NEXT_STEP reset steps do not count).
+        config: options; defaults to ``PPOConfig()``.
+        policy: the starting policy (e.g. a BC checkpoint); it is trained in place and returned.
+            None builds a fresh one (``config.hidden``, ``config.init_log_std``).
+        critic: a critic to continue from (e.g. a previous run's); None builds a fresh one.
+        demos: labelled transitions (``ilcore.data.TransitionData`` or alike) for the BC loss;
+            required when ``config.bc_weight > 0``.
+        reference: the frozen policy for the KL penalty and the log-prob shaping; defaults to a
+            copy of ``policy`` as it was before training.
+        extra_rewards: functions ``f(obs, actions, next_obs) -> (N,)`` added to the env reward
+            (e.g. a learned progress reward).
+        out_dir: when given, the policy checkpoint (same format as BC's), ``critic.json`` /
+            ``critic.pt``, ``history.json`` and ``curve.png`` are written here (every
+            ``checkpoint_every`` steps and at the end).
+        progress: show a tqdm bar over env steps.
+        callback: called after every iteration with an :class:`IterationReport`; False stops.
+    """
+    from tqdm.auto import tqdm
+
+    from ilcore.algos.bc import data_to_tensors
+    from ilcore.eval import _make_vector_env, evaluate
+
+    cfg = config or PPOConfig()
+    cfg.check()
+    if total_steps < 1:
+        raise ConfigError(f"total_steps must be >= 1, got {total_steps}.")
+    if cfg.bc_weight > 0 and demos is None:
+        raise ConfigError("A BC regulariser weight needs demonstrations to regularise towards; pass demos.")
+    needs_reference = cfg.kl_weight > 0 or cfg.shaping_weight != 0
+    if needs_reference and policy is None and reference is None:
+        raise ConfigError("KL and log-prob shaping need a reference policy; start from a BC policy or pass one.")
+
+    # Probe the spaces with a one-env vector env before building anything heavy.
+    probe = _make_vector_env(env_id, env_kwargs, 1)
+    obs_space, act_space = probe.single_observation_space, probe.single_action_space
+    probe.close()
+    if policy is None:
+        policy = make_policy(obs_space, act_space, hidden=cfg.hidden, seed=cfg.seed)
+        if cfg.init_log_std is not None:
+            _set_initial_log_std(policy, cfg.init_log_std)
+    else:
+        policy.check_spaces(obs_space, act_space, where=env_id)
+    k = policy.ensemble
+    if needs_reference and reference is None:
+        reference = copy.deepcopy(policy)
+    if reference is not None:
+        reference.check_spaces(obs_space, act_space, where=env_id)
+        reference.eval()
+        reference.requires_grad_(False)
+    if critic is None:
+        critic = Critic.for_policy(policy, cfg.critic_hidden, seed=cfg.seed + 1)
+    elif critic.ensemble != k:
+        raise ConfigError(f"The critic has {critic.ensemble} members but the policy has {k}.")
+
+    n_envs = math.ceil(cfg.num_envs / k) * k
+    venv: gym.vector.VectorEnv = _make_vector_env(env_id, env_kwargs, n_envs)
+    shaping: VectorBCLogProbReward | None = None
+    if cfg.shaping_weight != 0 or extra_rewards:
+        shaping = VectorBCLogProbReward(venv, reference, cfg.shaping_weight, decay=cfg.shaping_decay,
+                                        extra_rewards=extra_rewards)
+        venv = shaping
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bc_schedule = DecayingWeight(cfg.bc_weight, cfg.bc_decay)
+    surrogate = ClippedSurrogate(clip=cfg.clip)
+    terms: list[LossTerm] = [surrogate, Entropy(cfg.ent_coef)]
+    bc_term: BCRegularizer | None = None
+    if cfg.bc_weight > 0:
+        policy.check_spaces(demos.observation_space, demos.action_space, where="the demonstrations")
+        demo_obs, demo_actions, _ = data_to_tensors(policy, demos)
+        bc_term = BCRegularizer(demo_obs, demo_actions, weight=cfg.bc_weight, batch_size=cfg.bc_batch_size,
+                                generator=gen)
+        terms.append(bc_term)
+    if cfg.kl_weight > 0:
+        assert reference is not None
+        terms.append(KLToReference(reference, weight=cfg.kl_weight))
+    actor_loss_fn = TotalLoss(terms)
+
+    policy_lr = cfg.policy_lr or cfg.lr
+    optimizer = torch.optim.Adam(
+        [{"params": list(policy.parameters()), "lr": policy_lr, "base_lr": policy_lr},
+         {"params": list(critic.parameters()), "lr": cfg.lr, "base_lr": cfg.lr}],
+        eps=1e-5,  # as SB3: avoids huge steps on parameters whose gradients are near 0
+    )
+    all_params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    t_len, n = cfg.n_steps, n_envs
+    env_of_member = torch.arange(n) % k  # the member that acts in env i
+    env_index = torch.arange(n)
+    history: dict[str, list[float]] = {name: [] for name in (
+        "iteration", "env_steps", "warmup", "policy_loss", "value_loss", "entropy", "approx_kl",
+        "clip_fraction", "bc_weight", "shaping_weight", "steps_per_s", "episode_return")}
+    episodes: dict[str, list[float]] = {"env_steps": [], "return": [], "length": []}
+    evals: list[dict[str, Any]] = []
+    result = PPOResult(policy, critic, history, episodes, evals)
+
+    def run_eval(env_steps: int) -> None:
+        ev = evaluate(policy, env_id, episodes=cfg.eval_episodes, seed=cfg.seed + 10_000, env_kwargs=env_kwargs)
+        evals.append({"env_steps": env_steps, **ev.to_json()})
+
+    def save(env_steps: int) -> None:
+        if out_dir is not None:
+            result.env_steps = env_steps
+            save_run(out_dir, result, cfg, env_id=env_id, total_steps=total_steps)
+
+    started = time.perf_counter()
+    env_steps, iteration, policy_iteration = 0, 0, 0
+    next_eval = cfg.eval_every if cfg.eval_every > 0 else math.inf
+    next_checkpoint = cfg.checkpoint_every if cfg.checkpoint_every > 0 else math.inf
+    if cfg.eval_every > 0 and cfg.eval_episodes > 0:
+        run_eval(0)
+
+    obs, _ = venv.reset(seed=cfg.seed)
+    resetting = np.zeros(n, dtype=bool)
+    ep_return = np.zeros(n)
+    ep_length = np.zeros(n, dtype=np.int64)
+    bar = tqdm(total=total_steps, desc="ppo", unit="step", disable=not progress, leave=False)
+    try:
+        while env_steps < total_steps:
+            if cfg.anneal_lr:
+                frac = max(0.0, 1.0 - env_steps / total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = frac * group["base_lr"]
+
+            # ------------------------------------------------------------------ rollout
+            policy.train()
+            buf_obs: dict[str, torch.Tensor] = {}
+            buf_actions: torch.Tensor | None = None
+            buf_log_prob = torch.zeros(t_len, n)
+            buf_values = torch.zeros(t_len, n)
+            buf_rewards = torch.zeros(t_len, n)
+            buf_terminated = torch.zeros(t_len, n, dtype=torch.bool)
+            buf_truncated = torch.zeros(t_len, n, dtype=torch.bool)
+            buf_valid = torch.zeros(t_len, n, dtype=torch.bool)
+            finished_returns: list[float] = []
+            with torch.no_grad():
+                for t in range(t_len):
+                    obs_t = policy.obs_to_tensors(obs)
+                    dist = policy.dist(obs_t)  # (K, N)
+                    actions = dist.sample(gen)[env_of_member, env_index]  # each env: its member's sample
+                    log_prob = dist.log_prob(actions)[env_of_member, env_index]
+                    values = critic(obs_t)[env_of_member, env_index]
+                    if not buf_obs:
+                        buf_obs = {p: torch.empty(t_len, *v.shape, dtype=v.dtype) for p, v in obs_t.items()}
+                        buf_actions = torch.empty(t_len, *actions.shape, dtype=actions.dtype)
+                    for p, v in obs_t.items():
+                        buf_obs[p][t] = v
+                    assert buf_actions is not None
+                    buf_actions[t] = actions
+                    buf_log_prob[t] = log_prob
+                    buf_values[t] = values
+                    buf_valid[t] = torch.from_numpy(~resetting)
+
+                    obs, reward, terminated, truncated, info = venv.step(_env_actions(policy, actions))
+                    buf_rewards[t] = torch.as_tensor(np.asarray(reward, dtype=np.float32))
+                    buf_terminated[t] = torch.from_numpy(np.asarray(terminated, dtype=bool))
+                    buf_truncated[t] = torch.from_numpy(np.asarray(truncated, dtype=bool))
+
+                    env_reward = np.asarray(info["env_reward"]) if shaping is not None else np.asarray(reward)
+                    live = ~resetting
+                    env_steps += int(live.sum())
+                    ep_return[live] += env_reward[live]
+                    ep_length[live] += 1
+                    done = np.logical_or(terminated, truncated)
+                    for i in np.flatnonzero(done & live):
+                        episodes["env_steps"].append(env_steps)
+                        episodes["return"].append(float(ep_return[i]))
+                        episodes["length"].append(int(ep_length[i]))
+                        finished_returns.append(float(ep_return[i]))
+                    ep_return[done] = 0.0
+                    ep_length[done] = 0
+                    resetting = done
+                    bar.update(int(live.sum()))
+
+                last_values = critic(policy.obs_to_tensors(obs))[env_of_member, env_index]
+            next_values = torch.cat([buf_values[1:], last_values[None]], 0)
+            advantages, returns = compute_gae(buf_rewards, buf_values, next_values, buf_terminated,
+                                              buf_truncated, buf_valid, cfg.gamma, cfg.gae_lambda)
+
+            # ------------------------------------------------------------------ update
+            warmup = env_steps <= cfg.value_warmup_steps
+            if bc_term is not None:
+                bc_term.weight = bc_schedule(policy_iteration)
+            m_obs = {p: _to_members(v, k) for p, v in buf_obs.items()}
+            assert buf_actions is not None
+            m_actions = _to_members(buf_actions, k)
+            m_log_prob = _to_members(buf_log_prob, k)
+            m_adv = _to_members(advantages, k)
+            m_returns = _to_members(returns, k)
+            m_weights = _to_members(buf_valid, k).float()
+            per_member = m_weights.shape[1]
+            batch = min(cfg.batch_size, per_member)
+            rows = torch.arange(k)[:, None]
+            sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0}
+            updates = 0
+            stop = False
+            for _epoch in range(cfg.epochs):
+                order = torch.argsort(torch.rand(k, per_member, generator=gen), dim=1)
+                for lo in range(0, per_member - batch + 1, batch):
+                    idx = order[:, lo:lo + batch]
+                    w = m_weights[rows, idx]
+                    if not bool(w.any()):
+                        continue
+                    b_obs = {p: v[rows, idx] for p, v in m_obs.items()}
+                    values = critic(b_obs, per_member=True)
+                    value_loss = weighted_mean((values - m_returns[rows, idx]) ** 2, w).sum()
+                    loss = cfg.vf_coef * value_loss
+                    if not warmup:
+                        adv = m_adv[rows, idx]
+                        if cfg.normalize_advantage:
+                            mean = weighted_mean(adv, w)[:, None]
+                            var = weighted_mean((adv - mean) ** 2, w)[:, None]
+                            adv = (adv - mean) / (var.sqrt() + 1e-8)
+                        dist = policy.dist(b_obs, per_member=True)
+                        pb = PPOBatch(policy, dist, b_obs, m_actions[rows, idx], w,
+                                      old_log_prob=m_log_prob[rows, idx], advantages=adv)
+                        actor_loss, parts = actor_loss_fn(pb)
+                        loss = loss + actor_loss
+                        with torch.no_grad():
+                            log_ratio = dist.log_prob(pb.actions) - pb.old_log_prob
+                            kl = weighted_mean(torch.exp(log_ratio) - 1.0 - log_ratio, w).mean()
+                            clipped = ((torch.exp(log_ratio) - 1.0).abs() > cfg.clip).float()
+                            sums["approx_kl"] += float(kl)
+                            sums["clip_fraction"] += float(weighted_mean(clipped, w).mean())
+                            sums["policy_loss"] += float(parts["policy"].mean())
+                            sums["entropy"] += float(weighted_mean(dist.entropy(), w).mean())
+                        if cfg.target_kl is not None and float(kl) > 1.5 * cfg.target_kl:
+                            stop = True
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.max_grad_norm > 0:
+                        torch.nn.utils.clip_grad_norm_(all_params, cfg.max_grad_norm)
+                    optimizer.step()
+                    sums["value_loss"] += float(value_loss.detach()) / k
+                    updates += 1
+                    if stop:
+                        break
+                if stop:
+                    break
+            if not warmup:
+                policy_iteration += 1
+            iteration += 1
+
+            denom = max(updates, 1)
+            nan = float("nan")
+            history["iteration"].append(iteration)
+            history["env_steps"].append(env_steps)
+            history["warmup"].append(float(warmup))
+            for name in ("policy_loss", "entropy", "approx_kl", "clip_fraction"):
+                history[name].append(nan if warmup else sums[name] / denom)
+            history["value_loss"].append(sums["value_loss"] / denom)
+            history["bc_weight"].append(bc_term.weight if bc_term is not None else 0.0)
+            history["shaping_weight"].append(shaping.weight if shaping is not None else 0.0)
+            history["steps_per_s"].append(env_steps / max(time.perf_counter() - started, 1e-9))
+            history["episode_return"].append(float(np.mean(finished_returns)) if finished_returns else nan)
+            recent = episodes["return"][-20:]
+            bar.set_postfix(ret=f"{np.mean(recent):.1f}" if recent else "-", warmup=warmup)
+
+            if env_steps >= next_eval and cfg.eval_episodes > 0:
+                run_eval(env_steps)
+                while next_eval <= env_steps:
+                    next_eval += cfg.eval_every
+            if env_steps >= next_checkpoint:
+                save(env_steps)
+                while next_checkpoint <= env_steps:
+                    next_checkpoint += cfg.checkpoint_every
+            if callback is not None:
+                stats = {name: history[name][-1] for name in history}
+                report = IterationReport(iteration, env_steps, total_steps, warmup, stats, policy, critic)
+                if callback(report) is False:
+                    break
+    finally:
+        bar.close()
+        venv.close()
+
+    policy.eval()
+    policy.version += 1
+    policy.meta.update({"algo": "ppo", "env_id": env_id, "env_kwargs": dict(env_kwargs or {})})
+    result.env_steps = env_steps
+    result.seconds = time.perf_counter() - started
+    if cfg.final_eval and cfg.eval_episodes > 0 and (not evals or evals[-1]["env_steps"] != env_steps):
+        run_eval(env_steps)
+    save(env_steps)
+    return result
+
+
+# ---------------------------------------------------------------------- run folder
+
+
+def save_run(out_dir: str | Path, result: PPOResult, config: PPOConfig, *, env_id: str,
+             total_steps: int) -> Path:
+    """Write the policy checkpoint (BC's format), the critic, ``history.json`` and ``curve.png``."""
+    out = Path(out_dir)
+    result.policy.save(out)
+    result.critic.save(out)
+    doc = {
+        "env_id": env_id,
+        "total_steps": total_steps,
+        "env_steps": result.env_steps,
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+        "history": result.history,
+        "episodes": result.episodes,
+        "evals": result.evals,
+    }
+    tmp = out / ".history.json.tmp"
+    tmp.write_text(json.dumps(_finite_or_none(doc), indent=1, allow_nan=False))
+    tmp.replace(out / "history.json")
+    save_return_curve({"ppo": (result.episodes, result.evals)}, out / "curve.png", title=f"PPO on {env_id}")
+    return out
+
+
+def _finite_or_none(obj: Any) -> Any:
+    """A JSON-able copy: numpy scalars become Python numbers, NaN and infinities become None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def smooth_returns(steps: Sequence[float], returns: Sequence[float], window: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Trailing mean of the last ``window`` episode returns at each episode's end step."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) == 0:
+        return np.zeros(0), np.zeros(0)
+    c = np.concatenate([[0.0], np.cumsum(r)])
+    idx = np.arange(1, len(r) + 1)
+    lo = np.maximum(idx - window, 0)
+    return np.asarray(steps, dtype=np.float64), (c[idx] - c[lo]) / (idx - lo)
+
+
+def save_return_curve(runs: Mapping[str, tuple[Mapping[str, Sequence[float]], Sequence[Mapping[str, Any]]]],
+                      path: str | Path, *, title: str = "", target: float | None = None) -> None:
+    """Return vs env steps: per run, the smoothed training-episode return (line) and the
+    deterministic evaluations (markers with 95% CI). ``runs``: name -> (episodes, evals)."""
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (name, (eps, evs)) in enumerate(runs.items()):
+        color = f"C{i % 10}"
+        x, y = smooth_returns(eps.get("env_steps", []), eps.get("return", []))
+        if len(x):
+            ax.plot(x, y, color=color, label=f"{name} (training, mean of 20)")
+        if evs:
+            xs = [e["env_steps"] for e in evs]
+            ys = [e["mean_return"] for e in evs]
+            lo = [e["ci95"][0] if e.get("ci95") else v for e, v in zip(evs, ys)]
+            hi = [e["ci95"][1] if e.get("ci95") else v for e, v in zip(evs, ys)]
+            ax.errorbar(xs, ys, yerr=[np.subtract(ys, lo), np.subtract(hi, ys)], color=color, marker="o",
+                        linestyle="--", capsize=2, markersize=3, label=f"{name} (eval)")
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle=":", label="expert")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("return")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="best", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+__all__ = [
+    "IterationReport",
+    "PPOConfig",
+    "PPOResult",
+    "compute_gae",
+    "save_return_curve",
+    "save_run",
+    "smooth_returns",
+    "train_ppo",
+]
