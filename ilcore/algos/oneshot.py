@@ -87,6 +87,7 @@ class OneShotConfig:
     batch_tasks: int = 16  # B: tasks per batch (distinct when the family allows)
     states_per_task: int = 16  # S: BC states sampled from each target demo
     lr: float = 1e-3
+    lr_floor: float = 0.05  # cosine decay of the learning rate down to lr * lr_floor (1: constant)
     weight_decay: float = 0.0
     tecnet_weight: float = 0.0  # weight of the cosine margin embedding loss (0: off)
     tecnet_margin: float = 0.1
@@ -183,8 +184,9 @@ def collect_expert_demos(
     return demos
 
 
-def demos_from_recording(paths: Any) -> tuple[list[TaskDemo], dict[str, Any]]:
-    """Every episode of a recording as a TaskDemo, plus the recording's env kwargs.
+def demos_from_recording(paths: Any, episode_ids: Sequence[str] | None = None) -> tuple[list[TaskDemo], dict[str, Any]]:
+    """Every episode of a recording (or those in ``episode_ids``) as a TaskDemo, plus the
+    recording's env kwargs.
 
     The task id is read from each episode's ``attrs["task_id"]`` (written by whoever recorded
     it); the action at each step is the latest label when every step has one (a demo labelled
@@ -199,7 +201,14 @@ def demos_from_recording(paths: Any) -> tuple[list[TaskDemo], dict[str, Any]]:
     task_length = int(env_kwargs.get("task_length", 3))
     tasks = task_list(n_landmarks, task_length) if rec.env_id == DEFAULT_ENV_ID else []
     demos: list[TaskDemo] = []
-    for ep in rec.episodes():
+    if episode_ids is not None:
+        missing = [i for i in episode_ids if i not in set(rec.episode_ids())]
+        if missing:
+            raise ConfigError(f"episode {missing[0]!r} is not in the recording.")
+        episodes: Iterable[Any] = (rec.load_episode(i) for i in episode_ids)
+    else:
+        episodes = rec.episodes()
+    for ep in episodes:
         if ep.actions is None or ep.length == 0:
             continue
         if "task_id" not in ep.meta.attrs:
@@ -210,11 +219,51 @@ def demos_from_recording(paths: Any) -> tuple[list[TaskDemo], dict[str, Any]]:
             actions = np.stack([np.asarray(labels[t].action, np.float32) for t in range(ep.length)])
         else:
             actions = np.asarray(ep.actions, np.float32)
-        task = tuple(tasks[task_id]) if 0 <= task_id < len(tasks) else ()
+        if "task" in ep.meta.attrs:
+            task = tuple(int(i) for i in ep.meta.attrs["task"])
+        else:
+            task = tuple(tasks[task_id]) if 0 <= task_id < len(tasks) else ()
         demos.append(TaskDemo(np.asarray(ep.observations, np.float32), actions.reshape(ep.length, -1), task_id, task))
     if not demos:
         raise FormatError("the recording holds no episodes with actions, so there is nothing to learn from.")
     return demos, env_kwargs
+
+
+def write_demos(
+    path: str | Path,
+    demos: Sequence[TaskDemo],
+    *,
+    env_id: str = DEFAULT_ENV_ID,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Path:
+    """Record ``demos`` as a session folder (scripted actor, every step labelled as a demo).
+
+    The task id and content go into each episode's attrs so :func:`demos_from_recording` (and
+    anyone reading the session) can tell which task an episode shows.
+    """
+    import gymnasium as gym
+
+    import ilcore.envs  # noqa: F401  (registers the env ids)
+    from ilcore.data import SessionWriter
+    from ilcore.types import Actor, QueryReason
+
+    kwargs = dict(env_kwargs or {})
+    probe = gym.make(env_id, **kwargs)
+    with SessionWriter(
+        path, env_id=env_id, observation_space=probe.observation_space,
+        action_space=probe.action_space, env_kwargs=kwargs,
+    ) as writer:
+        for demo in demos:
+            rec = writer.begin_episode(
+                demo.observations[0], attrs={"task_id": int(demo.task_id), "task": [int(i) for i in demo.task]}
+            )
+            t_last = demo.length - 1
+            for t in range(demo.length):
+                rec.step(demo.actions[t], Actor.SCRIPTED, 0.0, t == t_last, False, demo.observations[t + 1])
+                rec.label(t, demo.actions[t], source="scripted", reason=QueryReason.DEMO.value)
+            rec.finish()
+    probe.close()
+    return Path(path)
 
 
 def _step_features(obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -482,6 +531,11 @@ def train_oneshot(
     model = DemoConditionedPolicy(config)
     data = _pad(demos, config.task_slots, config.task_vocab)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # Decaying the step size late in training sharpens the actions near landmarks, where a small
+    # error decides between reaching and circling.
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: config.lr_floor + (1 - config.lr_floor) * 0.5 * (1 + math.cos(math.pi * i / config.steps))
+    )
     history: dict[str, list[float]] = {"step": [], "bc_loss": [], "tecnet_loss": []}
     log_every = max(config.steps // 50, 1)
     running = np.zeros(2)
@@ -520,6 +574,7 @@ def train_oneshot(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        schedule.step()
         running += (bc_loss.item(), tec.item())
         if (step + 1) % log_every == 0 or step + 1 == config.steps:
             k = (step % log_every) + 1
@@ -631,6 +686,8 @@ def load_policy(directory: str | Path) -> DemoConditionedPolicy:
         config = OneShotConfig.from_json(json.loads((d / CONFIG_FILE).read_text()))
     except (json.JSONDecodeError, TypeError) as exc:
         raise ConfigError(f"{d / CONFIG_FILE} is not a valid one-shot config ({exc}).") from None
+    if config.obs_dim < 1 or config.act_dim < 1:
+        raise ConfigError(f"{d / CONFIG_FILE} does not give the observation and action sizes the policy was trained on.")
     model = DemoConditionedPolicy(config)
     try:
         state = torch.load(d / WEIGHTS_FILE, map_location="cpu", weights_only=True)
