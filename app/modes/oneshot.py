@@ -1,0 +1,182 @@
+"""One-shot: the person records one demo of a chosen task, then watches the policy do it from new starts.
+
+Self-contained so that it works beside the DAgger plan: it owns its particle env, its
+demo-conditioned policy (a folder written by ``ilcore train oneshot``) and writes each finished
+demo as its own session folder (task id in the episode attrs) under ``out``. Phases:
+
+- ``record``: STEP_FORWARD / STEP_BACK pick the task before the first key; MOVE drives; reaching
+  every landmark in order keeps the demo (running out of time starts the attempt again).
+- ``watch``: the policy, shown that demo, runs ``watch_episodes`` episodes from new layouts.
+  RESTART records another demo; NEXT ends the mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from app.input.intents import Intent, IntentKind
+from app.modes.base import Mode, ModeView, StepClock, fmt_action
+from ilcore.algos.oneshot import DemoConditionedPolicy, TaskDemo, load_policy, write_demos
+from ilcore.envs.particles import ENV_ID, describe_task, task_split
+
+
+class OneShotMode(Mode):
+    name = "oneshot"
+    title = "One-shot"
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        policy: DemoConditionedPolicy | str | Path,
+        out: str | Path | None = None,
+        task_id: int | None = None,
+        watch_episodes: int = 5,
+        fps: int = 15,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(session)
+        self.policy = policy if isinstance(policy, DemoConditionedPolicy) else load_policy(policy)
+        self.env_kwargs = dict(self.policy.config.env_kwargs)
+        self.env_kwargs.pop("task_id", None)
+        self.env_kwargs.pop("task_pool", None)
+        self.env = gym.make(ENV_ID, render_mode="rgb_array", task_pool="all", **self.env_kwargs)
+        self.tasks = self.env.unwrapped.tasks
+        held_out = task_split(self.env.unwrapped.n_landmarks, self.env.unwrapped.task_length)["held_out"]
+        # Held-out tasks first: showing the policy a task it never trained on is the point.
+        self.task_order = held_out + [t for t in range(len(self.tasks)) if t not in held_out]
+        self.task_id = int(task_id) if task_id is not None else self.task_order[0]
+        self.out = Path(out) if out is not None else None
+        self.watch_episodes = int(watch_episodes)
+        self.clock = StepClock(fps)
+        self.rng = np.random.default_rng(seed)
+        self.phase = "record"
+        self.waiting_for_start = True
+        self.message = ""
+        self.demo: TaskDemo | None = None
+        self.demos_saved: list[Path] = []
+        self.results: list[bool] = []  # success of each watched episode
+        self._obs: list[np.ndarray] = []
+        self._actions: list[np.ndarray] = []
+        self._conditioned: Any = None
+        self._reset_episode()
+
+    # -- episode plumbing -----------------------------------------------------------------------
+    def _reset_episode(self) -> None:
+        obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)), options={"task_id": self.task_id})
+        self._current = obs
+        self._obs, self._actions = [obs], []
+
+    def _start_recording(self) -> None:
+        self.phase = "record"
+        self.waiting_for_start = True
+        self.demo = None
+        self._reset_episode()
+
+    def _start_watching(self) -> None:
+        assert self.demo is not None
+        self.phase = "watch"
+        self.results = []
+        self._conditioned = self.policy.condition(self.demo)
+        self._reset_episode()
+
+    # -- Mode interface -------------------------------------------------------------------------
+    def handle(self, intent: Intent) -> None:
+        k = intent.kind
+        if k is IntentKind.MOVE:
+            self.held_action = None if intent.value is None else np.asarray(intent.value, np.float32)
+            if intent.value is not None and self.phase == "record":
+                self.waiting_for_start = False
+        elif k in (IntentKind.STEP_FORWARD, IntentKind.STEP_BACK) and self.phase == "record" and self.waiting_for_start:
+            i = self.task_order.index(self.task_id) + (1 if k is IntentKind.STEP_FORWARD else -1)
+            self.task_id = self.task_order[i % len(self.task_order)]
+            self._reset_episode()
+        elif k is IntentKind.RESTART:
+            self.message = "record a new demo"
+            self._start_recording()
+        elif k is IntentKind.NEXT:
+            self.finished = True
+
+    def update(self, dt: float) -> None:
+        if self.finished or (self.phase == "record" and self.waiting_for_start):
+            return
+        if self.phase == "watch" and len(self.results) >= self.watch_episodes:
+            return
+        for _ in range(self.clock.steps(dt)):
+            if self.phase == "record":
+                action = self.held_action if self.held_action is not None else np.zeros(2, np.float32)
+            else:
+                action = self._conditioned.act(self._current)
+            obs, _, terminated, truncated, info = self.env.step(action)
+            self._current = obs
+            self._obs.append(obs)
+            self._actions.append(np.asarray(action, np.float32))
+            if terminated or truncated:
+                self._episode_over(bool(info.get("is_success", False)))
+                return
+
+    def _episode_over(self, success: bool) -> None:
+        if self.phase == "record":
+            if not success:
+                self.message = "time ran out before every landmark was reached; try again"
+                self._start_recording()
+                return
+            base = self.env.unwrapped
+            self.demo = TaskDemo(np.stack(self._obs), np.stack(self._actions), self.task_id, tuple(base.task))
+            if self.out is not None:
+                path = self.out / f"oneshot-demo-{len(self.demos_saved) + 1:03d}"
+                write_demos(path, [self.demo], env_kwargs=self.env_kwargs)
+                self.demos_saved.append(path)
+            self.message = f"demo kept ({self.demo.length} steps); now the policy tries it from new starts"
+            self._start_watching()
+            return
+        self.results.append(success)
+        if len(self.results) < self.watch_episodes:
+            self._reset_episode()
+        else:
+            self.message = f"the policy finished the task {sum(self.results)} of {len(self.results)} times"
+
+    def view(self) -> ModeView:
+        prompt = None
+        if self.phase == "record" and self.waiting_for_start:
+            prompt = f"Show the task: {describe_task(self.tasks[self.task_id])}"
+        watching = self.phase == "watch"
+        return ModeView(
+            mode=self.name,
+            title=self.title,
+            subtitle=("watching the policy" if watching else "recording your demo")
+            + f" - task {self.task_id}: {describe_task(self.tasks[self.task_id])}",
+            frame=self.env.render(),
+            prompt=prompt,
+            prompt_detail=self.message or ("step forward/back to pick another task; move to start" if prompt else None),
+            lines=[
+                ("phase", self.phase),
+                ("step", str(len(self._actions))),
+                ("action", fmt_action(self.held_action if not watching else None)),
+                ("policy successes", f"{sum(self.results)} / {len(self.results)}" if watching else "-"),
+            ],
+            items_title="Saved one-shot demos",
+            items=[p.name for p in reversed(self.demos_saved)][:8],
+            progress=(len(self.results) / self.watch_episodes) if watching else None,
+            progress_label="new starts",
+            driver="learner" if watching else "you",
+            recording=self.phase == "record" and not self.waiting_for_start,
+            speed=self.clock.speed,
+            accent="watch" if watching else "demo",
+        )
+
+    def exit(self) -> None:
+        self.env.close()
+
+    def help(self) -> list[tuple[str, str]]:
+        return [
+            ("action keys", "drive the point to the landmarks in the order shown"),
+            ("step_forward", "next task (before starting)"),
+            ("step_back", "previous task (before starting)"),
+            ("restart", "record another demo"),
+            ("next", "leave one-shot"),
+        ]
