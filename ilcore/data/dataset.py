@@ -254,6 +254,8 @@ def load_transitions(
         with source.open_many(source.local_ids()) as handles:
             for local, h in handles:
                 g, where = h.group, h.where
+                if not use_labels and fmt.is_observation_only(g):
+                    continue  # no executed actions to train on (labels given later still count)
                 actors = fmt.read_dataset(g, "actors", where)
                 length = len(actors)  # one actor per executed step (saves an attribute read)
                 e = len(episode_ids)

@@ -7,8 +7,8 @@ HDF5 group (the root of an episode file, or ``episodes/<id>`` inside a packed fi
            policy_version?, attrs (JSON), length T, terminated, truncated, incomplete,
            created, observation_space (JSON), action_space (JSON)
     observations[/<leaf path>]  (T+1, *leaf shape)
-    actions[/<leaf path>]       (T, *leaf shape)
-    actors (T,) uint8, rewards (T,) float64, wall_time (T,) float64, infos/<name> (T,)
+    actions[/<leaf path>]       (T, *leaf shape); absent when attr observation_only is true
+    actors (T,) uint8 (ACTOR_UNKNOWN in observation-only episodes), rewards (T,) float64, wall_time (T,) float64, infos/<name> (T,)
     labels/ step (L,) int64, action[/<leaf path>] (L, ...), source (L,) uint8 code,
             reason (L,) uint8 code, round (L,) int64, latency_ms (L,) float64,
             time (L,) float64; attr vocabulary = JSON {"source": [...], "reason": [...]}
@@ -46,6 +46,7 @@ LOCK_FILE = "writer.lock"
 EPISODE_SUFFIX = ".h5"
 PARTIAL_SUFFIX = ".partial.h5"
 TMP_SUFFIX = ".tmp"
+ACTOR_UNKNOWN = 255  # actors value of observation-only episodes: nobody's action was recorded
 
 IMAGE_COMPRESSION = "gzip"
 IMAGE_COMPRESSION_LEVEL = 4
@@ -144,7 +145,7 @@ class EpisodeContent:
     env_id: str
     env_kwargs: Mapping[str, Any]
     observations: dict[str, np.ndarray]  # path -> (T+1, ...)
-    actions: dict[str, np.ndarray]  # path -> (T, ...)
+    actions: dict[str, np.ndarray] | None  # path -> (T, ...); None: observation-only episode
     actors: np.ndarray  # (T,) uint8
     rewards: np.ndarray  # (T,) float64
     wall_time: np.ndarray  # (T,) float64
@@ -188,6 +189,8 @@ def write_episode_group(
     a["truncated"] = bool(content.truncated)
     a["incomplete"] = bool(content.incomplete)
     a["created"] = float(content.created)
+    if content.actions is None:
+        a["observation_only"] = True
     a["observation_space"] = dumps(sp.space_to_json(observation_space))
     a["action_space"] = dumps(sp.space_to_json(action_space))
 
@@ -195,7 +198,7 @@ def write_episode_group(
     for path, arr in content.observations.items():
         _write_leaf(group, leaf_name("observations", path), arr, obs_leaves[path])
     act_leaves = dict(sp.flat_items(action_space))
-    for path, arr in content.actions.items():
+    for path, arr in (content.actions or {}).items():
         _write_leaf(group, leaf_name("actions", path), arr, act_leaves[path])
     group.create_dataset("actors", data=np.asarray(content.actors, dtype=np.uint8))
     group.create_dataset("rewards", data=np.asarray(content.rewards, dtype=np.float64))
@@ -305,6 +308,11 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- reading one group
+
+
+def is_observation_only(group: "h5py.Group") -> bool:
+    """True for an episode recorded without actions (watch-only demos, imported frames)."""
+    return bool(group.attrs.get("observation_only", False))
 
 
 def read_nested(group: "h5py.Group", root: str, space: "gym_spaces.Space", where: str) -> Any:

@@ -275,10 +275,12 @@ class Recording:
         a = g.attrs
         length = int(a.get("length", -1))
         obs = fmt.read_nested(g, "observations", self.observation_space, where)
-        actions = fmt.read_nested(g, "actions", self.action_space, where)
+        observation_only = fmt.is_observation_only(g)
+        actions = None if observation_only else fmt.read_nested(g, "actions", self.action_space, where)
         try:
             sp.check_batch(self.observation_space, obs, length + 1)
-            sp.check_batch(self.action_space, actions, length)
+            if actions is not None:
+                sp.check_batch(self.action_space, actions, length)
         except SpaceMismatchError as exc:
             raise SpaceMismatchError(f"{where} does not fit its recording's spaces: {exc}") from None
         infos_group = g.get("infos")
@@ -297,8 +299,8 @@ class Recording:
                 id=episode_id,
                 observations=obs,
                 actions=actions,
-                actors=fmt.read_dataset(g, "actors", where),
-                rewards=fmt.read_dataset(g, "rewards", where),
+                actors=None if observation_only else fmt.read_dataset(g, "actors", where),
+                rewards=_known_rewards(fmt.read_dataset(g, "rewards", where)),
                 terminated=bool(a.get("terminated", False)),
                 truncated=bool(a.get("truncated", False)),
                 infos=infos,
@@ -316,6 +318,7 @@ class Recording:
         from ilcore.data.dataset import effective_label_rows
 
         n_steps = 0
+        n_episodes = 0
         returns: list[float] = []
         incomplete = 0
         by_source: dict[str, int] = {}
@@ -327,7 +330,10 @@ class Recording:
                     g, where = h.group, h.where
                     length = int(g.attrs.get("length", 0))
                     n_steps += length
-                    returns.append(float(np.sum(fmt.read_dataset(g, "rewards", where))))
+                    n_episodes += 1
+                    ret = float(np.sum(fmt.read_dataset(g, "rewards", where)))
+                    if not np.isnan(ret):  # observation-only episodes may have unknown rewards
+                        returns.append(ret)
                     incomplete += bool(g.attrs.get("incomplete", False))
                     lab = g["labels"]
                     vocab = fmt.loads(lab.attrs.get("vocabulary", "{}"), where)
@@ -346,7 +352,7 @@ class Recording:
                         by_source[s] = by_source.get(s, 0) + 1
                         by_reason[r] = by_reason.get(r, 0) + 1
         return {
-            "episodes": len(returns),
+            "episodes": n_episodes,
             "steps": n_steps,
             "labels_by_source": dict(sorted(by_source.items())),
             "labels_by_reason": dict(sorted(by_reason.items())),
@@ -361,6 +367,11 @@ class Recording:
             "incomplete_episodes": incomplete,
             "sources": [s.label for s in self.sources],
         }
+
+
+def _known_rewards(rewards: np.ndarray) -> np.ndarray | None:
+    """None when an observation-only episode was recorded without rewards (all NaN)."""
+    return None if len(rewards) and bool(np.all(np.isnan(rewards))) else rewards
 
 
 def open_recording(

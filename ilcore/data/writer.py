@@ -336,6 +336,7 @@ class EpisodeRecorder:
         self._wall: list[float] = []
         self._infos: list[Mapping[str, Any] | None] = []
         self._labels: list[Label] = []
+        self._observation_only: bool | None = None  # decided by the first step: step() or observe()
         self.terminated = False
         self.truncated = False
         self._done = False
@@ -352,9 +353,35 @@ class EpisodeRecorder:
              next_obs: Any, info: Mapping[str, Any] | None = None, wall_time: float | None = None) -> int:
         """Record one executed step; returns its index t (labels for obs t use this index)."""
         self._check_live()
+        self._check_kind(observation_only=False)
+        return self._append(action, int(actor), float(reward), terminated, truncated, next_obs, info, wall_time)
+
+    def observe(self, next_obs: Any, *, reward: float | None = None, terminated: bool = False,
+                truncated: bool = False, info: Mapping[str, Any] | None = None,
+                wall_time: float | None = None) -> int:
+        """Record one step whose action nobody knows (watch-only demos, imported videos).
+
+        An episode is either observation-only (every step via ``observe``) or not; its file
+        stores no actions, and its rewards are NaN unless given. Labels may still be added
+        (e.g. inferred by an inverse dynamics model). Returns the step index.
+        """
+        self._check_live()
+        self._check_kind(observation_only=True)
+        return self._append(None, fmt.ACTOR_UNKNOWN, float("nan") if reward is None else float(reward),
+                            terminated, truncated, next_obs, info, wall_time)
+
+    def _check_kind(self, observation_only: bool) -> None:
+        if self._observation_only is None:
+            self._observation_only = observation_only
+        elif self._observation_only != observation_only:
+            kind = "observation-only" if self._observation_only else "with actions"
+            raise UserError(f"Episode {self.episode_id} is recorded {kind}; it cannot mix step() and observe().")
+
+    def _append(self, action: Any, actor: int, reward: float, terminated: bool, truncated: bool,
+                next_obs: Any, info: Mapping[str, Any] | None, wall_time: float | None) -> int:
         self._actions.append(action)
-        self._actors.append(int(actor))
-        self._rewards.append(float(reward))
+        self._actors.append(actor)
+        self._rewards.append(reward)
         self._obs.append(next_obs)
         self._infos.append(info)
         self._wall.append(time.time() if wall_time is None else float(wall_time))
@@ -437,9 +464,11 @@ class EpisodeRecorder:
         w = self._writer
         t = len(self._actions)
         obs = sp.stack(w.observation_space, self._obs[: t + 1])
-        acts = sp.stack(w.action_space, self._actions[:t])
         sp.check_batch(w.observation_space, obs, t + 1)
-        sp.check_batch(w.action_space, acts, t)
+        acts = None
+        if not self._observation_only:
+            acts = sp.stack(w.action_space, self._actions[:t])
+            sp.check_batch(w.action_space, acts, t)
         for lab in self._labels:
             sp.check_batch(w.action_space, sp.stack(w.action_space, [lab.action]), 1)
         return fmt.EpisodeContent(
@@ -447,7 +476,7 @@ class EpisodeRecorder:
             env_id=w.env_id,
             env_kwargs=w.env_kwargs,
             observations=sp.flat_from_nested(w.observation_space, obs),
-            actions=sp.flat_from_nested(w.action_space, acts),
+            actions=None if acts is None else sp.flat_from_nested(w.action_space, acts),
             actors=np.asarray(self._actors[:t], dtype=np.uint8),
             rewards=np.asarray(self._rewards[:t], dtype=np.float64),
             wall_time=np.asarray(self._wall[:t], dtype=np.float64),
