@@ -166,3 +166,35 @@ def test_recording_without_task_ids_is_refused(tmp_path):
         rec.finish()
     with pytest.raises(FormatError):
         demos_from_recording(tmp_path / "s")
+
+
+def _cli(argv):
+    """A local `ilcore`-like parser with only the one-shot sub-commands (train.py/eval.py wire them for real)."""
+    import argparse
+
+    from ilcore.cli.oneshot import add_eval_parser, add_train_parser
+
+    parser = argparse.ArgumentParser(prog="ilcore")
+    top = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(top.add_parser("train").add_subparsers(dest="algo", required=True))
+    add_eval_parser(top.add_parser("eval").add_subparsers(dest="kind", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_trains_from_a_recording_and_evaluates_one_demo(tmp_path, train_demos, held_out_demos):
+    write_demos(tmp_path / "demos", train_demos[:60])
+    write_demos(tmp_path / "one", held_out_demos[:1])
+    out = _cli(["train", "oneshot", "--data", str(tmp_path / "demos"), "--out", str(tmp_path / "run"),
+                "--steps", "20", "--hidden", "32", "--quiet", "--json"])
+    assert out["demos"] == 60 and out["tasks"] == 2
+    assert (tmp_path / "run" / "history.json").is_file()
+    result = _cli(["eval", "oneshot", "--policy", str(tmp_path / "run"), "--demo", str(tmp_path / "one"),
+                   "--episodes", "3", "--json"])
+    assert result["task_id"] == held_out_demos[0].task_id and result["episodes"] == 3
+    assert 0.0 <= result["success_rate"] <= 1.0
+    with pytest.raises(ConfigError):
+        _cli(["eval", "oneshot", "--policy", str(tmp_path / "run"), "--demo", str(tmp_path / "one"),
+              "--demo-episode", "nope"])
+    with pytest.raises(ConfigError):
+        _cli(["train", "oneshot", "--expert-demos", "1", "--out", str(tmp_path / "x")])
