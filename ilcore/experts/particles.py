@@ -27,10 +27,19 @@ class ParticleSequenceExpert(Expert):
     documented_return: ClassVar[float | None] = 3.0
     needs_env: ClassVar[bool] = True
 
-    def __init__(self, action_space: gym.Space, task: Sequence[int] | None = None, max_speed: float = 0.15) -> None:
+    def __init__(
+        self, action_space: gym.Space, task: Sequence[int] | None = None, max_speed: float | None = None
+    ) -> None:
         super().__init__(action_space)
         self.task = tuple(int(i) for i in task) if task is not None else None
-        self.max_speed = float(max_speed)
+        # None: the bound env's speed (so the last step lands on the landmark), else the default 0.15.
+        self._max_speed = max_speed
+
+    @property
+    def max_speed(self) -> float:
+        if self._max_speed is not None:
+            return float(self._max_speed)
+        return float(getattr(self._env, "max_speed", 0.15))
 
     def act(self, obs: Any) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float64)
