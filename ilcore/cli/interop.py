@@ -26,6 +26,10 @@ def register(subparsers: Any) -> None:
     add_json_flag(imp)
     imp.set_defaults(func=run_import)
 
+    from ilcore.cli.lfo import extend_import_parser
+
+    extend_import_parser(imp, run_import)
+
     pk = subparsers.add_parser("pack", help="pack a session into one self-contained HDF5 file")
     pk.add_argument("src", nargs="+", metavar="SRC", help="session folder(s) or packed file(s)")
     pk.add_argument("dst", metavar="DST", help="the file to create")

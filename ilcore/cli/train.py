@@ -42,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_flag(bc)
     bc.set_defaults(func=run_train_bc)
 
+    from ilcore.cli.lfo import add_bco_parser
+
+    add_bco_parser(algos)
+
 
 def parse_hidden(text: str) -> tuple[int, ...]:
     try:

@@ -1,0 +1,462 @@
+"""Behavioural cloning from observation, BCO(alpha) (Torabi, Warnell and Stone, 2018).
+
+1. Pre-demonstration: the agent acts in the env (randomly, or with a given policy) for
+   ``pre_demo_steps`` steps and records (s, a, s').
+2. An inverse dynamics model p(a | s, s') is fitted on that experience (:mod:`.idm`).
+3. The IDM labels every (s_t, s_{t+1}) pair of the observation-only demonstrations.
+4. A policy is cloned on the inferred labels (:func:`ilcore.algos.bc.train_bc`).
+5. BCO(alpha > 0) repeats ``iterations`` times: roll the current policy out for
+   ``alpha * pre_demo_steps`` more steps, refit the IDM on ALL agent experience, relabel, re-clone.
+   BCO(0) stops after step 4.
+
+Third-person demonstrations: an optional ``encoder`` (e.g. a multi-view TCN) maps demo states
+and agent states into one shared space first; the IDM and the policy then work in that space,
+and the result is an :class:`EncodedPolicy` that encodes the agent's own observations.
+
+Shapes: N transitions; nested observation batches with leading N; actions (N, *action_shape).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ilcore import spaces as ispaces
+from ilcore.algos.lfo.idm import (
+    IDMResult,
+    InverseDynamicsModel,
+    LabelAgreement,
+    PairData,
+    label_agreement,
+    train_idm,
+)
+from ilcore.errors import ConfigError, SpaceMismatchError
+from ilcore.types import Nested
+
+
+class ObservationEncoder(Protocol):
+    """Maps raw observations to a shared feature space: ``encode(obs (N, ...)) -> (N, D) float32``."""
+
+    observation_space: gym.spaces.Box  # the feature space (D,)
+
+    def encode(self, obs_batch: Nested) -> np.ndarray: ...
+
+
+@dataclass
+class ObservationDemos:
+    """Observation-only demonstrations as N consecutive pairs.
+
+    obs / next_obs: nested batches, leaves (N, ...): s_t and s_{t+1} of each demo step
+    episode:        (N,) int64 demo episode of each pair
+    true_actions:   (N, *action_shape) the demonstrator's actions when known (only used to
+                    report the IDM's label accuracy), else None
+    observation_space: the space of ``obs``
+    """
+
+    obs: Nested
+    next_obs: Nested
+    episode: np.ndarray
+    observation_space: gym.Space
+    true_actions: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.episode)
+
+    @classmethod
+    def from_sequences(cls, observation_space: gym.Space, sequences: Sequence[Nested],
+                       actions: Sequence[np.ndarray | None] | None = None) -> "ObservationDemos":
+        """From per-episode observation sequences (leaves (T_i + 1, ...)) and, optionally, the
+        T_i actions of each (all episodes must have them for ``true_actions`` to be set)."""
+        obs_parts, next_parts, ep_parts, act_parts = [], [], [], []
+        for i, seq in enumerate(sequences):
+            t = ispaces.batch_len(seq) - 1
+            if t < 1:
+                continue
+            obs_parts.append(ispaces.map_leaves(lambda a: np.asarray(a)[:-1], seq))
+            next_parts.append(ispaces.map_leaves(lambda a: np.asarray(a)[1:], seq))
+            ep_parts.append(np.full(t, i, dtype=np.int64))
+            act_parts.append(None if actions is None else actions[i])
+        if not obs_parts:
+            raise ConfigError("The demonstrations hold no step with a next observation.")
+        known = all(a is not None for a in act_parts)
+        return cls(
+            obs=ispaces.concatenate(observation_space, obs_parts),
+            next_obs=ispaces.concatenate(observation_space, next_parts),
+            episode=np.concatenate(ep_parts),
+            observation_space=observation_space,
+            true_actions=np.concatenate([np.asarray(a) for a in act_parts]) if known else None,
+        )
+
+
+def demos_from_recording(paths: Any) -> tuple[ObservationDemos, str, dict[str, Any]]:
+    """(demos, env id, env kwargs) from recordings; executed actions, where recorded, become
+    ``true_actions`` (all episodes must carry them, else none is used)."""
+    from ilcore.data import open_recording
+
+    rec = open_recording(paths)
+    sequences, actions = [], []
+    for ep in rec.episodes():
+        sequences.append(ep.observations)
+        actions.append(None if ep.actions is None else np.asarray(ep.actions))
+    if not sequences:
+        raise ConfigError(f"The recording at {paths} holds no episodes.")
+    demos = ObservationDemos.from_sequences(rec.observation_space, sequences, actions)
+    return demos, rec.env_id, dict(rec.env_kwargs or {})
+
+
+@dataclass
+class AgentExperience:
+    """The agent's own (s, a, s') transitions, appended as it acts.
+
+    obs / next_obs: lists of single observations; actions: list of actions; episode: list of
+    ints; episode_returns: return of each episode completed while collecting.
+    """
+
+    obs: list[Any] = field(default_factory=list)
+    actions: list[Any] = field(default_factory=list)
+    next_obs: list[Any] = field(default_factory=list)
+    episode: list[int] = field(default_factory=list)
+    episode_returns: list[float] = field(default_factory=list)
+    episodes_started: int = 0
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def arrays(self, observation_space: gym.Space, action_space: gym.Space) -> tuple[Nested, np.ndarray, Nested, np.ndarray]:
+        """(obs, actions, next_obs, episode) as batches with leading N."""
+        return (ispaces.stack(observation_space, self.obs), ispaces.stack(action_space, self.actions),
+                ispaces.stack(observation_space, self.next_obs), np.asarray(self.episode, dtype=np.int64))
+
+
+def collect_experience(
+    env: gym.Env,
+    steps: int,
+    act: Callable[[Any], Any],
+    experience: AgentExperience,
+    *,
+    seed: int,
+) -> list[float]:
+    """Act for exactly ``steps`` env steps (starting a fresh episode) and append every transition.
+
+    ``act(obs) -> action`` for one observation. Returns the returns of the episodes that
+    finished during the call (the last, unfinished one is not counted).
+    """
+    returns: list[float] = []
+    obs, _ = env.reset(seed=seed)
+    ep = experience.episodes_started
+    experience.episodes_started += 1
+    total = 0.0
+    for _ in range(steps):
+        action = act(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        experience.obs.append(obs)
+        experience.actions.append(action)
+        experience.next_obs.append(next_obs)
+        experience.episode.append(ep)
+        total += float(reward)
+        if terminated or truncated:
+            returns.append(total)
+            total = 0.0
+            obs, _ = env.reset()
+            ep = experience.episodes_started
+            experience.episodes_started += 1
+        else:
+            obs = next_obs
+    experience.episode_returns.extend(returns)
+    return returns
+
+
+def _default_idm_config() -> Any:
+    from ilcore.algos.bc import BCConfig
+
+    return BCConfig(epochs=30, batch_size=128, hidden=(64, 64), patience=5, valid_fraction=0.1)
+
+
+def _default_bc_config() -> Any:
+    from ilcore.algos.bc import BCConfig
+
+    return BCConfig(epochs=50, batch_size=64, hidden=(64, 64), patience=10, valid_fraction=0.1)
+
+
+@dataclass
+class BCOConfig:
+    """Options of :func:`run_bco`.
+
+    alpha: post-demonstration interactions per iteration as a fraction of ``pre_demo_steps``
+        (0: plain BCO, no further env interaction after the pre-demonstration phase).
+    pre_demo_steps: env steps of exploration before the demonstrations are labelled.
+    iterations: post-demonstration iterations (used only when alpha > 0).
+    idm: :class:`ilcore.algos.bc.BCConfig` for the inverse dynamics model (None: small MLP, 30 epochs).
+    bc: BCConfig for the cloned policy (None: small MLP, 50 epochs, early stopping).
+    exploration: "random" (uniform actions) or "policy" (``exploration_policy`` must be given).
+    stochastic_rollouts: post-demo rollouts sample from the policy (True, as in the paper)
+        rather than taking its most likely action; sampling keeps the IDM's data diverse.
+    seed: seeds exploration, env resets, and both trainers.
+    """
+
+    alpha: float = 0.0
+    pre_demo_steps: int = 5000
+    iterations: int = 5
+    idm: Any = None
+    bc: Any = None
+    exploration: str = "random"
+    stochastic_rollouts: bool = True
+    seed: int = 0
+
+    def check(self) -> None:
+        if not (self.alpha >= 0 and math.isfinite(self.alpha)):
+            raise ConfigError(f"alpha must be a finite number >= 0, got {self.alpha}.")
+        if self.pre_demo_steps < 1:
+            raise ConfigError(f"pre_demo_steps must be >= 1, got {self.pre_demo_steps}.")
+        if self.iterations < 0:
+            raise ConfigError(f"iterations must be >= 0, got {self.iterations}.")
+        if self.exploration not in ("random", "policy"):
+            raise ConfigError(f"exploration must be 'random' or 'policy', not {self.exploration!r}.")
+
+    @property
+    def post_demo_steps(self) -> int:
+        """Env steps of each post-demonstration iteration: alpha x pre_demo_steps (at least 1 if alpha > 0)."""
+        return max(1, int(round(self.alpha * self.pre_demo_steps))) if self.alpha > 0 else 0
+
+
+@dataclass(frozen=True)
+class BCOIteration:
+    """One labelling + cloning pass (iteration 0 follows the pre-demonstration phase).
+
+    env_steps: total env interactions used so far (pre-demo + post-demo).
+    idm_demo: agreement of the inferred demo labels with the demonstrator's true actions
+        (None when the demos have no actions).
+    idm_heldout: agreement with the executed actions on held-out agent episodes.
+    label_histogram: for discrete actions, the share of each inferred demo label (a collapsed
+        IDM shows up here even without true actions); None for Box.
+    rollout_return: mean return of agent episodes completed in this iteration's env steps
+        (NaN if none finished).
+    eval_return: what ``evaluate_fn`` returned for the cloned policy (None without one).
+    bc_valid_loss: the cloned policy's best validation NLL on inferred labels (NaN without split).
+    """
+
+    iteration: int
+    env_steps: int
+    idm_demo: LabelAgreement | None
+    idm_heldout: LabelAgreement | None
+    label_histogram: list[float] | None
+    rollout_return: float
+    eval_return: float | None
+    bc_valid_loss: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "idm_demo": None if self.idm_demo is None else self.idm_demo.to_json(),
+            "idm_heldout": None if self.idm_heldout is None else self.idm_heldout.to_json(),
+            "label_histogram": self.label_histogram,
+            "rollout_return": None if math.isnan(self.rollout_return) else self.rollout_return,
+            "eval_return": self.eval_return,
+            "bc_valid_loss": None if math.isnan(self.bc_valid_loss) else self.bc_valid_loss,
+        }
+
+
+@dataclass
+class BCOResult:
+    """The final cloned policy (an :class:`EncodedPolicy` when an encoder was used), the last
+    IDM, the per-iteration history, the env steps used and the last inferred demo labels (N, ...)."""
+
+    policy: Any
+    idm: InverseDynamicsModel
+    iterations: list[BCOIteration]
+    env_steps: int
+    inferred_actions: np.ndarray
+
+
+class EncodedPolicy:
+    """A policy trained on encoded observations, acting on raw ones: ``pi(a | encode(o))``.
+
+    ``observation_space`` / ``action_space`` are the raw env's, so :func:`ilcore.eval.evaluate`
+    accepts it as it would a plain policy.
+    """
+
+    def __init__(self, encoder: ObservationEncoder, policy: Any, observation_space: gym.Space) -> None:
+        self.encoder = encoder
+        self.policy = policy
+        self.observation_space = observation_space
+        self.action_space = policy.action_space
+
+    def act_batch(self, obs_batch: Nested, deterministic: bool = True, *,
+                  generator: torch.Generator | None = None) -> np.ndarray:
+        return self.policy.act_batch(self.encoder.encode(obs_batch), deterministic, generator=generator)
+
+    def act(self, obs: Nested, deterministic: bool = True) -> Any:
+        batch = ispaces.map_leaves(lambda x: np.asarray(x)[None], obs)
+        a = self.act_batch(batch, deterministic)[0]
+        return int(a) if isinstance(self.action_space, gym.spaces.Discrete) else a
+
+
+class _IdentityEncoder:
+    def __init__(self, space: gym.Space) -> None:
+        self.observation_space = space
+
+    def encode(self, obs_batch: Nested) -> Nested:
+        return obs_batch
+
+
+def _encode_all(encoder: ObservationEncoder, obs: Nested, chunk: int = 4096) -> Nested:
+    n = ispaces.batch_len(obs)
+    if n <= chunk:
+        return encoder.encode(obs)
+    parts = [encoder.encode(ispaces.map_leaves(lambda a: np.asarray(a[lo:lo + chunk]), obs)) for lo in range(0, n, chunk)]
+    return np.concatenate(parts)
+
+
+def _label_histogram(action_space: gym.Space, labels: np.ndarray) -> list[float] | None:
+    if not isinstance(action_space, gym.spaces.Discrete) or len(labels) == 0:
+        return None
+    counts = np.bincount(np.asarray(labels, dtype=np.int64) - int(action_space.start), minlength=int(action_space.n))
+    return (counts / counts.sum()).tolist()
+
+
+def run_bco(
+    demos: ObservationDemos,
+    env_id: str,
+    config: BCOConfig | None = None,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    env: gym.Env | None = None,
+    encoder: ObservationEncoder | None = None,
+    exploration_policy: Any = None,
+    evaluate_fn: Callable[[Any], float] | None = None,
+    callback: Callable[[BCOIteration], None] | None = None,
+    progress: bool = False,
+) -> BCOResult:
+    """Run BCO(alpha) on observation-only demonstrations; see the module docstring.
+
+    Args:
+        demos: the demonstration pairs (in the agent's observation space, or in any space
+            ``encoder`` accepts).
+        env_id / env_kwargs: the env the agent explores; ``env`` overrides it (e.g. a wrapped env).
+        encoder: maps demo and agent observations into one space (third-person imitation).
+        exploration_policy: acts in the pre-demo phase when ``config.exploration == "policy"``
+            (anything with ``act(obs)``).
+        evaluate_fn: called with each cloned policy; its float result is stored per iteration.
+        callback: called with each :class:`BCOIteration` as it completes.
+
+    Raises:
+        SpaceMismatchError: the demos do not fit the env (and no encoder bridges them).
+    """
+    from ilcore.algos.bc import train_bc
+
+    cfg = config or BCOConfig()
+    cfg.check()
+    idm_cfg = cfg.idm or _default_idm_config()
+    bc_cfg = cfg.bc or _default_bc_config()
+    own_env = env is None
+    if env is None:
+        try:
+            gym.spec(env_id)
+        except gym.error.Error:
+            raise ConfigError(f"Unknown env id {env_id!r}.") from None
+        env = gym.make(env_id, **dict(env_kwargs or {}))
+    try:
+        obs_space, act_space = env.observation_space, env.action_space
+        if encoder is None:
+            if ispaces.space_key(demos.observation_space) != ispaces.space_key(obs_space):
+                raise SpaceMismatchError(
+                    f"The demonstrations' observations {demos.observation_space} do not match {env_id}'s "
+                    f"{obs_space}; pass an encoder to imitate from another view.")
+            enc: ObservationEncoder = _IdentityEncoder(obs_space)
+        else:
+            enc = encoder
+        feature_space = enc.observation_space
+        if cfg.exploration == "policy" and exploration_policy is None:
+            raise ConfigError("exploration='policy' needs an exploration_policy.")
+
+        demo_obs = _encode_all(enc, demos.obs)
+        demo_next = _encode_all(enc, demos.next_obs)
+        env.action_space.seed(cfg.seed)
+        explore = exploration_policy.act if cfg.exploration == "policy" else (lambda _o: env.action_space.sample())
+        experience = AgentExperience()
+        returns = collect_experience(env, cfg.pre_demo_steps, explore, experience, seed=cfg.seed)
+        env_steps = cfg.pre_demo_steps
+        gen = torch.Generator().manual_seed(cfg.seed)
+        history: list[BCOIteration] = []
+        policy: Any = None
+        idm_result: IDMResult | None = None
+        inferred = np.zeros(0)
+        rounds = 1 + (cfg.iterations if cfg.alpha > 0 else 0)
+        for it in range(rounds):
+            if it > 0:
+                current = policy
+
+                def act(o: Any) -> Any:
+                    batch = ispaces.map_leaves(lambda x: np.asarray(x)[None], o)
+                    a = current.act_batch(batch, not cfg.stochastic_rollouts, generator=gen)[0]
+                    return int(a) if isinstance(act_space, gym.spaces.Discrete) else a
+
+                returns = collect_experience(env, cfg.post_demo_steps, act, experience, seed=cfg.seed + 7919 * it)
+                env_steps += cfg.post_demo_steps
+            obs, actions, next_obs, episode = experience.arrays(obs_space, act_space)
+            idm_result = train_idm(
+                _encode_all(enc, obs), actions, _encode_all(enc, next_obs),
+                observation_space=feature_space, action_space=act_space, episode=episode,
+                config=_with_seed(idm_cfg, cfg.seed + it), progress=progress)
+            inferred = idm_result.idm.predict(demo_obs, demo_next)
+            demo_agreement = (label_agreement(act_space, inferred, demos.true_actions)
+                              if demos.true_actions is not None else None)
+            data = PairData(obs=demo_obs, actions=inferred, weights=np.ones(len(demos), np.float32),
+                            episode=demos.episode, observation_space=feature_space, action_space=act_space)
+            bc_result = train_bc(data, _with_seed(bc_cfg, cfg.seed + it), progress=progress)
+            inner = bc_result.policy
+            policy = inner if encoder is None else EncodedPolicy(enc, inner, obs_space)
+            valid = [v for v in bc_result.history.get("valid_loss", []) if not math.isnan(v)]
+            record = BCOIteration(
+                iteration=it,
+                env_steps=env_steps,
+                idm_demo=demo_agreement,
+                idm_heldout=idm_result.valid_agreement,
+                label_histogram=_label_histogram(act_space, inferred),
+                rollout_return=float(np.mean(returns)) if returns else float("nan"),
+                eval_return=None if evaluate_fn is None else float(evaluate_fn(policy)),
+                bc_valid_loss=min(valid) if valid else float("nan"),
+            )
+            history.append(record)
+            if callback is not None:
+                callback(record)
+        assert idm_result is not None
+        return BCOResult(policy=policy, idm=idm_result.idm, iterations=history, env_steps=env_steps,
+                         inferred_actions=inferred)
+    finally:
+        if own_env:
+            env.close()
+
+
+def _with_seed(config: Any, seed: int) -> Any:
+    from dataclasses import replace
+
+    return replace(config, seed=seed)
+
+
+def save_bco_run(result: BCOResult, out: str | Path, *, meta: Mapping[str, Any] | None = None) -> Path:
+    """Write the policy (``out/``), the IDM (``out/idm/``) and ``out/bco.json`` (the history).
+
+    Only plain policies are saved as checkpoints; an :class:`EncodedPolicy` needs its encoder
+    saved by the caller.
+    """
+    import json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(result.policy, EncodedPolicy):
+        raise ConfigError("An encoded policy cannot be saved as a plain checkpoint; save its encoder and inner policy.")
+    result.policy.meta.update(dict(meta or {}))
+    result.policy.save(out)
+    result.idm.save(out / "idm")
+    (out / "bco.json").write_text(json.dumps(
+        {"env_steps": result.env_steps, "iterations": [r.to_json() for r in result.iterations], **dict(meta or {})},
+        indent=1, default=float))
+    return out
