@@ -94,8 +94,8 @@ def main() -> None:
               f"len {row['mean_length']:6.1f}  random {row['random_mean']:8.1f}  ({seconds:.0f} s)", flush=True)
 
     print()
-    print(f"| env | expert mean ± std | min | max | mean length | random policy mean |")
-    print(f"|---|---|---|---|---|---|")
+    print("| env | expert mean ± std | min | max | mean length | random policy mean |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['name']} | {row['mean']:.1f} ± {row['std']:.1f} | {row['min']:.1f} | {row['max']:.1f} | "
               f"{row['mean_length']:.0f} | {row['random_mean']:.1f} |")

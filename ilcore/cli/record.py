@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ilcore.data import default_session_path
 
     out = Path(args.out) if args.out else default_session_path(args.env)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} already exists; record into a new --out folder.")
     summary = record_scripted(args.env, out, episodes=args.episodes, seed=args.seed, noise=args.noise,
                               env_kwargs=env_kwargs, progress=True)
     if not args.json:

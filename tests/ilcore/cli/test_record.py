@@ -92,3 +92,12 @@ def test_record_refuses_bad_requests_in_one_line(tmp_path: Path, capsys: pytest.
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0]
     assert not out.exists()
+
+
+def test_record_never_writes_into_an_existing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code, _, err = record(["--env", "CartPole-v1", "--episodes", "1", "--out", str(out)], capsys)
+    assert code == 2 and "already exists" in err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
