@@ -10,8 +10,9 @@ Encoders (``OneShotConfig.encoder``):
 
 - ``"final_state"``: z = MLP(last observation of the demo).
 - ``"mean_pool"``: z = mean over steps of MLP(step), a step being (o_t, a_t, o_{t+1}).
-- ``"attention"``: soft attention over the demo's steps with a query computed from the current
-  state (Duan's neighbourhood-free variant): z depends on where the policy is in the task.
+- ``"attention"``: multi-head soft attention over the demo's step embeddings with a query
+  computed from the current state (as in Duan et al.'s demonstration attention), so z depends
+  on how far through the task the policy is.
 - ``"none"``: task-blind behaviour cloning (the demo is ignored) - a lower bound.
 - ``"oracle"``: no demo; z is the task itself (one one-hot per task position) - an upper bound.
 

@@ -12,13 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
-
-
-def _add_json_flag(parser: argparse.ArgumentParser) -> None:
-    # Same flag as ilcore.cli.main.add_json_flag; imported lazily there would be circular-safe too,
-    # but a local copy keeps this module importable on its own.
-    parser.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
 
 
 def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -48,7 +43,7 @@ def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--noise", type=float, default=0.3, help="with --expert-demos: DART noise on executed actions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_json_flag(p)
+    add_json_flag(p)
     p.set_defaults(func=run_train_oneshot)
     return p
 
@@ -66,7 +61,7 @@ def add_eval_parser(eval_subparsers: argparse._SubParsersAction) -> argparse.Arg
     p.add_argument("--demo-episode", metavar="ID", help="episode id within --demo (default: the first)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    _add_json_flag(p)
+    add_json_flag(p)
     p.set_defaults(func=run_eval_oneshot)
     return p
 
