@@ -227,6 +227,7 @@ def train_bc(
     obs = {p: v[train_idx] for p, v in obs.items()}
     actions, weights = actions[train_idx], weights[train_idx]
 
+    uniform_weights = bool(torch.all(weights == weights[0]))
     loss_fn = TotalLoss([NLL(1.0), Entropy(cfg.entropy_weight), *extra_terms])
     params = [p for p in policy.parameters() if p.requires_grad]
     if cfg.weight_decay > 0:
@@ -255,7 +256,7 @@ def train_bc(
             idx = order[:, s * cfg.batch_size:(s + 1) * cfg.batch_size]  # (K, B)
             batch_obs = {p: v[idx] for p, v in obs.items()}
             dist = policy.dist(batch_obs, per_member=True, state_noise=cfg.state_noise, generator=gen)
-            batch = LossBatch(policy, dist, batch_obs, actions[idx], weights[idx])
+            batch = LossBatch(policy, dist, batch_obs, actions[idx], None if uniform_weights else weights[idx])
             loss, _ = loss_fn(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

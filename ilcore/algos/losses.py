@@ -25,14 +25,15 @@ class LossBatch:
     dist:    ``policy.dist(obs, per_member=True)``, computed once and shared by the terms.
     obs:     leaf tensors ``(K, B, ...)``: member k's own minibatch.
     actions: labels ``(K, B, *action_shape)`` in env units.
-    weights: per-sample weights ``(K, B)`` float32.
+    weights: per-sample weights ``(K, B)`` float32, or None when every sample weighs the same
+        (the trainer checks once, which saves several small ops per step on tiny networks).
     """
 
     policy: Policy
     dist: ActionDist
     obs: ObsTensors
     actions: torch.Tensor
-    weights: torch.Tensor
+    weights: torch.Tensor | None
 
 
 class LossTerm(Protocol):
@@ -44,8 +45,10 @@ class LossTerm(Protocol):
         ...
 
 
-def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """``(K, B)`` values and weights -> ``(K,)`` weighted means (a zero-weight batch gives 0)."""
+    if weights is None:
+        return values.mean(1)
     return (values * weights).sum(1) / weights.sum(1).clamp_min(1e-12)
 
 
@@ -106,7 +109,7 @@ class KLToReference:
     name: str = "kl_ref"
 
     def __call__(self, batch: LossBatch) -> torch.Tensor:
-        k, b = batch.weights.shape
+        k, b = batch.actions.shape[:2]
         with torch.no_grad():
             if self.reference.ensemble == 1:
                 flat = {p: v.reshape(k * b, *v.shape[2:]) for p, v in batch.obs.items()}
@@ -144,7 +147,7 @@ class TotalLoss:
         for term in self.terms:
             value = term(batch)
             parts[term.name] = value.detach()
-            contrib = term.weight * value.sum()
+            contrib = value.sum() if term.weight == 1 else term.weight * value.sum()
             total = contrib if total is None else total + contrib
         assert total is not None
         return total, parts

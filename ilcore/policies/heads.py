@@ -79,9 +79,11 @@ class CategoricalDist(ActionDist):
     largest n with -inf), or the bits of a MultiBinary (n = 2).
     """
 
-    def __init__(self, logits: torch.Tensor, start: torch.Tensor, action_shape: tuple[int, ...]) -> None:
+    def __init__(self, logits: torch.Tensor, start: torch.Tensor, action_shape: tuple[int, ...],
+                 zero_start: bool = False) -> None:
         self.logits = logits
         self.start = start  # (D,) long
+        self.zero_start = zero_start  # lets log_prob skip a subtraction in the training hot loop
         self.action_shape = action_shape
         self._log_p: torch.Tensor | None = None
 
@@ -93,12 +95,15 @@ class CategoricalDist(ActionDist):
 
     def _to_index(self, actions: torch.Tensor) -> torch.Tensor:
         k, n = self.logits.shape[:2]
-        idx = actions.long().reshape(*actions.shape[: actions.dim() - len(self.action_shape)], -1) - self.start
+        idx = actions.long().reshape(*actions.shape[: actions.dim() - len(self.action_shape)], -1)
+        if not self.zero_start:
+            idx = idx - self.start
         return idx.expand(k, n, idx.shape[-1])
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
         idx = self._to_index(actions)
-        return self.log_p.gather(-1, idx.unsqueeze(-1)).squeeze(-1).sum(-1)
+        picked = self.log_p.gather(-1, idx.unsqueeze(-1))  # (K, N, D, 1)
+        return picked.view(picked.shape[:2]) if picked.shape[2] == 1 else picked.squeeze(-1).sum(-1)
 
     def entropy(self) -> torch.Tensor:
         return _entropy_of_probs(self.log_p.exp()).sum(-1)
@@ -238,6 +243,7 @@ class CategoricalHead(nn.Module):
         self.action_shape = action_shape
         self.linear = EnsembleLinear(ensemble, features, sum(self.nvec), init_scale=0.01)
         self.register_buffer("start", torch.as_tensor(np.asarray(start, dtype=np.int64)), persistent=False)
+        self.zero_start = not any(int(v) for v in start)
         ragged = len(set(self.nvec)) > 1
         self._pad_index: torch.Tensor | None = None
         if ragged:
@@ -247,7 +253,7 @@ class CategoricalHead(nn.Module):
             self._pad_index = self.pad_index
 
     def forward(self, h: torch.Tensor) -> CategoricalDist:
-        flat = self.linear(h)  # (K, N, sum nvec)
+        flat = torch.baddbmm(self.linear.bias, h, self.linear.weight)  # (K, N, sum nvec)
         k, n = flat.shape[:2]
         d = len(self.nvec)
         if self._pad_index is None:
@@ -255,7 +261,7 @@ class CategoricalHead(nn.Module):
         else:
             grid = flat.new_full((k, n, d * self.width), float("-inf"))
             logits = grid.index_copy(-1, self._pad_index, flat).reshape(k, n, d, self.width)
-        return CategoricalDist(logits, self.start, self.action_shape)
+        return CategoricalDist(logits, self.start, self.action_shape, self.zero_start)
 
 
 class GaussianHead(nn.Module):
@@ -280,7 +286,7 @@ class GaussianHead(nn.Module):
         self.linear = EnsembleLinear(ensemble, features, d if mse else 2 * d, init_scale=0.01)
 
     def forward(self, h: torch.Tensor) -> GaussianDist:
-        out = self.linear(h)
+        out = torch.baddbmm(self.linear.bias, h, self.linear.weight)
         if self.mse:
             return MeanDist(out, self.center, self.half_range, self.squashed, self.action_shape)
         mean, raw_log_std = out[..., : self.d], out[..., self.d :]

@@ -110,7 +110,7 @@ class ObservationEncoder(nn.Module):
                 d = int(np.prod(leaf.shape, dtype=np.int64))
                 self.register_buffer(f"obs_mean_{i}", torch.zeros(d))
                 self.register_buffer(f"obs_std_{i}", torch.ones(d))
-                self.leaves.append((path, "vector", i))
+                self.leaves.append((path, "vector", (f"obs_mean_{i}", f"obs_std_{i}")))
                 self.vector_paths.append(path)
                 width += d
             elif isinstance(leaf, gspaces.Discrete):
@@ -131,20 +131,16 @@ class ObservationEncoder(nn.Module):
 
     def norm_stats(self) -> dict[str, dict[str, list[float]]]:
         out = {}
-        for path, kind, i in self.leaves:
-            if kind == "vector":
-                out[path] = {
-                    "mean": getattr(self, f"obs_mean_{i}").tolist(),
-                    "std": getattr(self, f"obs_std_{i}").tolist(),
-                }
+        for path, kind, (mean_name, std_name) in (leaf for leaf in self.leaves if leaf[1] == "vector"):
+            out[path] = {"mean": getattr(self, mean_name).tolist(), "std": getattr(self, std_name).tolist()}
         return out
 
     def set_norm_stats(self, stats: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
-        for path, kind, i in self.leaves:
+        for path, kind, names in self.leaves:
             if kind == "vector" and path in stats:
-                mean = getattr(self, f"obs_mean_{i}")
+                mean = getattr(self, names[0])
                 mean.copy_(torch.as_tensor(np.asarray(stats[path]["mean"], dtype=np.float32)).reshape(mean.shape))
-                std = getattr(self, f"obs_std_{i}")
+                std = getattr(self, names[1])
                 std.copy_(torch.as_tensor(np.asarray(stats[path]["std"], dtype=np.float32)).reshape(std.shape))
 
     def forward(
@@ -163,7 +159,7 @@ class ObservationEncoder(nn.Module):
             x = obs[path]
             lead = x.shape[:lead_dims]
             if kind == "vector":
-                v = (x.reshape(*lead, -1).float() - getattr(self, f"obs_mean_{info}")) / getattr(self, f"obs_std_{info}")
+                v = (x.reshape(*lead, -1).float() - getattr(self, info[0])) / getattr(self, info[1])
                 if state_noise > 0:
                     v = v + state_noise * torch.randn(v.shape, generator=generator, device=v.device)
                 flat_parts.append(v)

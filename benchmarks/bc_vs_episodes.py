@@ -1,0 +1,111 @@
+"""BC return vs number of expert episodes on CartPole-v1, Pendulum-v1 and LunarLander-v3.
+
+For each env, seed and episode count: record that many scripted-expert episodes
+(ilcore.experts.make_expert), train BC (K=1, 256x256, by-episode validation with early stopping),
+evaluate on fresh seeds. Writes a table, benchmarks/results/bc_vs_episodes.json and .png.
+Usage: python benchmarks/bc_vs_episodes.py [--envs ...] [--episodes 1 2 5 10 25] [--seeds 5]
+       [--epochs 50] [--eval-episodes 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from bc_throughput import machine
+
+
+class Demos:
+    def __init__(self, obs, actions, episode, env) -> None:
+        self.obs, self.actions, self.episode = obs, actions, episode
+        self.weights = np.ones(len(episode), np.float32)
+        self.train_mask = self.valid_mask = None  # train_bc splits by episode (all train if 1 episode)
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+
+    def __len__(self) -> int:
+        return len(self.episode)
+
+
+def record(env_id: str, episodes: int, seed: int) -> tuple[Demos, float]:
+    from ilcore.experts import make_expert
+
+    env = gym.make(env_id)
+    expert = make_expert(env_id, env=env)
+    obs_l, act_l, ep_l, returns = [], [], [], []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed * 1000 + ep)
+        expert.reset()
+        done, ret = False, 0.0
+        while not done:
+            a = expert.act(obs)
+            obs_l.append(obs)
+            act_l.append(a)
+            ep_l.append(ep)
+            obs, r, term, trunc, _ = env.step(a)
+            ret += float(r)
+            done = term or trunc
+        returns.append(ret)
+    return Demos(np.asarray(obs_l), np.asarray(act_l), np.asarray(ep_l), env), float(np.mean(returns))
+
+
+def main() -> None:
+    from ilcore.algos.bc import BCConfig, train_bc
+    from ilcore.eval import evaluate
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--envs", nargs="+", default=["CartPole-v1", "Pendulum-v1", "LunarLander-v3"])
+    ap.add_argument("--episodes", nargs="+", type=int, default=[1, 2, 5, 10, 25])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--eval-episodes", type=int, default=20)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    started = time.perf_counter()
+    for env_id in args.envs:
+        for n_eps in args.episodes:
+            bc_returns, expert_returns = [], []
+            for seed in range(args.seeds):
+                demos, expert_ret = record(env_id, n_eps, seed)
+                cfg = BCConfig(epochs=args.epochs, valid_fraction=0.2, seed=seed)
+                policy = train_bc(demos, cfg, progress=False).policy
+                res = evaluate(policy, env_id, episodes=args.eval_episodes, seed=10_000 + seed)
+                bc_returns.append(res.mean_return)
+                expert_returns.append(expert_ret)
+            rows.append({"env": env_id, "episodes": n_eps, "bc_mean": float(np.mean(bc_returns)),
+                         "bc_std": float(np.std(bc_returns)), "bc_per_seed": bc_returns,
+                         "expert_mean": float(np.mean(expert_returns))})
+            r = rows[-1]
+            print(f"{env_id:>16} {n_eps:>4} eps  BC {r['bc_mean']:8.1f} +- {r['bc_std']:6.1f}   expert {r['expert_mean']:8.1f}",
+                  flush=True)
+    out_dir = Path(__file__).parent / "results"
+    (out_dir / "bc_vs_episodes.json").write_text(json.dumps(
+        {"machine": machine(), "settings": vars(args), "seconds": time.perf_counter() - started, "rows": rows}, indent=1))
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4 * len(args.envs), 3.5))
+    for i, env_id in enumerate(args.envs):
+        ax = fig.add_subplot(1, len(args.envs), i + 1)
+        rs = [r for r in rows if r["env"] == env_id]
+        xs = [r["episodes"] for r in rs]
+        ax.errorbar(xs, [r["bc_mean"] for r in rs], yerr=[r["bc_std"] for r in rs], marker="o", capsize=3, label="BC")
+        ax.plot(xs, [r["expert_mean"] for r in rs], "k--", label="expert")
+        ax.set_xscale("log")
+        ax.set_xlabel("expert episodes")
+        ax.set_ylabel("return")
+        ax.set_title(env_id)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "bc_vs_episodes.png")
+    print(f"wrote {out_dir / 'bc_vs_episodes.json'} and .png")
+
+
+if __name__ == "__main__":
+    main()
