@@ -39,9 +39,12 @@ class DrivingGains:
     wheelbase: float = 2.5  # bicycle-model wheelbase of the car
     speed_margin: float = 3.0  # coast (no gas, no brake) this far above the target speed
     curvature_window: int = 2  # points each side averaged into a curvature
+    recovery_speed: float = 20.0  # speed cap on grass or while turning round
+    max_wheel_slip: float = 15.0  # rear-wheel surface speed above ground speed that cuts the gas
 
 
 MAX_WHEEL_ANGLE = 0.4  # radians; CarRacing's steering joint limit
+ROAD_HALF_WIDTH = 40 / 6  # CarRacing's TRACK_WIDTH: centre line to road edge
 
 
 class CarRacingExpert(Expert):
@@ -99,24 +102,39 @@ class CarRacingExpert(Expert):
         speed = float(np.dot(np.array(hull.linearVelocity, dtype=np.float64), forward))
 
         n = len(self._points)
-        nearest = int(np.argmin(np.sum((self._points - position) ** 2, axis=1)))
+        squared = np.sum((self._points - position) ** 2, axis=1)
+        nearest = int(np.argmin(squared))
+        off_track = float(np.sqrt(squared[nearest]))  # distance to the centre line
 
-        # Pure pursuit: walk along the centre line to the goal point.
-        lookahead = g.lookahead + g.lookahead_per_speed * max(speed, 0.0)
+        # Pure pursuit: walk along the centre line to the goal point. Off the road (a learner
+        # may leave the car anywhere) the lookahead grows with the distance to the centre line,
+        # so the goal stays ahead and the car rejoins at an angle instead of circling.
+        lookahead = g.lookahead + g.lookahead_per_speed * max(speed, 0.0) + off_track
         goal, walked = nearest, 0.0
         while walked < lookahead:
             walked += self._segment_lengths[goal % n]
             goal += 1
         to_goal = self._points[goal % n] - position
         lateral, longitudinal = float(to_goal @ right), float(to_goal @ forward)
-        curvature = 2.0 * lateral / max(lateral**2 + longitudinal**2, 1e-6)
-        steer = float(np.clip(math.atan(curvature * g.wheelbase) / MAX_WHEEL_ANGLE, -1.0, 1.0))
+        if longitudinal > 0.0:
+            curvature = 2.0 * lateral / max(lateral**2 + longitudinal**2, 1e-6)
+            steer = float(np.clip(math.atan(curvature * g.wheelbase) / MAX_WHEEL_ANGLE, -1.0, 1.0))
+        else:
+            steer = 1.0 if lateral >= 0.0 else -1.0  # goal behind: full lock towards it
 
         # Speed: the slowest braking-reachable limit ahead.
         ahead = np.arange(nearest, nearest + g.plan_points) % n
         distance = np.concatenate([[0.0], np.cumsum(self._segment_lengths[ahead[:-1]])])
         target = float(np.min(np.sqrt(self._speed_limits[ahead] ** 2 + 2.0 * g.deceleration * distance)))
-        if speed < target:
+        if longitudinal <= 0.0 or off_track > ROAD_HALF_WIDTH:
+            target = min(target, g.recovery_speed)  # turning round or on grass: grip is low
+        # Traction control: spinning rear wheels (a learner may leave the car in a donut) give
+        # no grip, so gas is cut until the wheel surface speed is back near the car's speed.
+        rear_wheels = self.env.car.wheels[2:4]
+        wheel_speed = float(np.mean([w.omega * w.wheel_rad for w in rear_wheels]))
+        ground_speed = float(np.linalg.norm(np.array(hull.linearVelocity, dtype=np.float64)))
+        spinning = wheel_speed > ground_speed + g.max_wheel_slip
+        if speed < target and not spinning:
             gas, brake = 1.0, 0.0
         elif speed > target + g.speed_margin:
             gas, brake = 0.0, min(1.0, 0.1 * (speed - target))
