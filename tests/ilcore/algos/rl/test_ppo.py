@@ -1,0 +1,100 @@
+"""PPO fine-tuning: improves a weak BC policy, warm-up freezes the actor, regularisers and checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ilcore.algos.rl.critic import Critic
+from ilcore.algos.rl.ppo import PPOConfig, train_ppo
+from ilcore.errors import ConfigError
+from ilcore.eval import evaluate
+from ilcore.policies import Policy
+from tests.ilcore.algos.rl.fixtures import weak_cartpole_demo, weak_cartpole_policy
+
+CARTPOLE = dict(num_envs=8, n_steps=64, epochs=4, batch_size=128, lr=1e-3, gamma=0.98, gae_lambda=0.8)
+
+
+@pytest.fixture(scope="module")
+def weak_bc():
+    demo = weak_cartpole_demo()
+    return demo, weak_cartpole_policy(demo)
+
+
+def _copy(policy: Policy) -> Policy:
+    p = Policy.from_config(policy.config)
+    p.load_state_dict(policy.state_dict())
+    return p
+
+
+@pytest.mark.slow
+def test_finetuning_improves_a_weak_bc_policy_on_cartpole(weak_bc, tmp_path):
+    demo, bc = weak_bc
+    before = evaluate(bc, "CartPole-v1", episodes=10, seed=123).mean_return
+    cfg = PPOConfig(**CARTPOLE, value_warmup_steps=1024, shaping_weight=0.05, shaping_decay=0.99,
+                    eval_episodes=0, seed=0)
+    result = train_ppo("CartPole-v1", 24_000, cfg, policy=_copy(bc), demos=demo, out_dir=tmp_path, progress=False)
+    after = evaluate(result.policy, "CartPole-v1", episodes=10, seed=123).mean_return
+    assert before < 100, before  # the start really is weak
+    assert after > before + 100, (before, after)
+    # The run folder is a policy checkpoint like BC's, with the critic and history beside it.
+    reloaded = Policy.load(tmp_path)
+    obs = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    np.testing.assert_array_equal(reloaded.act_batch(obs), result.policy.act_batch(obs))
+    assert reloaded.version == bc.version + 1 and reloaded.meta["algo"] == "ppo"
+    critic = Critic.load(tmp_path)
+    torch.testing.assert_close(critic(reloaded.obs_to_tensors(obs)), result.critic(reloaded.obs_to_tensors(obs)))
+    assert (tmp_path / "curve.png").stat().st_size > 0 and (tmp_path / "history.json").is_file()
+
+
+def test_value_warmup_trains_the_critic_and_freezes_the_actor(weak_bc):
+    _, bc = weak_bc
+    policy = _copy(bc)
+    critic = Critic.for_policy(policy, (32,), seed=0)
+    critic_before = {k: v.clone() for k, v in critic.state_dict().items()}
+    cfg = PPOConfig(**{**CARTPOLE, "num_envs": 4}, value_warmup_steps=10_000, eval_episodes=0)
+    result = train_ppo("CartPole-v1", 600, cfg, policy=policy, critic=critic, progress=False)
+    for name, value in bc.state_dict().items():
+        torch.testing.assert_close(result.policy.state_dict()[name], value, rtol=0, atol=0)
+    assert any(not torch.equal(critic_before[k], v) for k, v in result.critic.state_dict().items())
+    assert all(w == 1.0 for w in result.history["warmup"])
+
+
+def test_bc_regulariser_weight_decays_geometrically(weak_bc):
+    demo, bc = weak_bc
+    cfg = PPOConfig(**{**CARTPOLE, "num_envs": 4, "n_steps": 32, "epochs": 1}, bc_weight=0.5, bc_decay=0.5,
+                    eval_episodes=0)
+    result = train_ppo("CartPole-v1", 600, cfg, policy=_copy(bc), demos=demo, progress=False)
+    k = len(result.history["bc_weight"])
+    assert k >= 4
+    np.testing.assert_allclose(result.history["bc_weight"], 0.5 * 0.5 ** np.arange(k))
+
+
+def test_an_ensemble_policy_trains_every_member_with_kl_to_bc():
+    import gymnasium as gym
+
+    from ilcore.policies import make_policy
+
+    env = gym.make("Pendulum-v1")
+    policy = make_policy(env.observation_space, env.action_space, hidden=(16,), ensemble=2, seed=0)
+    start = _copy(policy)
+    cfg = PPOConfig(num_envs=3, n_steps=32, epochs=2, batch_size=32, kl_weight=0.1, eval_episodes=2)
+    result = train_ppo("Pendulum-v1", 300, cfg, policy=policy, progress=False)
+    assert result.critic.ensemble == 2
+    w_after = result.policy.head.linear.weight.detach()
+    w_before = start.head.linear.weight.detach()
+    assert all(not torch.equal(w_after[m], w_before[m]) for m in range(2))  # both members moved
+    assert np.isfinite(result.evals[-1]["mean_return"])
+
+
+def test_bad_combinations_are_refused(weak_bc):
+    _, bc = weak_bc
+    with pytest.raises(ConfigError, match="demonstrations"):
+        train_ppo("CartPole-v1", 100, PPOConfig(bc_weight=0.1), policy=_copy(bc), progress=False)
+    with pytest.raises(ConfigError, match="reference policy"):
+        train_ppo("CartPole-v1", 100, PPOConfig(kl_weight=0.1), progress=False)
+    with pytest.raises(ConfigError, match="Unknown env"):
+        train_ppo("NoSuchEnv-v9", 100, PPOConfig(), progress=False)
+    with pytest.raises(ConfigError, match="bc_decay|decay"):
+        PPOConfig(bc_weight=0.1, bc_decay=1.5).check()
