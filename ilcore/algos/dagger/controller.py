@@ -271,7 +271,7 @@ class DaggerController:
         """Put a step of the current episode in the review queue (queue items appear once the
         episode has ended and has an id). ``priority``: higher is asked first (disagreement)."""
         ep = self._require_episode()
-        if not 0 <= step < ep.step + 1 or step >= len(ep.history):
+        if not 0 <= step < ep.step:
             raise ConfigError(f"step {step} has not been recorded in this episode yet")
         prio = float(priority) if np.isfinite(priority) else 0.0
         ep.deferred.append((int(step), prio, reason))

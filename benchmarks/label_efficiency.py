@@ -1,0 +1,225 @@
+"""Labels (and simulated human-seconds) to reach 95% of the expert, per way of asking.
+
+For each env and seed, five ways of getting labels from the same simulated person (scripted
+expert, 1.5 s per answered query, 0.25 s per step it drives, no noise, no delay) train the same
+learner (5-member ensemble MLP (64, 64), 20 epochs from scratch each round, on every label):
+
+- bc:           demonstrations only (the person drives every step of every round; beta-mix = 1)
+- dagger:       plain DAgger, every learner-visited state labelled (AllGate)
+- beta:         beta-querying, each visited state asked with probability 0.2 (BetaGate)
+- ensemble:     uncertainty gating at a 10% target rate (EnsembleGate)
+- intervention: HG-DAgger, the person takes over when it disagrees with the learner and
+                hands back after 5 agreeing steps (NeverGate + interventions)
+
+All start from the same one demonstration episode (round 0). After every round the policy is
+evaluated on EVAL_EPISODES episodes. "Reached" means a normalised score
+(R - R_random) / (R_expert - R_random) >= 0.95, with R_expert the expert's documented return and
+R_random measured here; the labels counted are the cumulative labels (demonstration included)
+at the first round that reaches it. Reports the median over seeds (runs that never reach it count
+as "not reached" and the median is "not reached" when more than half never do).
+
+Usage: python benchmarks/label_efficiency.py [--envs CartPole-v1,...] [--seeds 5] [--rounds N]
+Writes benchmarks/results/label_efficiency.json and .png (return vs labels, median curves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ("bc", "dagger", "beta", "ensemble", "intervention")
+# Rounds and episodes per round per env: enough for plain DAgger to get there on CartPole and
+# Pendulum on 2 shared cores; LunarLander gets what the time allowed.
+ENV_SETTINGS = {
+    "CartPole-v1": dict(rounds=8, episodes_per_round=2),
+    "Pendulum-v1": dict(rounds=8, episodes_per_round=2),
+    "LunarLander-v3": dict(rounds=8, episodes_per_round=2),
+}
+EVAL_EPISODES = 10
+
+
+def random_return(env_id: str, episodes: int = 20) -> float:
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    env.action_space.seed(0)
+    total = []
+    for i in range(episodes):
+        env.reset(seed=10_000 + i)
+        ret, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            ret += float(r)
+            done = term or trunc
+        total.append(ret)
+    return float(np.mean(total))
+
+
+def run_method(env_id: str, method: str, seed: int, rounds: int, episodes_per_round: int, work: Path) -> list[dict]:
+    import gymnasium as gym
+
+    from ilcore.algos.bc import BCConfig
+    from ilcore.algos.dagger import (
+        AllGate, BetaGate, Constant, DaggerRunConfig, EnsembleGate, NeverGate, RetrainConfig, run_dagger,
+    )
+    from ilcore.experts import make_expert
+    from ilcore.experts.simulated import SimulatedPerson
+
+    env = gym.make(env_id)
+    person = SimulatedPerson(
+        make_expert(env_id, env=env), env.action_space, seconds_per_label=1.5, seconds_per_takeover_step=0.25,
+        intervene=(method == "intervention"), release_after=5, seed=seed,
+    )
+    gate = {"bc": NeverGate(), "dagger": AllGate(), "beta": BetaGate(Constant(0.2)), "ensemble": EnsembleGate(0.1),
+            "intervention": NeverGate()}[method]
+    bc = BCConfig(epochs=20, ensemble=5, hidden=(64, 64), seed=seed, valid_fraction=0.0, patience=None)
+    config = DaggerRunConfig(
+        rounds=rounds, demo_episodes=1, episodes_per_round=episodes_per_round,
+        beta_mix=Constant(1.0 if method == "bc" else 0.0), interventions=(method == "intervention"),
+        eval_episodes=EVAL_EPISODES, seed=seed, retrain=RetrainConfig(bc=bc),
+    )
+    res = run_dagger(env_id, person, gate, work / f"{env_id}-{method}-{seed}", config, env=env)
+    return [{"round": s.round, "labels": s.labels, "human_seconds": s.human_seconds,
+             "mean_return": s.mean_return, "query_rate": s.query_rate} for s in res.rounds]
+
+
+def first_reaching(curve: list[dict], bar: float) -> dict | None:
+    return next((row for row in curve if row["mean_return"] >= bar), None)
+
+
+def summarize(runs: dict, bar: float) -> dict:
+    out = {}
+    for method, per_seed in runs.items():
+        hits = [first_reaching(c, bar) for c in per_seed.values()]
+        n = len(hits)
+        reached = sorted(h["labels"] for h in hits if h is not None)
+        secs = sorted(h["human_seconds"] for h in hits if h is not None)
+
+        def median_with_misses(vals: list[float]) -> float | None:
+            padded = vals + [math.inf] * (n - len(vals))
+            m = float(np.median(padded)) if padded else math.inf
+            return None if math.isinf(m) or math.isnan(m) else m
+
+        out[method] = {
+            "reached": f"{len(reached)}/{n}",
+            "median_labels": median_with_misses(reached),
+            "median_human_seconds": median_with_misses(secs),
+            "final_return_median": float(np.median([c[-1]["mean_return"] for c in per_seed.values()])),
+            "final_labels_median": float(np.median([c[-1]["labels"] for c in per_seed.values()])),
+        }
+    return out
+
+
+def main() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--envs", default=",".join(ENV_SETTINGS))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--out", default=str(RESULTS / "label_efficiency.json"))
+    args = ap.parse_args()
+    from ilcore.experts import make_expert
+
+    out_path = Path(args.out)
+    result: dict[str, Any] = json.loads(out_path.read_text()) if out_path.exists() else {}
+    result.setdefault("envs", {})
+    result.update({
+        "benchmark": "label_efficiency", "eval_episodes": EVAL_EPISODES,
+        "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+                    "python": sys.version.split()[0], "torch": torch.__version__},
+        "date": datetime.date.today().isoformat(),
+    })
+    work = Path(tempfile.mkdtemp(prefix="label-eff-"))
+    try:
+        for env_id in args.envs.split(","):
+            settings = dict(ENV_SETTINGS[env_id])
+            if args.rounds is not None:
+                settings["rounds"] = args.rounds
+            r_expert = float(make_expert(env_id).documented_return)
+            r_random = random_return(env_id)
+            bar = r_random + 0.95 * (r_expert - r_random)
+            runs: dict[str, dict[int, list[dict]]] = {}
+            t0 = time.perf_counter()
+            for seed in range(args.seeds):
+                for method in args.methods.split(","):
+                    t = time.perf_counter()
+                    curve = run_method(env_id, method, seed, settings["rounds"], settings["episodes_per_round"], work)
+                    runs.setdefault(method, {})[seed] = curve
+                    hit = first_reaching(curve, bar)
+                    print(f"{env_id} seed {seed} {method:12s} final {curve[-1]['mean_return']:8.1f} "
+                          f"labels {curve[-1]['labels']:6d} reached@{hit['labels'] if hit else '-'} "
+                          f"({time.perf_counter() - t:.0f}s)", flush=True)
+                result["envs"][env_id] = {
+                    "expert_return": r_expert, "random_return": r_random, "bar": bar, "settings": settings,
+                    "seeds_run": seed + 1, "runs": {m: {str(s): c for s, c in v.items()} for m, v in runs.items()},
+                    "summary": summarize(runs, bar), "seconds": time.perf_counter() - t0,
+                }
+                out_path.parent.mkdir(exist_ok=True)
+                out_path.write_text(json.dumps(result, indent=1))  # after every seed: partial results survive
+            print_table(env_id, result["envs"][env_id])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    plot(result, out_path.with_suffix(".png"))
+
+
+def print_table(env_id: str, env_result: dict) -> None:
+    s = env_result["summary"]
+    print(f"\n{env_id}: bar {env_result['bar']:.1f} (expert {env_result['expert_return']:.1f}, random "
+          f"{env_result['random_return']:.1f}), {env_result['seeds_run']} seeds")
+    print("| method | reached | median labels to 95% | median human-s to 95% | final return (median) | final labels |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for m, row in s.items():
+        lab = "not reached" if row["median_labels"] is None else f"{row['median_labels']:.0f}"
+        sec = "-" if row["median_human_seconds"] is None else f"{row['median_human_seconds']:.0f}"
+        print(f"| {m} | {row['reached']} | {lab} | {sec} | {row['final_return_median']:.1f} | {row['final_labels_median']:.0f} |")
+    dg, en = s.get("dagger", {}).get("median_labels"), s.get("ensemble", {}).get("median_labels")
+    if dg and en:
+        print(f"ensemble / dagger labels: {en / dg:.2f} (goal <= 0.25)")
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = list(result["envs"])
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False)
+    for ax, env_id in zip(axes[0], envs):
+        er = result["envs"][env_id]
+        for method, per_seed in er["runs"].items():
+            curves = list(per_seed.values())
+            n = min(len(c) for c in curves)
+            labels = np.median([[row["labels"] for row in c[:n]] for c in curves], axis=0)
+            rets = np.median([[row["mean_return"] for row in c[:n]] for c in curves], axis=0)
+            ax.plot(labels, rets, marker="o", ms=3, label=method)
+        ax.axhline(er["bar"], color="k", ls=":", lw=1, label="95% bar")
+        ax.set_xscale("log")
+        ax.set_xlabel("labels (cumulative, median over seeds)")
+        ax.set_ylabel("mean return (median over seeds)")
+        ax.set_title(f"{env_id} ({er['seeds_run']} seeds)", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
