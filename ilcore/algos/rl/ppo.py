@@ -18,6 +18,13 @@ One readable loop in the cleanrl manner, with the pieces fine-tuning needs:
 
 The result is the same :class:`~ilcore.policies.Policy` class and checkpoint format as BC, so a
 fine-tuned policy goes straight back into DAgger and the app.
+
+Why our own PPO and not stable-baselines3 as the engine: SB3's policies are its own classes (a
+BC ensemble would have to be converted in and out on every round trip, losing the ensemble and
+the squashed state-dependent Gaussian), and adding the BC / KL terms to SB3's loss means copying
+its ``train()``. Here they are loss terms like BC's. SB3 stays one call away through
+:func:`ilcore.algos.rl.sb3.export_to_sb3`, and ``benchmarks/rl_ppo_vs_sb3.py`` checks this loop
+against it.
 """
 
 from __future__ import annotations

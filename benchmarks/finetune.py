@@ -1,0 +1,223 @@
+"""BC -> RL fine-tuning from a deliberately weak BC policy: which start and which regulariser get there first?
+
+For each env: record ONE demo of the scripted expert, keep only its first ``--demo-steps`` steps,
+and clone it (a weak BC policy). Then run PPO with the same hyperparameters from:
+
+  scratch     a fresh policy
+  bc-naive    the BC policy, no value warm-up (the critic starts random)
+  bc-warmup   the BC policy, critic warmed up for 2 rollouts with the actor frozen
+  bc+bcreg    bc-warmup + DAPG auxiliary BC loss, weight 0.1 * 0.95**k, on the demo
+  bc+kl       bc-warmup + KL(pi || pi_BC), weight 0.05
+  bc+shaping  bc-warmup + reward 0.05 * log pi_BC(a|s), decaying 0.99 per episode
+
+Each run is evaluated (deterministic, 10 episodes) every ``--eval-every`` env steps. Reported per
+variant (over seeds): the return at step 0, the lowest eval return in the first quarter (a
+collapse of the BC start shows here), the final return, and the env steps until the eval return
+first reached the target (95% of the expert's return for positive returns, expert - 5% |expert|
+otherwise). Writes benchmarks/results/finetune.json and finetune_<env>.png.
+
+Usage: python benchmarks/finetune.py [--envs CartPole-v1] [--seeds 3] [--steps 30000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ilcore.algos.bc import BCConfig, train_bc
+from ilcore.algos.rl.ppo import PPOConfig, train_ppo
+from ilcore.eval import evaluate
+from ilcore.experts import make_expert
+
+RESULTS = Path(__file__).parent / "results"
+
+# Same PPO hyperparameters for every variant of an env (tuned only for the from-scratch run).
+PPO_SETTINGS = {
+    "CartPole-v1": dict(num_envs=8, n_steps=64, epochs=4, batch_size=128, lr=1e-3, gamma=0.98, gae_lambda=0.8),
+    "Pendulum-v1": dict(num_envs=8, n_steps=256, epochs=10, batch_size=256, lr=1e-3, gamma=0.9, gae_lambda=0.95),
+    "LunarLander-v3": dict(num_envs=8, n_steps=256, epochs=4, batch_size=256, lr=3e-4, gamma=0.99,
+                           gae_lambda=0.95, ent_coef=0.01),
+}
+
+
+@dataclass
+class Demo:
+    """The fields of ilcore.data.TransitionData that train_bc and the BC regulariser read."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    weights: np.ndarray
+    episode: np.ndarray
+    train_mask: np.ndarray
+    valid_mask: np.ndarray
+    observation_space: gym.Space
+    action_space: gym.Space
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+
+def record_demo(env_id: str, steps: int, seed: int) -> Demo:
+    env = gym.make(env_id)
+    expert = make_expert(env_id, env)
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    o, a = [], []
+    for _ in range(steps):
+        act = expert.act(obs)
+        o.append(obs)
+        a.append(act)
+        obs, _, term, trunc, _ = env.step(act)
+        if term or trunc:
+            break
+    n = len(o)
+    ones = np.ones(n, bool)
+    return Demo(np.asarray(o, np.float32), np.asarray(a), np.ones(n, np.float32), np.zeros(n, np.int64),
+                ones, ~ones, env.observation_space, env.action_space)
+
+
+def variants(warmup: int) -> dict[str, dict[str, Any]]:
+    return {
+        "scratch": dict(init=False),
+        "bc-naive": dict(init=True),
+        "bc-warmup": dict(init=True, value_warmup_steps=warmup),
+        "bc+bcreg": dict(init=True, value_warmup_steps=warmup, bc_weight=0.1, bc_decay=0.95),
+        "bc+kl": dict(init=True, value_warmup_steps=warmup, kl_weight=0.05),
+        "bc+shaping": dict(init=True, value_warmup_steps=warmup, shaping_weight=0.05, shaping_decay=0.99),
+    }
+
+
+def reach_threshold(expert_return: float) -> float:
+    return 0.95 * expert_return if expert_return > 0 else expert_return - 0.05 * abs(expert_return)
+
+
+def steps_to(evals: list[dict[str, Any]], threshold: float) -> int | None:
+    for e in evals:
+        if e["mean_return"] >= threshold:
+            return int(e["env_steps"])
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=["CartPole-v1"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30_000)
+    parser.add_argument("--eval-every", type=int, default=2048)
+    parser.add_argument("--demo-steps", type=int, default=40)
+    parser.add_argument("--variants", nargs="+", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    RESULTS.mkdir(exist_ok=True)
+
+    out: dict[str, Any] = {
+        "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+                    "torch": torch.__version__, "gymnasium": gym.__version__,
+                    "date": datetime.datetime.now().isoformat(timespec="seconds")},
+        "settings": {"seeds": args.seeds, "steps": args.steps, "eval_every": args.eval_every,
+                     "demo_steps": args.demo_steps, "eval_episodes": 10},
+        "envs": {},
+    }
+    for env_id in args.envs:
+        settings = PPO_SETTINGS[env_id]
+        warmup = 2 * settings["num_envs"] * settings["n_steps"]
+        expert_return = evaluate(make_expert(env_id), env_id, episodes=10, seed=10_000).mean_return
+        threshold = reach_threshold(expert_return)
+        chosen = {k: v for k, v in variants(warmup).items() if args.variants is None or k in args.variants}
+        env_doc: dict[str, Any] = {"expert_return": expert_return, "threshold": threshold,
+                                   "ppo": settings, "runs": {name: [] for name in chosen}}
+        print(f"\n{env_id}: expert return {expert_return:.1f}, target {threshold:.1f}")
+        for seed in range(args.seeds):
+            demo = record_demo(env_id, args.demo_steps, seed=seed)
+            bc = train_bc(demo, BCConfig(epochs=20, hidden=(64, 64), seed=seed, valid_fraction=0.0, patience=None),
+                          progress=False).policy
+            for name, spec in chosen.items():
+                spec = dict(spec)
+                init = spec.pop("init")
+                cfg = PPOConfig(**settings, **spec, seed=seed, eval_every=args.eval_every, eval_episodes=10)
+                policy = None
+                if init:
+                    policy = type(bc).from_config(bc.config)
+                    policy.load_state_dict(bc.state_dict())
+                t0 = time.perf_counter()
+                res = train_ppo(env_id, args.steps, cfg, policy=policy, demos=demo if init else None, progress=False)
+                run = {"seed": seed, "seconds": time.perf_counter() - t0, "evals": [
+                    {"env_steps": e["env_steps"], "mean_return": e["mean_return"]} for e in res.evals],
+                    "episodes": {"env_steps": res.episodes["env_steps"], "return": res.episodes["return"]}}
+                env_doc["runs"][name].append(run)
+                ev = run["evals"]
+                print(f"  seed {seed} {name:11s} start {ev[0]['mean_return']:7.1f} final {ev[-1]['mean_return']:7.1f} "
+                      f"reach {steps_to(ev, threshold)} ({run['seconds']:.0f}s)", flush=True)
+        env_doc["summary"] = summarise(env_doc, args.steps)
+        out["envs"][env_id] = env_doc
+        print_table(env_id, env_doc)
+        plot(env_id, env_doc, RESULTS / f"finetune_{env_id.split('-')[0].lower()}.png")
+    (RESULTS / "finetune.json").write_text(json.dumps(out, indent=1))
+
+
+def summarise(env_doc: dict[str, Any], steps: int) -> dict[str, Any]:
+    summary = {}
+    for name, runs in env_doc["runs"].items():
+        starts = [r["evals"][0]["mean_return"] for r in runs]
+        finals = [r["evals"][-1]["mean_return"] for r in runs]
+        early = [min(e["mean_return"] for e in r["evals"] if e["env_steps"] <= steps / 4) for r in runs]
+        reach = [steps_to(r["evals"], env_doc["threshold"]) for r in runs]
+        reached = [s for s in reach if s is not None]
+        summary[name] = {
+            "start_mean": float(np.mean(starts)),
+            "early_min_mean": float(np.mean(early)),
+            "final_mean": float(np.mean(finals)),
+            "final_std": float(np.std(finals)),
+            "reached": f"{len(reached)}/{len(runs)}",
+            "steps_to_target_median": float(np.median([s if s is not None else np.inf for s in reach])),
+            "steps_to_target": reach,
+        }
+    return summary
+
+
+def print_table(env_id: str, env_doc: dict[str, Any]) -> None:
+    print(f"\n{env_id} (target {env_doc['threshold']:.1f})")
+    print(f"{'variant':12s} {'start':>8s} {'min 1st 1/4':>11s} {'final':>15s} {'reached':>8s} {'median steps':>12s}")
+    for name, s in env_doc["summary"].items():
+        med = s["steps_to_target_median"]
+        print(f"{name:12s} {s['start_mean']:8.1f} {s['early_min_mean']:11.1f} "
+              f"{s['final_mean']:8.1f} +-{s['final_std']:5.1f} {s['reached']:>8s} "
+              f"{'never' if not np.isfinite(med) else int(med):>12}")
+
+
+def plot(env_id: str, env_doc: dict[str, Any], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (name, runs) in enumerate(env_doc["runs"].items()):
+        xs = np.asarray([e["env_steps"] for e in runs[0]["evals"]], dtype=float)
+        # Eval points fall at the first rollout boundary past each multiple of eval_every; align by index.
+        m = min(len(r["evals"]) for r in runs)
+        ys = np.asarray([[e["mean_return"] for e in r["evals"][:m]] for r in runs])
+        mean = ys.mean(0)
+        ax.plot(xs[:m], mean, color=f"C{i}", label=name)
+        if len(runs) > 1:
+            ax.fill_between(xs[:m], ys.min(0), ys.max(0), color=f"C{i}", alpha=0.12)
+    ax.axhline(env_doc["expert_return"], color="grey", linestyle=":", label="expert")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval return (mean over seeds; band: min-max)")
+    ax.set_title(f"{env_id}: PPO from a weak BC policy vs from scratch")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+if __name__ == "__main__":
+    main()
