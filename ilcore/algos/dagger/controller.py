@@ -239,6 +239,7 @@ class DaggerController:
         step = ep.recorder.step(
             executed_action, actor, float(reward), bool(terminated), bool(truncated), next_obs, info=step_info
         )
+        ep.step = step + 1
         if actor == Actor.LEARNER and p is not None and self.policy is not None:
             self._learner_obs.append(ep.obs)
             self._learner_unc.append(p.uncertainty)
@@ -261,7 +262,6 @@ class DaggerController:
         elif p is not None and p.query and actor == Actor.LEARNER and self.defer_unanswered:
             self.defer(step, p.uncertainty, p.reason or QueryReason.REVIEW.value)
         self._steps += 1
-        ep.step = step + 1
         ep.obs = next_obs
         ep.history.append(next_obs)
         ep.proposal = None
