@@ -89,6 +89,7 @@ class SessionState:
     human_seconds: float = 0.0
     asked: int = 0  # states the gate asked about
     learner_steps: int = 0  # learner-driven states the gate saw
+    labels_at_last_train: int = -1  # skip a training stage when nothing new was labelled since
     episodes: list[dict[str, Any]] = field(default_factory=list)  # id, round, kind, return, length
     evals: list[dict[str, Any]] = field(default_factory=list)  # version, labels, eval_return, ci95, valid_loss
 
@@ -289,6 +290,7 @@ class Session:
         self.writer.flush()
         version = self.state.policy_version + 1
         s = self.settings
+        self.state.labels_at_last_train = self.state.labels
         self.trainer.submit(
             TrainJob(
                 session_dir=str(self.path), version=version, env_id=s.env_id, env_kwargs=dict(s.env_kwargs),

@@ -148,7 +148,6 @@ class DaggerMode(Mode):
             self.undo_stack.append((None, step))
         if replay:
             self.replays_this_episode[step] = self.history.clip()
-        self.history.push(self.driver.frame)
         if done:
             self._end_episode()
 
@@ -179,7 +178,13 @@ class DaggerMode(Mode):
             return
         if self.pending is not None and not self.taking_over:
             return  # paused on a query until the person answers
-        for _ in range(self.clock.steps(dt)):
+        steps = self.clock.steps(dt)
+        if steps:
+            self._advance(steps)
+            self._after_steps()
+
+    def _advance(self, steps: int) -> None:
+        for _ in range(steps):
             if self.finished or not self.driver.running:
                 return
             if self.pending is not None:
@@ -208,6 +213,9 @@ class DaggerMode(Mode):
                     return  # pause on the query until the person answers
             self._step(p.learner_action, Actor.LEARNER, replay=p.query)
 
+    def _after_steps(self) -> None:
+        if self.driver.running:
+            self.history.push(self.driver.frame)  # one replay frame per displayed frame
     # --- view ------------------------------------------------------------------------------
     def view(self) -> ModeView:
         s = self.session

@@ -21,7 +21,8 @@ class EpisodeDriver:
         self.session = session
         self.record = record
         self.obs: Any = None
-        self.frame: np.ndarray | None = None
+        self._frame: np.ndarray | None = None
+        self._frame_stale = False
         self.total_return = 0.0
         self.length = 0
         self.labels_in_episode = 0
@@ -31,7 +32,7 @@ class EpisodeDriver:
         if self.running and self.record:
             self.discard()
         self.obs = self.session.reset_env()
-        self.frame = self.session.render()
+        self._frame_stale = True
         self.total_return = 0.0
         self.length = 0
         self.labels_in_episode = 0
@@ -59,8 +60,16 @@ class EpisodeDriver:
         self.obs = next_obs
         self.total_return += float(reward)
         self.length += 1
-        self.frame = self.session.render()
+        self._frame_stale = True  # rendered when someone looks: several steps per frame cost one render
         return index, bool(terminated or truncated)
+
+    @property
+    def frame(self) -> np.ndarray | None:
+        """The env's rgb_array frame for the current state (H, W, 3) uint8, rendered on demand."""
+        if self._frame_stale:
+            self._frame = self.session.render()
+            self._frame_stale = False
+        return self._frame
 
     def finish(self, kind: str) -> str | None:
         self.running = False

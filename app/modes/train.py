@@ -23,6 +23,11 @@ class TrainMode(Mode):
         if status.running:
             self.version = status.version  # a job is already on its way (e.g. re-entered with F3)
             return
+        state = self.session.state
+        if self.session.policy is not None and state.labels == state.labels_at_last_train:
+            self.version = state.policy_version  # nothing new to learn from: keep the current policy
+            self.finished = True
+            return
         self.version = self.session.start_training()
 
     def handle(self, intent: Intent) -> None:

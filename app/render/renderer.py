@@ -22,6 +22,7 @@ class Renderer:
         self._frame_key: tuple[int, tuple[int, int]] | None = None
         self._frame_surface: pygame.Surface | None = None
         self._text_cache: dict[tuple[str, int, str, tuple[int, int, int]], pygame.Surface] = {}
+        self._overlay_cache: dict[tuple, pygame.Surface] = {}
 
     # --- primitives ------------------------------------------------------------------------
     def text(self, s: str, size: int, color: tuple[int, int, int] = T.TEXT, kind: str = "regular") -> pygame.Surface:
@@ -97,11 +98,18 @@ class Renderer:
         key = (id(frame), box.size)
         if self._frame_key != key or self._frame_surface is None:
             fh, fw = frame.shape[:2]
-            scale = min(box.width / fw, box.height / fh)
-            size = (max(1, int(fw * scale)), max(1, int(fh * scale)))
             rgb = np.ascontiguousarray(frame[..., :3])
             surf = pygame.image.frombuffer(rgb.tobytes(), (fw, fh), "RGB")
-            self._frame_surface = pygame.transform.smoothscale(surf, size) if scale < 4 else pygame.transform.scale(surf, size)
+            if fw > box.width or fh > box.height:
+                # too big: smooth downscale (the one costly case, kept to frames that need it)
+                scale = min(box.width / fw, box.height / fh)
+                surf = pygame.transform.smoothscale(surf, (max(1, int(fw * scale)), max(1, int(fh * scale))))
+            else:
+                # fits: show it at an integer zoom, pixel-exact and cheap (no filtering per frame)
+                zoom = int(min(box.width / fw, box.height / fh))
+                if zoom > 1:
+                    surf = pygame.transform.scale_by(surf, zoom)
+            self._frame_surface = surf
             self._frame_key = key
         return self._frame_surface
 
@@ -152,8 +160,14 @@ class Renderer:
             self.surface.blit(detail, detail.get_rect(midtop=(box.centerx, box.y + 54)))
 
     def _translucent(self, rect: pygame.Rect, color: tuple[int, int, int], alpha: int, radius: int = 0) -> None:
-        overlay = pygame.Surface(rect.size, pygame.SRCALPHA)
-        pygame.draw.rect(overlay, (*color, alpha), overlay.get_rect(), border_radius=radius)
+        key = (rect.size, color, alpha, radius)
+        overlay = self._overlay_cache.get(key)
+        if overlay is None:  # alpha surfaces are costly to build; the same few sizes recur every frame
+            if len(self._overlay_cache) > 64:
+                self._overlay_cache.clear()
+            overlay = pygame.Surface(rect.size, pygame.SRCALPHA)
+            pygame.draw.rect(overlay, (*color, alpha), overlay.get_rect(), border_radius=radius)
+            self._overlay_cache[key] = overlay
         self.surface.blit(overlay, rect)
 
     def _timeline(self, timeline: tuple[int, int], rect: pygame.Rect, accent: tuple[int, int, int]) -> None:
