@@ -2,7 +2,9 @@
 
 For each env, seed and episode count: record that many scripted-expert episodes
 (ilcore.experts.make_expert), train BC (K=1, 256x256, by-episode validation with early stopping),
-evaluate on fresh seeds. Writes a table, benchmarks/results/bc_vs_episodes.json and .png.
+evaluate on fresh seeds. Box-action envs run once per head in --box-heads (the squashed
+Gaussian, the default, and mean regression). Writes a table,
+benchmarks/results/bc_vs_episodes.json and .png.
 Usage: python benchmarks/bc_vs_episodes.py [--envs ...] [--episodes 1 2 5 10 25] [--seeds 5]
        [--epochs 50] [--eval-episodes 20]
 """
@@ -64,29 +66,33 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--eval-episodes", type=int, default=20)
+    ap.add_argument("--box-heads", nargs="+", default=["gaussian", "mse"])
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = []
     started = time.perf_counter()
-    for env_id in args.envs:
-        for n_eps in args.episodes:
-            bc_returns, expert_returns = [], []
-            for seed in range(args.seeds):
-                demos, expert_ret = record(env_id, n_eps, seed)
-                cfg = BCConfig(epochs=args.epochs, valid_fraction=0.2, seed=seed)
-                policy = train_bc(demos, cfg, progress=False).policy
-                res = evaluate(policy, env_id, episodes=args.eval_episodes, seed=10_000 + seed)
-                bc_returns.append(res.mean_return)
-                expert_returns.append(expert_ret)
-            rows.append({"env": env_id, "episodes": n_eps, "bc_mean": float(np.mean(bc_returns)),
-                         "bc_std": float(np.std(bc_returns)), "bc_per_seed": bc_returns,
-                         "expert_mean": float(np.mean(expert_returns))})
-            r = rows[-1]
-            print(f"{env_id:>16} {n_eps:>4} eps  BC {r['bc_mean']:8.1f} +- {r['bc_std']:6.1f}   expert {r['expert_mean']:8.1f}",
-                  flush=True)
     out_dir = Path(__file__).parent / "results"
-    (out_dir / "bc_vs_episodes.json").write_text(json.dumps(
-        {"machine": machine(), "settings": vars(args), "seconds": time.perf_counter() - started, "rows": rows}, indent=1))
+    for env_id in args.envs:
+        box = isinstance(gym.make(env_id).action_space, gym.spaces.Box)
+        for n_eps in args.episodes:
+            runs = [(seed, *record(env_id, n_eps, seed)) for seed in range(args.seeds)]
+            for head in (args.box_heads if box else ["categorical"]):
+                bc_returns = []
+                for seed, demos, _ in runs:
+                    cfg = BCConfig(epochs=args.epochs, valid_fraction=0.2, seed=seed, head=head)
+                    policy = train_bc(demos, cfg, progress=False).policy
+                    res = evaluate(policy, env_id, episodes=args.eval_episodes, seed=10_000 + seed)
+                    bc_returns.append(res.mean_return)
+                rows.append({"env": env_id, "head": head, "episodes": n_eps, "bc_mean": float(np.mean(bc_returns)),
+                             "bc_std": float(np.std(bc_returns)), "bc_per_seed": bc_returns,
+                             "expert_mean": float(np.mean([r[2] for r in runs]))})
+                r = rows[-1]
+                print(f"{env_id:>16} {head:>11} {n_eps:>4} eps  BC {r['bc_mean']:8.1f} +- {r['bc_std']:6.1f}   "
+                      f"expert {r['expert_mean']:8.1f}", flush=True)
+                # Rewritten after every row so a long run cut short still leaves its results.
+                (out_dir / "bc_vs_episodes.json").write_text(json.dumps(
+                    {"machine": machine(), "settings": vars(args), "seconds": time.perf_counter() - started,
+                     "rows": rows}, indent=1))
 
     from matplotlib.figure import Figure
 
@@ -94,9 +100,12 @@ def main() -> None:
     for i, env_id in enumerate(args.envs):
         ax = fig.add_subplot(1, len(args.envs), i + 1)
         rs = [r for r in rows if r["env"] == env_id]
-        xs = [r["episodes"] for r in rs]
-        ax.errorbar(xs, [r["bc_mean"] for r in rs], yerr=[r["bc_std"] for r in rs], marker="o", capsize=3, label="BC")
-        ax.plot(xs, [r["expert_mean"] for r in rs], "k--", label="expert")
+        for head in dict.fromkeys(r["head"] for r in rs):
+            hs = [r for r in rs if r["head"] == head]
+            ax.errorbar([r["episodes"] for r in hs], [r["bc_mean"] for r in hs], yerr=[r["bc_std"] for r in hs],
+                        marker="o", capsize=3, label=f"BC ({head})")
+        first = [r for r in rs if r["head"] == rs[0]["head"]]
+        ax.plot([r["episodes"] for r in first], [r["expert_mean"] for r in first], "k--", label="expert")
         ax.set_xscale("log")
         ax.set_xlabel("expert episodes")
         ax.set_ylabel("return")

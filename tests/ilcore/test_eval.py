@@ -37,8 +37,8 @@ def test_t_quantiles_match_tables():
 
 def test_t_quantiles_match_scipy_when_available():
     stats = pytest.importorskip("scipy.stats")
-    for dof in (1, 3, 7, 30, 500):
-        for p in (0.9, 0.975, 0.995):
+    for dof in (1, 7, 500):
+        for p in (0.9, 0.995):
             assert student_t_quantile(p, dof) == pytest.approx(stats.t.ppf(p, dof), rel=1e-6)
 
 
