@@ -38,7 +38,8 @@ class LoopStats:
     input_events: int = 0  # input events taken off the queue
     input_events_handled: int = 0  # of those, offered to every device
     intents: int = 0
-    work_ms: list[float] = field(default_factory=list)  # time each frame spent working (input, update, draw)
+    work_ms: list[float] = field(default_factory=list)  # wall time each frame spent working (input, update, draw)
+    cpu_ms: list[float] = field(default_factory=list)  # CPU time of the loop thread per frame (what preemption does not inflate)
     interval_ms: list[float] = field(default_factory=list)  # wall time between frame starts
 
 
@@ -89,6 +90,7 @@ class AppLoop:
 
     def frame(self) -> None:
         start = time.perf_counter()
+        cpu_start = time.thread_time()
         if self._last_start is not None:
             interval = (start - self._last_start) * 1000.0
             if self.record_stats:
@@ -121,6 +123,7 @@ class AppLoop:
         self.stats.frames += 1
         if self.record_stats:
             self.stats.work_ms.append((time.perf_counter() - start) * 1000.0)
+            self.stats.cpu_ms.append((time.thread_time() - cpu_start) * 1000.0)
         if self.realtime:
             self.clock.tick(self.fps)
 
