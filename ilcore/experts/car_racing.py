@@ -11,6 +11,9 @@ list of (alpha, beta, x, y) centre-line points about 3.5 units apart) and the ca
   the target speed now is the lowest limit ahead after allowing for braking distance
   (v^2 <= v_limit^2 + 2 * deceleration * distance). Full gas below target, proportional
   brake above it.
+- Recovery (DAgger hands over whatever state a learner left): off the road the lookahead grows
+  with the distance to the centre line and speed is capped, a goal behind the car means full
+  lock towards it, and gas is cut while the rear wheels spin faster than the car moves.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class CarRacingExpert(Expert):
     """
 
     env_ids = ("CarRacing-v3",)
-    documented_return = 916.6
+    documented_return = 917.7
     needs_env = True
 
     def __init__(self, action_space: gym.Space, gains: DrivingGains | None = None) -> None:
