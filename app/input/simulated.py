@@ -93,22 +93,8 @@ class SimulatedPersonDevice:
 
 def build_simulated_person(session: Any, **kwargs: Any) -> SimulatedPersonDevice:
     """The simulated person for ``session``'s env: the engine's scripted expert + SimulatedPerson."""
-    from ilcore.errors import ConfigError
+    from ilcore.experts import make_expert
     from ilcore.experts.simulated import SimulatedPerson
 
-    env_id = session.settings.env_id
-    try:
-        from ilcore.experts import make_expert
-    except ImportError:
-        make_expert = None
-    if make_expert is not None:
-        expert = make_expert(env_id, env=session.env)
-    else:
-        # until the experts registry lands: pick the expert class that names this env
-        from ilcore.experts import classic
-
-        classes = [c for c in vars(classic).values() if isinstance(c, type) and env_id in getattr(c, "env_ids", ())]
-        if not classes:
-            raise ConfigError(f"no scripted expert for {env_id}, so --simulate cannot play it")
-        expert = classes[0](session.env.action_space)
+    expert = make_expert(session.settings.env_id, env=session.env, **session.settings.env_kwargs)
     return SimulatedPersonDevice(SimulatedPerson(expert, session.env.action_space, seed=session.settings.seed), **kwargs)
