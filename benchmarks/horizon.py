@@ -91,7 +91,7 @@ def excess_cost(learner: TableLearner, horizon: int, episodes: int, seed: int) -
     from ilcore.envs.corridor import CorridorEnv
 
     env = CorridorEnv(horizon=horizon, half_width=HALF_WIDTH)
-    learner.rng = np.random.default_rng(seed)
+    learner.rng = np.random.default_rng([seed, horizon])  # independent draws per T
     costs = np.empty(episodes)
     for i in range(episodes):
         obs, _ = env.reset()
