@@ -47,6 +47,33 @@ def test_pendulum_swings_up_and_balances() -> None:
     assert mean >= -200
 
 
+def test_pendulum_expert_is_a_smooth_function_of_the_state() -> None:
+    # Imitation learners fit a continuous law far better than bang-bang: along fine lines through
+    # state space (the angle wrap and the top included) neighbouring states get neighbouring
+    # torques, i.e. a bounded slope; a sign switch or a mode switch would jump by up to 4.
+    expert = make_expert("Pendulum-v1")
+
+    def torques(theta: np.ndarray, theta_dot: np.ndarray) -> np.ndarray:
+        return np.array([float(expert.act(np.array([np.cos(t), np.sin(t), w], np.float32))[0])
+                         for t, w in zip(theta, theta_dot)])
+
+    n = 4001
+    theta_line = np.linspace(-np.pi - 0.1, np.pi + 0.1, n)
+    for w in (-6.0, -2.0, -0.3, 0.0, 0.3, 2.0, 6.0):
+        jumps = np.abs(np.diff(torques(theta_line, np.full(n, w))))
+        assert jumps.max() <= 50.0 * (theta_line[1] - theta_line[0]), w
+    speed_line = np.linspace(-8.0, 8.0, n)
+    for th in (np.pi, 2.5, 1.0, 0.5, 0.1, 0.0, -0.5, -2.0):
+        jumps = np.abs(np.diff(torques(np.full(n, th), speed_line)))
+        assert jumps.max() <= 50.0 * (speed_line[1] - speed_line[0]), th
+
+
+def test_pendulum_expert_starts_the_swing_from_rest_at_the_bottom() -> None:
+    expert = make_expert("Pendulum-v1")
+    torque = float(expert.act(np.array([-1.0, 0.0, 0.0], np.float32))[0])
+    assert torque != 0.0 and abs(torque) <= 2.0
+
+
 @pytest.mark.parametrize("continuous", [False, True])
 def test_lunar_lander_lands(continuous: bool) -> None:
     mean, _ = mean_return("LunarLander-v3", range(5), continuous=continuous)
