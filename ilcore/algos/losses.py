@@ -54,13 +54,26 @@ def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.
 
 @dataclass
 class NLL:
-    """Negative log-likelihood of the labels, ``-log pi_k(a | s)``, weighted per sample."""
+    """Negative log-likelihood of the labels, ``-log pi_k(a | s)``, weighted per sample.
+
+    ``beta`` > 0 gives the beta-NLL of Seitzer et al. (2022) for Gaussian heads: each sample's
+    NLL is scaled by its (gradient-free) predicted ``sigma^(2 beta)``. Plain NLL scales the mean's
+    gradient by ``1/sigma^2``, so a net that is confident on most states all but stops fitting
+    the few it gets wrong; beta = 1 gives the mean the gradient of squared error while the
+    variance is still learned. Ignored for heads without a learned variance.
+    """
 
     weight: float = 1.0
     name: str = "nll"
+    beta: float = 0.0
 
     def __call__(self, batch: LossBatch) -> torch.Tensor:
-        return _weighted_mean(-batch.dist.log_prob(batch.actions), batch.weights)
+        nll = -batch.dist.log_prob(batch.actions)
+        if self.beta > 0.0:
+            scale = batch.dist.variance_weight(self.beta)
+            if scale is not None:
+                nll = nll * scale
+        return _weighted_mean(nll, batch.weights)
 
 
 @dataclass

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bc.add_argument("--lr", type=float, default=1e-3)
     bc.add_argument("--weight-decay", type=float, default=0.0)
     bc.add_argument("--entropy", type=float, default=0.0, help="entropy bonus weight")
+    bc.add_argument("--nll-beta", type=float, default=1.0,
+                    help="beta-NLL exponent for Gaussian heads (0: plain -log pi; default 1)")
     bc.add_argument("--hidden", default="256,256", help="MLP widths, comma-separated")
     bc.add_argument("--head", choices=("auto", "categorical", "gaussian", "mse"), default="auto")
     bc.add_argument("--state-noise", type=float, default=0.0, help="Gaussian noise std on normalised observations")
@@ -102,7 +104,7 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"The recording at {' '.join(args.data)} has no labelled steps to train on.")
     config = BCConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        entropy_weight=args.entropy, valid_fraction=args.valid_fraction, patience=args.patience or None,
+        entropy_weight=args.entropy, nll_beta=args.nll_beta, valid_fraction=args.valid_fraction, patience=args.patience or None,
         state_noise=args.state_noise, ensemble=args.ensemble, hidden=parse_hidden(args.hidden),
         head=None if args.head == "auto" else args.head, seed=args.seed, bootstrap=args.bootstrap,
     )

@@ -71,6 +71,11 @@ class ActionDist:
         """1 - largest vote share ``(N,)`` for discrete actions, None for continuous ones."""
         return None
 
+    def variance_weight(self, beta: float) -> torch.Tensor | None:
+        """``sigma^(2 beta)`` per sample ``(K, N)`` (no gradient) for the beta-NLL loss, or None
+        when the distribution has no learned variance (categorical, mean regression)."""
+        return None
+
 
 class CategoricalDist(ActionDist):
     """Independent categoricals per action dimension.
@@ -177,6 +182,9 @@ class GaussianDist(ActionDist):
     def entropy(self) -> torch.Tensor:
         return (self.log_std + 0.5 + _HALF_LOG_2PI).sum(-1)
 
+    def variance_weight(self, beta: float) -> torch.Tensor | None:
+        return torch.exp(2.0 * beta * self.log_std).mean(-1).detach()
+
     def _to_env(self, u: torch.Tensor) -> torch.Tensor:
         return self.center + self.half * torch.tanh(u) if self.squashed else u
 
@@ -223,6 +231,9 @@ class MeanDist(GaussianDist):
 
     def entropy(self) -> torch.Tensor:
         return torch.zeros(self.mean.shape[:2], dtype=self.mean.dtype, device=self.mean.device)
+
+    def variance_weight(self, beta: float) -> torch.Tensor | None:
+        return None
 
     def rsample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.mode()

@@ -36,6 +36,21 @@ def test_nll_is_the_weighted_mean_negative_log_prob(policy):
     torch.testing.assert_close(NLL()(batch), -lp[:, 2:].mean(1))
 
 
+def test_beta_nll_scales_gaussian_nll_by_the_detached_variance(policy):
+    batch = _batch(policy)
+    nll = -batch.dist.log_prob(batch.actions)
+    if isinstance(policy.action_space, S.Discrete):
+        # No learned variance: beta changes nothing.
+        torch.testing.assert_close(NLL(beta=1.0)(batch), NLL()(batch))
+        return
+    sigma = torch.exp(batch.dist.log_std)  # (K, B, action dims)
+    torch.testing.assert_close(NLL(beta=1.0)(batch), (nll * (sigma**2).mean(-1)).mean(1))
+    torch.testing.assert_close(NLL(beta=0.5)(batch), (nll * sigma.mean(-1)).mean(1))
+    # The scale carries no gradient: beta-NLL keeps NLL's minimiser.
+    NLL(beta=1.0)(batch).sum().backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in policy.parameters())
+
+
 def test_entropy_term_is_minus_the_entropy(policy):
     batch = _batch(policy)
     torch.testing.assert_close(Entropy(weight=0.1)(batch), -batch.dist.entropy().mean(1))
