@@ -1,0 +1,30 @@
+"""docs/cli.md is generated from the parser; every subcommand must have its section there."""
+
+from pathlib import Path
+
+from ilcore.cli.main import build_parser
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "cli.md"
+
+
+def _names(parser, prefix="ilcore"):
+    for action in parser._actions:
+        choices = getattr(action, "choices", None)
+        if isinstance(choices, dict):
+            for name, sub in choices.items():
+                yield f"{prefix} {name}"
+                yield from _names(sub, f"{prefix} {name}")
+
+
+def test_every_subcommand_and_option_is_documented():
+    text = DOC.read_text()
+    parser = build_parser()
+    names = list(_names(parser))
+    assert "ilcore train bc" in names and "ilcore dagger" in names
+    for name in names:
+        assert f"## `{name}`" in text, f"{name} missing from docs/cli.md: run python scripts/gen_cli_docs.py"
+    for action in parser._actions:
+        for sub in (getattr(action, "choices", None) or {}).values():
+            for opt in sub._actions:
+                for flag in opt.option_strings:
+                    assert flag in text, f"{flag} missing from docs/cli.md"
