@@ -12,13 +12,17 @@ from ilcore.errors import ConfigError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate a saved policy on a gymnasium env",
                               description="Evaluate a saved policy with deterministic actions.")
-    p.add_argument("--policy", required=True, metavar="RUN", help="checkpoint folder written by `ilcore train`")
+    # Not required=True here: `ilcore eval oneshot --policy ...` parses --policy in its own subparser.
+    p.add_argument("--policy", metavar="RUN", help="checkpoint folder written by `ilcore train` (required)")
     p.add_argument("--env", metavar="ENV", help="gymnasium env id (default: the env the policy was trained on)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=None, help="parallel envs (default min(episodes, 8))")
     add_json_flag(p)
     p.set_defaults(func=run_eval)
+    from ilcore.cli.oneshot import add_eval_parser
+
+    add_eval_parser(p.add_subparsers(dest="kind", metavar="KIND", required=False))
 
 
 def run_eval(args: argparse.Namespace) -> dict[str, Any]:
@@ -26,6 +30,8 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     from ilcore.eval import evaluate
     from ilcore.policies import Policy
 
+    if not args.policy:
+        raise ConfigError("ilcore eval needs --policy RUN (a checkpoint folder written by `ilcore train`).")
     policy = Policy.load(args.policy)
     env_id = args.env or policy.meta.get("env_id")
     if not env_id:

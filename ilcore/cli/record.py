@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
 
@@ -95,10 +97,13 @@ def record_scripted(
             bar = tqdm(range(episodes), desc=f"record {env_id}", unit="ep", file=sys.stderr, disable=not progress)
             for i in bar:
                 episode_seed = seed + i
-                obs, _ = env.reset(seed=episode_seed)
+                obs, reset_info = env.reset(seed=episode_seed)
                 (noisy or expert).reset()
-                recorder = writer.begin_episode(obs, seed=episode_seed,
-                                                attrs={"expert": type(expert).__name__, "noise": float(noise)})
+                # Scalar reset info (e.g. a task family's task_id) describes the episode: keep it.
+                attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in reset_info.items()
+                         if isinstance(v, (bool, int, float, str, np.generic)) and np.ndim(v) == 0}
+                attrs.update(expert=type(expert).__name__, noise=float(noise))
+                recorder = writer.begin_episode(obs, seed=episode_seed, attrs=attrs)
                 try:
                     total, done = 0.0, False
                     while not done:

@@ -46,7 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     from ilcore.cli.lfo import add_bco_parser
 
+    from ilcore.cli.oneshot import add_train_parser as add_oneshot_train_parser
+
     add_bco_parser(algos)
+    add_oneshot_train_parser(algos)
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:

@@ -101,3 +101,17 @@ def test_record_never_writes_into_an_existing_folder(tmp_path: Path, capsys: pyt
     code, _, err = record(["--env", "CartPole-v1", "--episodes", "1", "--out", str(out)], capsys)
     assert code == 2 and "already exists" in err
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_record_keeps_scalar_reset_info_so_a_task_family_demo_names_its_task(tmp_path, capsys):
+    from ilcore.cli.main import main
+    from ilcore.data import open_recording
+
+    out = tmp_path / "particles"
+    assert main(["record", "--env", "ilcore/ParticleSequence-v0", "--expert", "scripted",
+                 "--episodes", "2", "--seed", "5", "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    rec = open_recording(out)
+    task_ids = [rec.load_episode(i).meta.attrs["task_id"] for i in rec.episode_ids()]
+    assert all(isinstance(t, int) for t in task_ids)
+    assert rec.load_episode(rec.episode_ids()[0]).meta.attrs["expert"] == "ParticleSequenceExpert"
