@@ -142,7 +142,8 @@ class Session:
             self.load_policy(self.state.policy_path)
         from ilcore.algos.dagger import Constant, DaggerController, make_gate
 
-        gate = make_gate(s.gate, target_rate=s.target_rate, seed=s.seed, beta=Constant(s.target_rate) if s.gate == "beta" else None)
+        gate = make_gate(s.gate, target_rate=s.target_rate, seed=s.seed, ensemble=s.ensemble,
+                         beta=Constant(s.target_rate) if s.gate == "beta" else None)
         queue: list[Any] = []
         learner_obs: list[Any] = []
         if resume and self.writer.episode_ids():

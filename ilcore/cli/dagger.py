@@ -90,7 +90,7 @@ def run_command(args: argparse.Namespace) -> dict:
     if settings["interventions"] and settings["expert"] == "scripted":
         raise ConfigError("--interventions needs --expert simulated (a scripted expert never takes over)")
     gate = make_gate(settings["query"], beta=parse_schedule(settings["beta_schedule"]),
-                     target_rate=settings["target_rate"], seed=settings["seed"])
+                     target_rate=settings["target_rate"], seed=settings["seed"], ensemble=settings["ensemble"])
     hidden = tuple(int(h) for h in str(settings["hidden"]).split(","))
     config = DaggerRunConfig(
         rounds=settings["rounds"], demo_episodes=settings["demo_episodes"],

@@ -317,8 +317,15 @@ def disagreement(member_outputs: np.ndarray, kind: str) -> np.ndarray:
     raise ConfigError(f"unknown disagreement kind {kind!r}; use vote, js or variance")
 
 
-def make_gate(kind: str, *, beta: Schedule | None = None, target_rate: float = 0.1, seed: int = 0) -> Gate:
-    """The gate for a CLI ``--query`` value: all, beta, ensemble, novelty, ensemble+novelty, none."""
+def make_gate(kind: str, *, beta: Schedule | None = None, target_rate: float = 0.1, seed: int = 0,
+              ensemble: int | None = None) -> Gate:
+    """The gate for a CLI ``--query`` value: all, beta, ensemble, novelty, ensemble+novelty, none.
+
+    ``ensemble`` is the learner's member count when known: a single member never disagrees
+    with itself, so an ensemble gate over it would only ask at random.
+    """
+    if kind in ("ensemble", "ensemble+novelty") and ensemble is not None and ensemble < 2:
+        raise ConfigError(f"the {kind} query gate needs an ensemble of at least 2 members, not {ensemble}")
     if kind == "all":
         return AllGate()
     if kind == "beta":

@@ -68,3 +68,15 @@ def test_disagreement_measures():
     assert disagreement(same, "js") == pytest.approx([0.0], abs=1e-9)
     boxes = np.array([[[0.0]], [[2.0]]])  # (K=2, N=1, D=1)
     assert disagreement(boxes, "variance") == pytest.approx([1.0])
+
+
+def test_an_ensemble_gate_over_one_member_is_refused():
+    import pytest
+
+    from ilcore.algos.dagger.gates import make_gate
+    from ilcore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least 2 members"):
+        make_gate("ensemble", ensemble=1)
+    assert make_gate("ensemble", ensemble=2) is not None
+    assert make_gate("beta", ensemble=1) is not None  # beta-querying needs no ensemble
