@@ -28,3 +28,19 @@ def test_every_subcommand_and_option_is_documented():
             for opt in sub._actions:
                 for flag in opt.option_strings:
                     assert flag in text, f"{flag} missing from docs/cli.md"
+
+
+def test_every_subcommand_takes_json():
+    def leaves(parser, name):
+        subs = [a for a in parser._actions if isinstance(getattr(a, "choices", None), dict)]
+        flags = {f for a in parser._actions for f in a.option_strings}
+        if not subs or "--policy" in flags:  # `eval` runs itself as well as `eval oneshot`
+            yield name, flags
+        for action in subs:
+            for sub_name, sub in action.choices.items():
+                yield from leaves(sub, f"{name} {sub_name}")
+
+    found = dict(leaves(build_parser(), "ilcore"))
+    assert len(found) >= 10
+    missing = [name for name, flags in found.items() if "--json" not in flags]
+    assert not missing, f"subcommands without --json: {missing}"
