@@ -1,4 +1,9 @@
-"""``python -m app``: the labeling app. ``--simulate`` runs a whole session unattended."""
+"""``python -m app``: the labeling app. ``--simulate`` runs a whole session unattended.
+
+``python -m app --oneshot RUN`` opens the one-shot mode instead of the DAgger plan: record one demo
+of a task of ilcore/ParticleSequence-v0, then watch the demo-conditioned policy in RUN (a folder
+written by ``ilcore train oneshot``) do that task from new starts.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,15 @@ NO_DISPLAY = "no display found (DISPLAY/WAYLAND_DISPLAY unset); run `python -m a
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description="Teach a learner by demonstrating, answering its questions and taking over.")
-    p.add_argument("--env", default="CartPole-v1", help="gymnasium env id with Discrete or bounded Box actions that renders rgb_array (default CartPole-v1)")
+    p.add_argument("--env", default=None, help="gymnasium env id with Discrete or bounded Box actions that renders rgb_array (default CartPole-v1)")
     p.add_argument("--env-kwargs", default="{}", help="JSON object of keyword arguments for gymnasium.make")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--out", help="session folder to create (default: a new folder under recordings/)")
+    where.add_argument("--out", help="session folder to create (default: a new folder under recordings/); with --oneshot, the folder the demos go in")
     where.add_argument("--resume", metavar="DIR", help="continue the session in DIR")
     p.add_argument("--simulate", action="store_true", help="run unattended with the engine's simulated person (headless)")
+    p.add_argument("--oneshot", metavar="RUN", help="one-shot mode on ilcore/ParticleSequence-v0: record one demo, watch the policy in RUN (written by `ilcore train oneshot`) do it")
+    p.add_argument("--task", type=int, default=None, metavar="ID", help="with --oneshot: the task to show first (default: the first held-out task; , and . change it)")
+    p.add_argument("--watch-episodes", type=int, default=None, metavar="N", help="with --oneshot: episodes the policy plays from new starts after each demo (default 5)")
     p.add_argument("--keymap", help="TOML or JSON keymap (gymnasium keys_to_action shape), checked against the action space")
     p.add_argument("--gamepad", help="TOML or JSON gamepad mapping (controls by name, deadzone, scale)")
     p.add_argument("--fps", type=int, default=60, help="frames per second of the window (default 60)")
@@ -54,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     elif not has_display():
-        print(NO_DISPLAY, file=sys.stderr)
+        print(NO_DISPLAY if args.oneshot is None else NO_DISPLAY.replace("--simulate`", f"--oneshot {args.oneshot} --simulate`"), file=sys.stderr)
         return 2
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import torch
@@ -71,6 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.oneshot is not None:
+        return _run_oneshot(args)
+    from ilcore.errors import ConfigError
+
+    for flag, value in (("--task", args.task), ("--watch-episodes", args.watch_episodes)):
+        if value is not None:
+            raise ConfigError(f"{flag} only applies with --oneshot RUN")
+    args.env = args.env or "CartPole-v1"
     import pygame
 
     from app.input.gamepad import GamepadDevice, default_gamepad_config, gamepad_config_from_dict
@@ -138,6 +154,72 @@ def _run(args: argparse.Namespace) -> int:
     for e in s.evals:
         if e.get("eval_return") is not None:
             print(f"  policy v{e['version']}: {e['labels']} labels -> eval return {e['eval_return']:.1f}")
+    return 0
+
+
+def _run_oneshot(args: argparse.Namespace) -> int:
+    import pygame
+
+    from app.input.gamepad import GamepadDevice, default_gamepad_config, gamepad_config_from_dict
+    from app.input.keyboard import KeyboardDevice
+    from app.input.keymaps import default_keymap, load_keymap
+    from app.loop import AppLoop
+    from app.modes.manager import OneShotManager
+    from app.modes.oneshot import OneShotMode
+    from app.render.renderer import Renderer
+    from app.render.theme import WINDOW_SIZE
+    from ilcore.algos.oneshot import load_policy
+    from ilcore.envs.particles import ENV_ID, task_list
+    from ilcore.errors import ConfigError
+
+    if args.resume:
+        raise ConfigError("--resume does not apply to --oneshot; give --out DIR to add demos to an earlier folder")
+    if args.env not in (None, ENV_ID):
+        raise ConfigError(f"--oneshot runs on {ENV_ID} (the family `ilcore train oneshot` trains on), not {args.env}")
+    watch_episodes = 5 if args.watch_episodes is None else args.watch_episodes
+    if watch_episodes < 1:
+        raise ConfigError(f"--watch-episodes must be at least 1, got {watch_episodes}")
+    run = Path(args.oneshot)
+    if not run.is_dir():
+        raise ConfigError(f"--oneshot {run}: no such folder; give the --out folder of `ilcore train oneshot`")
+    policy = load_policy(run)  # a folder without the policy files is a one-line ConfigError
+    kwargs = {k: v for k, v in policy.config.env_kwargs.items() if k in ("n_landmarks", "task_length")}
+    n_tasks = len(task_list(**kwargs))
+    if args.task is not None and not 0 <= args.task < n_tasks:
+        raise ConfigError(f"--task must be a task id in 0..{n_tasks - 1} for the policy in {run}, got {args.task}")
+    out = Path(args.out) if args.out else _new_session_dir("ParticleSequence-oneshot")
+
+    mode = OneShotMode(None, policy=policy, out=out, task_id=args.task, watch_episodes=watch_episodes, seed=args.seed)
+    space = mode.env.action_space
+    keymap = load_keymap(args.keymap, space) if args.keymap else default_keymap(ENV_ID, space)
+    if args.gamepad:
+        pad_config = gamepad_config_from_dict(_read_table(args.gamepad), space)
+    else:
+        pad_config = default_gamepad_config(space, {name: keymap.combos[c] for c, name in keymap.names.items()})
+
+    pygame.init()
+    pygame.display.set_caption(f"ilcore - one-shot - {run}")
+    screen = pygame.display.set_mode(WINDOW_SIZE)
+    autopilot = None
+    if args.simulate:
+        from app.input.simulated import OneShotSimulatedPerson
+
+        autopilot = OneShotSimulatedPerson()
+    manager = OneShotManager(mode, policy_name=run.name, simulated=args.simulate)
+    loop = AppLoop(
+        manager, [KeyboardDevice(keymap), GamepadDevice(pad_config, space)], Renderer(screen), keymap=keymap,
+        fps=args.fps, realtime=not args.simulate, autopilot=autopilot,
+    )
+    print(f"one-shot: policy {run}, demos go to {out}", flush=True)
+    try:
+        manager.start()
+        loop.run(max_frames=args.frames)
+    finally:
+        mode.exit()
+        pygame.quit()
+    print(f"wrote {len(mode.demos_saved)} one-shot demos to {out}")
+    for task_id, successes, episodes in mode.history:
+        print(f"  task {task_id}: the policy finished it {successes} of {episodes} times from new starts")
     return 0
 
 

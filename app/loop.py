@@ -148,5 +148,5 @@ class AppLoop:
             out.append((keys, desc or COMMAND_DESCRIPTIONS.get(command, command)))
         for command in ("help", "quit"):
             out.append((" / ".join(keys_for.get(command, [command])), COMMAND_DESCRIPTIONS[command]))
-        out.append(("F2-F7", "jump to demo, train, DAgger, review, watch, summary"))
+        out.extend(self.manager.extra_help())
         return out

@@ -6,11 +6,16 @@ Run under a real X server (the screenshots in docs/app.md come from Xvfb)::
 
 It plays a short CartPole session with the engine's simulated person and saves the window at
 moments that show each mode: demonstrate, the help overlay, training, a live query, a takeover,
-review, watch and the summary.
+review, watch and the summary. Then it opens the one-shot mode (``python -m app --oneshot``) and
+saves it while a demo is recorded, and while the policy does the task from a new start.
+
+``--only oneshot`` (or ``--only session``) regenerates just one of the two groups; ``--oneshot-run
+RUN`` uses a policy folder from ``ilcore train oneshot`` instead of training a small one here.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -22,16 +27,31 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "docs" / "images"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", choices=("session", "oneshot"), help="regenerate only these screenshots")
+    p.add_argument("--oneshot-run", metavar="RUN", help="policy folder from `ilcore train oneshot` (default: train a small one)")
+    args = p.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         print("needs a display: run under xvfb-run", file=sys.stderr)
         return 2
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    import pygame
     import torch
 
     torch.set_num_threads(1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    rc = 0
+    if args.only in (None, "session"):
+        rc |= session_shots()
+    if args.only in (None, "oneshot"):
+        rc |= oneshot_shots(args.oneshot_run)
+    return rc
+
+
+def session_shots() -> int:
+    import pygame
+
     from app.input.gamepad import GamepadDevice, default_gamepad_config
     from app.input.keyboard import KeyboardDevice
     from app.input.keymaps import default_keymap
@@ -59,7 +79,6 @@ def main() -> int:
                    keymap=keymap, fps=60, realtime=False, autopilot=autopilot)
     session.trainer.start()
     manager.start()
-    OUT.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
 
     def shot(name: str) -> None:
@@ -103,6 +122,62 @@ def main() -> int:
     pygame.quit()
     shutil.rmtree(tmp, ignore_errors=True)
     missing = {"demo", "help", "train", "dagger", "dagger_query", "dagger_takeover", "review", "watch", "summary"} - taken
+    if missing:
+        print("not captured:", ", ".join(sorted(missing)), file=sys.stderr)
+        return 1
+    return 0
+
+
+def oneshot_shots(run: str | None) -> int:
+    """The one-shot mode as `python -m app --oneshot RUN` wires it, driven by the simulated person."""
+    import pygame
+
+    from app.input.gamepad import GamepadDevice, default_gamepad_config
+    from app.input.keyboard import KeyboardDevice
+    from app.input.keymaps import default_keymap
+    from app.input.simulated import OneShotSimulatedPerson
+    from app.loop import AppLoop
+    from app.modes.manager import OneShotManager
+    from app.modes.oneshot import OneShotMode
+    from app.render.renderer import Renderer
+    from app.render.theme import WINDOW_SIZE
+    from ilcore.algos.oneshot import OneShotConfig, collect_expert_demos, load_policy, train_oneshot
+    from ilcore.envs.particles import ENV_ID, task_split
+
+    if run is not None:
+        policy, name = load_policy(run), Path(run).name
+    else:
+        print("training a small one-shot policy (about a minute)...")
+        demos = collect_expert_demos(task_split()["train"], 5, seed=0)
+        policy, name = train_oneshot(demos, OneShotConfig(steps=600, seed=0)).policy, "screenshot-run"
+    tmp = Path(tempfile.mkdtemp(prefix="app-shots-oneshot-"))
+    mode = OneShotMode(None, policy=policy, out=tmp, watch_episodes=3, seed=3)
+    space = mode.env.action_space
+    keymap = default_keymap(ENV_ID, space)
+    pygame.init()
+    pygame.display.set_caption("ilcore - one-shot")
+    screen = pygame.display.set_mode(WINDOW_SIZE)
+    manager = OneShotManager(mode, policy_name=name, simulated=True)
+    loop = AppLoop(manager, [KeyboardDevice(keymap), GamepadDevice(default_gamepad_config(space), space)], Renderer(screen),
+                   keymap=keymap, fps=60, realtime=False, autopilot=OneShotSimulatedPerson())
+    manager.start()
+    taken: set[str] = set()
+
+    def shot(name: str) -> None:
+        pygame.image.save(screen, str(OUT / f"app_{name}.png"))
+        taken.add(name)
+        print("saved", OUT / f"app_{name}.png")
+
+    while not manager.quit_requested and loop.stats.frames < 20000:
+        loop.frame()
+        if mode.phase == "record" and "oneshot" not in taken and len(mode._actions) >= 6:
+            shot("oneshot")
+        elif mode.phase == "watch" and "oneshot_watch" not in taken and mode.results and len(mode._actions) >= 14:
+            shot("oneshot_watch")
+    mode.exit()
+    pygame.quit()
+    shutil.rmtree(tmp, ignore_errors=True)
+    missing = {"oneshot", "oneshot_watch"} - taken
     if missing:
         print("not captured:", ", ".join(sorted(missing)), file=sys.stderr)
         return 1

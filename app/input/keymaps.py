@@ -274,6 +274,21 @@ def load_keymap(path: str | Path, action_space: gym.Space) -> Keymap:
     return build_keymap(keys, action_space, noop=noop, commands=commands)
 
 
+def _unit_directions() -> dict[str, list[float]]:
+    """Arrows and WASD -> the 4 unit directions; two held together -> the unit diagonal between them."""
+    d = float(np.float32(np.sqrt(0.5)))
+    vec = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, 1.0), "down": (0.0, -1.0)}
+    wasd = {"left": "a", "right": "d", "up": "w", "down": "s"}
+    keys: dict[str, list[float]] = {}
+    for names in (dict(zip(vec, vec)), wasd):
+        for direction, (x, y) in vec.items():
+            keys[names[direction]] = [x, y]
+        for vertical in ("up", "down"):
+            for horizontal in ("left", "right"):
+                keys[f"{names[vertical]}+{names[horizontal]}"] = [d * vec[horizontal][0], d * vec[vertical][1]]
+    return keys
+
+
 # Default keymaps for the envs the shipped experts cover. Arrows drive; comments say what the action does.
 _DEFAULT_KEYS: dict[str, tuple[dict[str, Any], Any]] = {
     "CartPole": ({"left": 0, "right": 1}, 0),  # push cart left / right; no "do nothing" action exists
@@ -299,6 +314,8 @@ _DEFAULT_KEYS: dict[str, tuple[dict[str, Any], Any]] = {
         {"up": [1.0, 0.0], "left": [0.0, -1.0], "right": [0.0, 1.0], "up+left": [1.0, -1.0], "up+right": [1.0, 1.0]},
         [-1.0, 0.0],
     ),
+    # ilcore/ParticleSequence-v0: velocity in [-1, 1]^2 (x right, y up); diagonals are unit length too.
+    "ParticleSequence": (_unit_directions(), [0.0, 0.0]),
 }
 
 

@@ -98,3 +98,37 @@ def build_simulated_person(session: Any, **kwargs: Any) -> SimulatedPersonDevice
 
     expert = make_expert(session.settings.env_id, env=session.env, **session.settings.env_kwargs)
     return SimulatedPersonDevice(SimulatedPerson(expert, session.env.action_space, seed=session.settings.seed), **kwargs)
+
+
+class OneShotSimulatedPerson:
+    """Plays the person in ``--oneshot --simulate``: records the demo with the scripted particle expert.
+
+    While the mode records, it holds the expert's action for the task on screen (a fresh expert
+    whenever the task changes); once the policy has run every watch episode it waits a moment and
+    quits, so an unattended run ends by itself.
+    """
+
+    name = "simulated"
+
+    def __init__(self, *, linger_frames: int = 30) -> None:
+        self.linger_frames = linger_frames
+        self._expert: Any = None
+        self._task: tuple[int, ...] | None = None
+        self._done_frames = 0
+
+    def poll(self, manager: Any) -> list[Intent]:
+        from ilcore.experts.particles import ParticleSequenceExpert
+
+        mode = manager.current
+        if mode.phase == "record":
+            task = tuple(mode.tasks[mode.task_id])
+            if task != self._task:
+                base = mode.env.unwrapped
+                self._expert = ParticleSequenceExpert(mode.env.action_space, task=task, max_speed=base.max_speed)
+                self._task = task
+            return [Intent(IntentKind.MOVE, self._expert.act(mode.obs), device=self.name)]
+        if len(mode.results) >= mode.watch_episodes:
+            self._done_frames += 1
+            if self._done_frames > self.linger_frames:
+                return [Intent(IntentKind.QUIT, device=self.name)]
+        return []

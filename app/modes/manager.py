@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.input.intents import Intent, IntentKind
 from app.modes.base import Mode, ModeView
@@ -14,6 +14,9 @@ from app.modes.summary import SummaryMode
 from app.modes.train import TrainMode
 from app.modes.watch import WatchMode
 from app.trainer import TrainingStatus
+
+if TYPE_CHECKING:
+    from app.modes.oneshot import OneShotMode
 
 MODE_CLASSES: dict[str, type[Mode]] = {
     "demo": DemoMode, "train": TrainMode, "dagger": DaggerMode, "review": ReviewMode, "watch": WatchMode, "summary": SummaryMode,
@@ -36,6 +39,9 @@ class HudView:
     training: TrainingStatus
     devices: list[str]
     simulated: bool
+    facts: list[str] | None = None  # replaces "labels" and "query" in the banner (modes outside the DAgger plan)
+    policy: str = ""  # the policy shown in the footer; "" = "v<policy_version>"
+    hints: str = "F1 help   N next   P pause   Esc quit"
 
 
 class ModeManager:
@@ -97,6 +103,10 @@ class ModeManager:
         self.off_plan = True
         self._enter(mode, name)
 
+    def extra_help(self) -> list[tuple[str, str]]:
+        """Help-overlay rows for the keys the manager owns beyond help and quit."""
+        return [("F2-F7", "jump to demo, train, DAgger, review, watch, summary")]
+
     def handle(self, intent: Intent) -> None:
         k = intent.kind
         if k is IntentKind.HELP:
@@ -135,4 +145,70 @@ class ModeManager:
             training=s.trainer.status,
             devices=devices,
             simulated=s.settings.simulated,
+        )
+
+
+class OneShotManager:
+    """``python -m app --oneshot RUN``: one :class:`OneShotMode`, no DAgger plan and no session folder.
+
+    The same interface as :class:`ModeManager` as far as the loop and the renderer are concerned
+    (``current``, ``handle``, ``update``, ``view``, ``hud``, ``help_visible``, ``quit_requested``),
+    so the one-shot mode gets the same window, HUD and help overlay. Leaving the mode (``N``) ends
+    the app; F2-F7 do nothing here.
+    """
+
+    def __init__(self, mode: "OneShotMode", *, policy_name: str = "", simulated: bool = False) -> None:
+        self.session = None
+        self.current: Mode = mode
+        self.modes: dict[str, Mode] = {mode.name: mode}
+        self.policy_name = policy_name
+        self.simulated = simulated
+        self.help_visible = False
+        self.quit_requested = False
+        self.off_plan = False
+        self.transitions: list[str] = []
+
+    @property
+    def mode(self) -> "OneShotMode":
+        return self.current  # type: ignore[return-value]
+
+    def start(self) -> None:
+        self.transitions.append(self.current.name)
+        self.current.enter()
+
+    def stage_name(self) -> str:
+        return self.current.name
+
+    def extra_help(self) -> list[tuple[str, str]]:
+        return []
+
+    def handle(self, intent: Intent) -> None:
+        k = intent.kind
+        if k is IntentKind.HELP:
+            self.help_visible = not self.help_visible
+        elif k is IntentKind.QUIT:
+            self.quit_requested = True
+        elif k is not IntentKind.GOTO:
+            self.current.handle(intent)
+
+    def update(self, dt: float) -> None:
+        self.current.update(dt)
+        if self.current.finished:
+            self.quit_requested = True
+
+    def view(self) -> ModeView:
+        return self.current.view()
+
+    def hud(self, fps: float, devices: list[str]) -> HudView:
+        m = self.mode
+        watched = sum(n for _, _, n in m.history)
+        n = len(m.demos_saved)
+        facts = [f"{n} demo{'' if n == 1 else 's'} saved", f"task {m.task_id}"]
+        if watched:
+            facts.append(f"policy {sum(s for _, s, _ in m.history)}/{watched} done")
+        return HudView(
+            mode=m.name, stage=f"one-shot: {m.phase}", round=0, rounds=0, labels=0, query_rate=None, fps=fps,
+            recording=m.phase == "record" and not m.waiting_for_start and not m.paused,
+            policy_version=0, training=TrainingStatus(), devices=devices, simulated=self.simulated,
+            facts=facts, policy=self.policy_name, hints="F1 help   R new demo   P pause   N / Esc quit",
         )

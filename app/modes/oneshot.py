@@ -8,6 +8,9 @@ demo as its own session folder (task id in the episode attrs) under ``out``. Pha
   every landmark in order keeps the demo (running out of time starts the attempt again).
 - ``watch``: the policy, shown that demo, runs ``watch_episodes`` episodes from new layouts.
   RESTART records another demo; NEXT ends the mode.
+
+PAUSE, SLOWER and FASTER work in both phases, as in the other modes. ``python -m app --oneshot RUN``
+runs this mode on its own (see :class:`app.modes.manager.OneShotManager`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ from app.input.intents import Intent, IntentKind
 from app.modes.base import Mode, ModeView, StepClock, fmt_action
 from ilcore.algos.oneshot import DemoConditionedPolicy, TaskDemo, load_policy, write_demos
 from ilcore.envs.particles import ENV_ID, describe_task, task_split
+
+
+# The arena at 224 px plus its task strip and a band for the renderer's driver badge fits the app
+# window's frame box at exactly 2x zoom (pixel-exact, no smoothing per frame).
+RENDER_SIZE = 224
+BADGE_BAND = 20
 
 
 class OneShotMode(Mode):
@@ -44,7 +53,7 @@ class OneShotMode(Mode):
         self.env_kwargs = dict(self.policy.config.env_kwargs)
         self.env_kwargs.pop("task_id", None)
         self.env_kwargs.pop("task_pool", None)
-        self.env = gym.make(ENV_ID, render_mode="rgb_array", task_pool="all", **self.env_kwargs)
+        self.env = gym.make(ENV_ID, render_mode="rgb_array", task_pool="all", **{"render_size": RENDER_SIZE, **self.env_kwargs})
         self.tasks = self.env.unwrapped.tasks
         held_out = task_split(self.env.unwrapped.n_landmarks, self.env.unwrapped.task_length)["held_out"]
         # Held-out tasks first: showing the policy a task it never trained on is the point.
@@ -60,10 +69,17 @@ class OneShotMode(Mode):
         self.demo: TaskDemo | None = None
         self.demos_saved: list[Path] = []
         self.results: list[bool] = []  # success of each watched episode
+        self.history: list[tuple[int, int, int]] = []  # (task id, successes, episodes) of each finished watch
+        self.paused = False
         self._obs: list[np.ndarray] = []
         self._actions: list[np.ndarray] = []
         self._conditioned: Any = None
         self._reset_episode()
+
+    @property
+    def obs(self) -> np.ndarray:
+        """The observation of the state on screen (what the person, or the simulated one, reacts to)."""
+        return self._current
 
     # -- episode plumbing -----------------------------------------------------------------------
     def _reset_episode(self) -> None:
@@ -100,9 +116,15 @@ class OneShotMode(Mode):
             self._start_recording()
         elif k is IntentKind.NEXT:
             self.finished = True
+        elif k is IntentKind.PAUSE:
+            self.paused = not self.paused
+        elif k is IntentKind.SLOWER:
+            self.clock.slower()
+        elif k is IntentKind.FASTER:
+            self.clock.faster()
 
     def update(self, dt: float) -> None:
-        if self.finished or (self.phase == "record" and self.waiting_for_start):
+        if self.finished or self.paused or (self.phase == "record" and self.waiting_for_start):
             return
         if self.phase == "watch" and len(self.results) >= self.watch_episodes:
             return
@@ -128,7 +150,7 @@ class OneShotMode(Mode):
             base = self.env.unwrapped
             self.demo = TaskDemo(np.stack(self._obs), np.stack(self._actions), self.task_id, tuple(base.task))
             if self.out is not None:
-                path = self.out / f"oneshot-demo-{len(self.demos_saved) + 1:03d}"
+                path = self._next_demo_path(self.out)
                 write_demos(path, [self.demo], env_kwargs=self.env_kwargs)
                 self.demos_saved.append(path)
             self.message = f"demo kept ({self.demo.length} steps); now the policy tries it from new starts"
@@ -138,25 +160,34 @@ class OneShotMode(Mode):
         if len(self.results) < self.watch_episodes:
             self._reset_episode()
         else:
-            self.message = f"the policy finished the task {sum(self.results)} of {len(self.results)} times"
+            self.history.append((self.task_id, sum(self.results), len(self.results)))
+            self.message = f"the policy finished the task {sum(self.results)} of {len(self.results)} times; R records another demo"
+
+    @staticmethod
+    def _next_demo_path(out: Path) -> Path:
+        """``oneshot-demo-NNN`` after the highest one already in ``out`` (an --out reused later adds to it)."""
+        taken = [int(p.name.rsplit("-", 1)[1]) for p in out.glob("oneshot-demo-*") if p.name.rsplit("-", 1)[1].isdigit()]
+        return out / f"oneshot-demo-{max(taken, default=0) + 1:03d}"
 
     def view(self) -> ModeView:
         prompt = None
         if self.phase == "record" and self.waiting_for_start:
             prompt = f"Show the task: {describe_task(self.tasks[self.task_id])}"
+        elif self.paused:
+            prompt = "Paused"
         watching = self.phase == "watch"
         return ModeView(
             mode=self.name,
             title=self.title,
             subtitle=("watching the policy" if watching else "recording your demo")
             + f" - task {self.task_id}: {describe_task(self.tasks[self.task_id])}",
-            frame=self.env.render(),
+            frame=self._frame(),
             prompt=prompt,
             prompt_detail=self.message or ("step forward/back to pick another task; move to start" if prompt else None),
             lines=[
                 ("phase", self.phase),
                 ("step", str(len(self._actions))),
-                ("action", fmt_action(self.held_action if not watching else None)),
+                ("action", fmt_action(self.held_action if not watching else (self._actions[-1] if self._actions else None))),
                 ("policy successes", f"{sum(self.results)} / {len(self.results)}" if watching else "-"),
             ],
             items_title="Saved one-shot demos",
@@ -164,10 +195,17 @@ class OneShotMode(Mode):
             progress=(len(self.results) / self.watch_episodes) if watching else None,
             progress_label="new starts",
             driver="learner" if watching else "you",
+            paused=self.paused,
             recording=self.phase == "record" and not self.waiting_for_start,
             speed=self.clock.speed,
             accent="watch" if watching else "demo",
         )
+
+    def _frame(self) -> np.ndarray:
+        """The env's frame with a dark band on top, so the driver badge does not hide the task strip."""
+        frame = self.env.render()
+        band = np.full((BADGE_BAND, frame.shape[1], 3), 30, np.uint8)
+        return np.concatenate([band, frame])
 
     def exit(self) -> None:
         self.env.close()
@@ -178,5 +216,8 @@ class OneShotMode(Mode):
             ("step_forward", "next task (before starting)"),
             ("step_back", "previous task (before starting)"),
             ("restart", "record another demo"),
+            ("pause", "pause / resume"),
+            ("slower", "slower"),
+            ("faster", "faster"),
             ("next", "leave one-shot"),
         ]

@@ -75,8 +75,11 @@ class Renderer:
         parts: list[tuple[str, tuple[int, int, int]]] = []
         if hud.round:
             parts.append((f"round {min(hud.round, hud.rounds)}/{hud.rounds}", T.TEXT))
-        parts.append((f"{hud.labels} labels", T.TEXT))
-        parts.append(("query -" if hud.query_rate is None else f"query {100 * hud.query_rate:.0f}%", T.TEXT))
+        if hud.facts is not None:
+            parts.extend((fact, T.TEXT) for fact in hud.facts)
+        else:
+            parts.append((f"{hud.labels} labels", T.TEXT))
+            parts.append(("query -" if hud.query_rate is None else f"query {100 * hud.query_rate:.0f}%", T.TEXT))
         parts.append((f"{hud.fps:.0f} fps", T.MUTED))
         x = w - MARGIN
         if hud.recording:
@@ -253,18 +256,19 @@ class Renderer:
             self._meter(view.meter, pygame.Rect(rect.x, y, rect.width, 86), accent)
             y += 98
         tr = hud.training
+        own = view.mode in ("review", "oneshot")  # a progress of their own, not the trainer's
         if tr.running or view.mode == "train" or (view.progress is not None and view.mode != "train"):
             card = pygame.Rect(rect.x, y, rect.width, 92)
-            top = self.card(card, "training" if view.mode != "review" else "progress")
+            top = self.card(card, "training" if not own else "progress")
             progress = tr.progress if (tr.running or view.mode == "train") else (view.progress or 0.0)
-            label = (f"policy v{tr.version}  epoch {tr.epoch}/{tr.epochs}" if tr.running else tr.message or "idle") if view.mode != "review" else view.progress_label
+            label = (f"policy v{tr.version}  epoch {tr.epoch}/{tr.epochs}" if tr.running else tr.message or "idle") if not own else view.progress_label
             bar = pygame.Rect(card.x + 14, top + 2, card.width - 28, 12)
             pygame.draw.rect(self.surface, T.PANEL_EDGE, bar, border_radius=6)
             fb = bar.copy()
             fb.width = max(6, int(bar.width * progress))
-            pygame.draw.rect(self.surface, T.ACCENTS["train"] if view.mode != "review" else accent, fb, border_radius=6)
+            pygame.draw.rect(self.surface, T.ACCENTS["train"] if not own else accent, fb, border_radius=6)
             self.blit_text(label, (bar.x, bar.bottom + 8), 13, T.MUTED)
-            if tr.valid_loss is not None and view.mode != "review":
+            if tr.valid_loss is not None and not own:
                 self.blit_text(f"valid loss {tr.valid_loss:.4f}", (bar.right, bar.bottom + 8), 13, T.TEXT, anchor="topright")
             y += 104
         if view.items_title:
@@ -279,9 +283,8 @@ class Renderer:
 
     def _footer(self, view: ModeView, hud: HudView, w: int, h: int) -> None:
         pygame.draw.rect(self.surface, T.PANEL, (0, h - FOOTER_H, w, FOOTER_H))
-        hints = "F1 help   N next   P pause   Esc quit"
-        self.blit_text(hints, (MARGIN, h - FOOTER_H // 2), 14, T.MUTED, anchor="midleft")
-        right = [hud.stage, f"speed {int(view.speed * 100)}%", "policy v" + str(hud.policy_version)]
+        self.blit_text(hud.hints, (MARGIN, h - FOOTER_H // 2), 14, T.MUTED, anchor="midleft")
+        right = [hud.stage, f"speed {int(view.speed * 100)}%", "policy " + (hud.policy or f"v{hud.policy_version}")]
         right.append("devices: " + (", ".join(hud.devices) if hud.devices else "none"))
         self.blit_text("   ".join(right), (w - MARGIN, h - FOOTER_H // 2), 14, T.MUTED, anchor="midright")
 

@@ -56,6 +56,24 @@ def test_gamepad_sticks_triggers_deadzone_and_scaling():
     np.testing.assert_allclose(scaled.handle(ev(pygame.JOYAXISMOTION, instance_id=1, axis=0, value=1.0))[-1].value, [0.5, 0.0, 0.0])
 
 
+def test_gamepad_left_stick_drives_the_particle_env():
+    import ilcore.envs  # noqa: F401  (registers the env id)
+    from ilcore.envs.particles import ENV_ID
+
+    space = gym.make(ENV_ID).action_space  # Box(-1, 1, (2,)): x right, y up
+    km = default_keymap(ENV_ID, space)
+    pad = GamepadDevice(default_gamepad_config(space, {n: km.combos[c] for c, n in km.names.items()}), space)
+    pad.handle(ev(pygame.JOYDEVICEADDED, device_index=0, instance_id=2, name="Pad"))
+    np.testing.assert_allclose(pad.handle(ev(pygame.JOYAXISMOTION, instance_id=2, axis=0, value=1.0))[-1].value, [1.0, 0.0])
+    out = pad.handle(ev(pygame.JOYAXISMOTION, instance_id=2, axis=1, value=-1.0))  # stick pushed up reports -1
+    np.testing.assert_allclose(out[-1].value, [1.0, 1.0])
+    assert space.contains(out[-1].value)
+    pad.handle(ev(pygame.JOYAXISMOTION, instance_id=2, axis=0, value=0.05))  # back inside the deadzone
+    np.testing.assert_allclose(pad.held_action(), [0.0, 1.0])
+    out = pad.handle(ev(pygame.JOYAXISMOTION, instance_id=2, axis=1, value=0.0))
+    assert (out[-1].kind, out[-1].value) == (IntentKind.MOVE, None)  # let go: nothing held
+
+
 def test_gamepad_discrete_buttons_commands_and_layout_by_name():
     space = gym.spaces.Discrete(2)
     km = default_keymap("CartPole-v1", space)

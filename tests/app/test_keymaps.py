@@ -5,10 +5,12 @@ import numpy as np
 import pygame
 import pytest
 
+import ilcore.envs  # noqa: F401  (registers ilcore/ParticleSequence-v0)
 from app.input.keymaps import build_keymap, default_keymap, load_keymap
 from ilcore.errors import ConfigError
 
-ENVS = ["CartPole-v1", "MountainCar-v0", "Acrobot-v1", "LunarLander-v3", "Pendulum-v1", "MountainCarContinuous-v0", "CarRacing-v3"]
+ENVS = ["CartPole-v1", "MountainCar-v0", "Acrobot-v1", "LunarLander-v3", "Pendulum-v1", "MountainCarContinuous-v0", "CarRacing-v3",
+        "ilcore/ParticleSequence-v0"]
 
 
 @pytest.mark.parametrize("env_id", ENVS)
@@ -18,6 +20,24 @@ def test_default_keymaps_fit_their_action_space(env_id):
     assert km.combos
     for action in list(km.combos.values()) + [km.noop]:
         assert space.contains(action)
+
+
+def test_particle_keymap_arrows_and_wasd_give_unit_directions():
+    space = gym.make("ilcore/ParticleSequence-v0").action_space
+    km = default_keymap("ilcore/ParticleSequence-v0", space)
+    np.testing.assert_allclose(km.noop, [0.0, 0.0])
+    d = np.sqrt(0.5)
+    expected = {
+        (pygame.K_RIGHT,): [1, 0], (pygame.K_LEFT,): [-1, 0], (pygame.K_UP,): [0, 1], (pygame.K_DOWN,): [0, -1],
+        (pygame.K_d,): [1, 0], (pygame.K_a,): [-1, 0], (pygame.K_w,): [0, 1], (pygame.K_s,): [0, -1],
+        (pygame.K_UP, pygame.K_RIGHT): [d, d], (pygame.K_DOWN, pygame.K_LEFT): [-d, -d],
+        (pygame.K_w, pygame.K_a): [-d, d], (pygame.K_s, pygame.K_d): [d, -d],
+    }
+    for keys, action in expected.items():
+        got = km.action_for(set(keys))
+        np.testing.assert_allclose(got, action, atol=1e-6, err_msg=str(keys))
+        assert abs(np.linalg.norm(got) - 1.0) < 1e-6  # every direction moves at the same (full) speed
+    assert not set(km.commands) & set().union(*km.combos)  # no action key doubles as a command
 
 
 def test_toml_keymap_in_keys_to_action_shape(tmp_path):

@@ -59,3 +59,130 @@ def test_a_demo_that_runs_out_of_time_is_not_kept(tmp_path, tiny_policy):
     drive(mode, 100)
     assert mode.demo is None and mode.demos_saved == [] and mode.phase == "record"
     assert "try again" in mode.message
+
+
+# -- the whole app: `python -m app --oneshot RUN` -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_policy):
+    """A folder as `ilcore train oneshot` writes it."""
+    from ilcore.algos.oneshot import save_policy
+
+    return save_policy(tiny_policy, tmp_path_factory.mktemp("oneshot") / "run")
+
+
+def test_main_oneshot_simulated_records_a_demo_and_watches(tmp_path, tiny_run, capsys):
+    from app.__main__ import main
+    from ilcore.data import open_recording
+
+    out = tmp_path / "demos"
+    task = task_split()["train"][2]
+    rc = main(["--oneshot", str(tiny_run), "--simulate", "--task", str(task), "--watch-episodes", "2", "--out", str(out), "--frames", "4000"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    episodes = list(open_recording(out / "oneshot-demo-001").episodes())
+    assert len(episodes) == 1
+    assert episodes[0].meta.attrs["task_id"] == task
+    assert list(episodes[0].meta.attrs["task"]) == list(task_list()[task])
+    assert episodes[0].length > 0
+    assert "wrote 1 one-shot demos" in printed
+    assert f"task {task}: the policy finished it " in printed and " of 2 times" in printed  # both watch episodes ran
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--oneshot", "{missing}"], "no such folder"),
+        (["--oneshot", "{empty}"], "is not a one-shot policy folder"),
+        (["--oneshot", "{run}", "--task", "999"], "--task must be a task id"),
+        (["--task", "1"], "--task only applies with --oneshot"),
+    ],
+)
+def test_main_oneshot_bad_arguments_are_one_error_line(tmp_path, tiny_run, capsys, extra, fragment):
+    from app.__main__ import main
+
+    (tmp_path / "empty").mkdir()
+    paths = {"missing": tmp_path / "nope", "empty": tmp_path / "empty", "run": tiny_run}
+    argv = [a.format(**paths) for a in extra] + ["--simulate", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and fragment in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_keys_drive_the_oneshot_window_and_help_lists_its_keys(tmp_path, tiny_policy):
+    """Posted key events through the real loop, keyboard device and renderer (as main wires them)."""
+    import pygame
+
+    from app.input.gamepad import GamepadDevice, default_gamepad_config
+    from app.input.keyboard import KeyboardDevice
+    from app.input.keymaps import default_keymap
+    from app.loop import AppLoop
+    from app.modes.manager import OneShotManager
+    from app.render.renderer import Renderer
+    from app.render.theme import WINDOW_SIZE
+    from ilcore.envs.particles import ENV_ID
+
+    from .conftest import press, release
+
+    pygame.init()
+    try:
+        mode = OneShotMode(None, policy=tiny_policy, out=tmp_path, watch_episodes=1)
+        space = mode.env.action_space
+        keymap = default_keymap(ENV_ID, space)
+        manager = OneShotManager(mode, policy_name="tiny")
+        loop = AppLoop(manager, [KeyboardDevice(keymap), GamepadDevice(default_gamepad_config(space), space)],
+                       Renderer(pygame.display.set_mode(WINDOW_SIZE)), keymap=keymap, fps=60, realtime=False)
+        pygame.event.clear()
+        manager.start()
+        first = mode.task_id
+
+        press(pygame.K_PERIOD)  # step_forward: the next task, before the first move
+        press(pygame.K_F1)
+        loop.frame()
+        assert mode.task_id != first and manager.help_visible
+        entries = dict(loop.help_entries())
+        assert entries["."] == "next task (before starting)" and entries["R"] == "record another demo"
+        assert any(k.startswith("left right up down") for k in entries)  # the action keys
+        assert "F2-F7" not in entries  # no DAgger plan to jump around in
+        press(pygame.K_F1)
+        loop.frame()
+        assert not manager.help_visible
+
+        press(pygame.K_UP)
+        press(pygame.K_LEFT)
+        for _ in range(8):
+            loop.frame()
+        assert not mode.waiting_for_start and len(mode._actions) >= 1
+        np.testing.assert_allclose(mode._actions[-1], [-np.sqrt(0.5), np.sqrt(0.5)], atol=1e-6)  # a unit diagonal
+        assert manager.hud(60.0, loop.device_names()).recording
+        release(pygame.K_LEFT)
+        for _ in range(4):
+            loop.frame()
+        np.testing.assert_allclose(mode._actions[-1], [0.0, 1.0])
+        press(pygame.K_p)
+        loop.frame()
+        steps = len(mode._actions)
+        for _ in range(8):
+            loop.frame()
+        assert mode.paused and len(mode._actions) == steps and mode.view().prompt == "Paused"
+        press(pygame.K_ESCAPE)
+        loop.run(max_frames=100)
+        assert manager.quit_requested
+    finally:
+        mode.exit()
+        pygame.event.clear()
+
+
+def test_main_oneshot_without_a_display_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from .test_main import ROOT, app_env
+
+    proc = subprocess.run([sys.executable, "-m", "app", "--oneshot", str(tmp_path)], cwd=ROOT, env=app_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "display" in lines[0] and f"--oneshot {tmp_path} --simulate" in lines[0]
