@@ -35,8 +35,12 @@ class SummaryMode(Mode):
                 ("episodes", str(self.summary.get("episodes", 0))),
                 ("policy", f"v{s.state.policy_version}"),
             ],
-            items_title="Return per round (0 = demonstrations)",
-            items=[f"round {k}: {v:.1f}" for k, v in per_round.items()],
+            items_title="Episode return in each round (0 = demos)",
+            # Returns of the episodes played while recording (capped by --max-episode-steps);
+            # the plot shows the evaluation of each trained policy instead.
+            items=[f"round {k}: {v:.1f}" for k, v in per_round.items()]
+            + [f"policy v{e['version']}: eval {e['eval_return']:.1f}" for e in s.state.evals
+               if e.get("eval_return") is not None and "version" in e],
             plot=[(float(e["labels"]), float(e["eval_return"])) for e in s.state.evals if e.get("eval_return") is not None],
             plot_labels=("labelled states", "eval return"),
             accent="summary",
