@@ -11,7 +11,8 @@ initial states. Methods:
   ones included - the ceiling a policy that knows the task reaches.
 
 Writes benchmarks/results/oneshot.json and oneshot.png. Usage:
-    python benchmarks/oneshot.py [--seeds 5] [--steps 3000] [--episodes 20]
+    python benchmarks/oneshot.py [--seeds 5] [--steps 6000] [--episodes 20] [--lr-floor 1.0]
+                                 [--methods attention ...] [--out oneshot]
 """
 
 from __future__ import annotations
@@ -38,31 +39,40 @@ METHODS = {  # reported name -> encoder
     "task_blind_bc": "none",
     "oracle_task_id": "oracle",
 }
+COLORS = {"final_state": "#9ab", "mean_pool": "#79c", "attention": "#36a", "task_blind_bc": "#c66",
+          "oracle_task_id": "#6a6"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=OneShotConfig.steps)
     parser.add_argument("--demos-per-task", type=int, default=30)
     parser.add_argument("--episodes", type=int, default=20, help="new initial states per held-out demo")
+    parser.add_argument("--lr-floor", type=float, default=OneShotConfig.lr_floor,
+                        help="cosine decay of the learning rate down to lr * lr_floor (1: constant)")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+                        help="subset of methods to run (default: all)")
+    parser.add_argument("--out", default="oneshot", help="stem of the result files under benchmarks/results")
     args = parser.parse_args()
+    methods = {m: METHODS[m] for m in args.methods}
     torch.set_num_threads(1)
 
     split = task_split()
-    per_seed: dict[str, list[float]] = {m: [] for m in METHODS}
-    per_task: dict[str, dict[int, list[float]]] = {m: {t: [] for t in split["held_out"]} for m in METHODS}
-    train_seconds: dict[str, list[float]] = {m: [] for m in METHODS}
+    per_seed: dict[str, list[float]] = {m: [] for m in methods}
+    per_task: dict[str, dict[int, list[float]]] = {m: {t: [] for t in split["held_out"]} for m in methods}
+    train_seconds: dict[str, list[float]] = {m: [] for m in methods}
     started = time.time()
     for seed in range(args.seeds):
         train = collect_expert_demos(split["train"], args.demos_per_task, seed=seed, noise=0.3)
-        held_out_train = collect_expert_demos(split["held_out"], args.demos_per_task, seed=5000 + seed, noise=0.3)
+        held_out_train = ([] if "oracle" not in methods.values() else
+                          collect_expert_demos(split["held_out"], args.demos_per_task, seed=5000 + seed, noise=0.3))
         shown = collect_expert_demos(split["held_out"], 1, seed=10_000 + seed)  # one demo per held-out task
-        for name, encoder in METHODS.items():
+        for name, encoder in methods.items():
             data = train + held_out_train if encoder == "oracle" else train
             t0 = time.time()
             policy = train_oneshot(data, OneShotConfig(encoder=encoder, steps=args.steps, states_per_task=32,
-                                                       seed=seed)).policy
+                                                       lr_floor=args.lr_floor, seed=seed)).policy
             train_seconds[name].append(time.time() - t0)
             rates = []
             for demo in shown:
@@ -74,7 +84,7 @@ def main() -> None:
                   flush=True)
         write(args, per_seed, per_task, train_seconds, seed + 1, time.time() - started)
     print_table(per_seed)
-    plot(per_seed)
+    plot(per_seed, args.out)
 
 
 def write(args: argparse.Namespace, per_seed: dict, per_task: dict, train_seconds: dict, seeds_done: int,
@@ -88,6 +98,7 @@ def write(args: argparse.Namespace, per_seed: dict, per_task: dict, train_second
                                       for m, d in per_task.items()},
         "seeds": seeds_done,
         "steps": args.steps,
+        "lr_floor": args.lr_floor,
         "demos_per_task": args.demos_per_task,
         "episodes_per_demo": args.episodes,
         "env": "ilcore/ParticleSequence-v0 (4 landmarks, ordered visits of 3; 18 train / 6 held-out tasks)",
@@ -102,7 +113,7 @@ def write(args: argparse.Namespace, per_seed: dict, per_task: dict, train_second
         },
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    (RESULTS / "oneshot.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(out, indent=2))
 
 
 def print_table(per_seed: dict[str, list[float]]) -> None:
@@ -111,7 +122,7 @@ def print_table(per_seed: dict[str, list[float]]) -> None:
         print(f"{m:16s} {np.mean(v):17.3f} {np.std(v):12.3f}  {' '.join(f'{x:.2f}' for x in v)}")
 
 
-def plot(per_seed: dict[str, list[float]]) -> None:
+def plot(per_seed: dict[str, list[float]], out: str = "oneshot") -> None:
     from matplotlib.figure import Figure
 
     names = list(per_seed)
@@ -119,7 +130,7 @@ def plot(per_seed: dict[str, list[float]]) -> None:
     stds = [np.std(per_seed[m]) for m in names]
     fig = Figure(figsize=(7, 3.5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    ax.bar(names, means, yerr=stds, capsize=4, color=["#9ab", "#79c", "#36a", "#c66", "#6a6"])
+    ax.bar(names, means, yerr=stds, capsize=4, color=[COLORS[m] for m in names])
     for i, v in enumerate(per_seed.values()):
         ax.scatter([i] * len(v), v, color="k", s=8, zorder=3)
     ax.axhline(0.9, color="grey", ls="--", lw=1)
@@ -127,7 +138,7 @@ def plot(per_seed: dict[str, list[float]]) -> None:
     ax.set_ylabel("success on held-out tasks")
     ax.set_title(f"one demo of a new task ({len(next(iter(per_seed.values())))} seeds)")
     fig.tight_layout()
-    fig.savefig(RESULTS / "oneshot.png")
+    fig.savefig(RESULTS / f"{out}.png")
 
 
 if __name__ == "__main__":

@@ -84,11 +84,13 @@ class OneShotConfig:
     hidden: tuple[int, ...] = (256, 256)  # policy MLP hidden sizes
     encoder_hidden: int = 128  # width of the per-step / final-state embedding MLPs
     heads: int = 4  # attention heads (attention encoder only)
-    steps: int = 3000  # gradient steps
+    steps: int = 6000  # gradient steps
     batch_tasks: int = 16  # B: tasks per batch (distinct when the family allows)
     states_per_task: int = 16  # S: BC states sampled from each target demo
     lr: float = 1e-3
-    lr_floor: float = 0.05  # cosine decay of the learning rate down to lr * lr_floor (1: constant)
+    # Cosine decay of the learning rate down to lr * lr_floor; 1 keeps it constant, which generalised
+    # better to held-out particle tasks (0.93 vs 0.83 over 5 seeds at 6000 steps, docs/benchmarks.md).
+    lr_floor: float = 1.0
     weight_decay: float = 0.0
     tecnet_weight: float = 0.0  # weight of the cosine margin embedding loss (0: off)
     tecnet_margin: float = 0.1
@@ -532,8 +534,8 @@ def train_oneshot(
     model = DemoConditionedPolicy(config)
     data = _pad(demos, config.task_slots, config.task_vocab)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    # Decaying the step size late in training sharpens the actions near landmarks, where a small
-    # error decides between reaching and circling.
+    # lr_floor < 1 decays the step size late in training (cosine), which lowers the training loss
+    # but, on held-out particle tasks, generalised worse than a constant rate.
     schedule = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: config.lr_floor + (1 - config.lr_floor) * 0.5 * (1 + math.cos(math.pi * i / config.steps))
     )
