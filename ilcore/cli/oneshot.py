@@ -32,7 +32,7 @@ def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.A
                      help="instead of --data, generate N scripted demos per training task of the particle family")
     p.add_argument("--out", required=True, metavar="RUN", help="folder for the checkpoint and history.json")
     p.add_argument("--encoder", choices=ENCODERS, default="attention")
-    p.add_argument("--steps", type=int, default=3000, help="gradient steps")
+    p.add_argument("--steps", type=int, default=None, help="gradient steps (default: OneShotConfig's, 6000)")
     p.add_argument("--batch-tasks", type=int, default=16, help="tasks per batch")
     p.add_argument("--states-per-task", type=int, default=32, help="imitated states per task per batch")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -97,7 +97,7 @@ def run_train_oneshot(args: argparse.Namespace) -> dict[str, Any]:
     else:
         demos, env_kwargs = demos_from_recording(args.data if len(args.data) > 1 else args.data[0])
     config = OneShotConfig(
-        encoder=args.encoder, steps=args.steps, batch_tasks=args.batch_tasks, states_per_task=args.states_per_task,
+        encoder=args.encoder, steps=args.steps if args.steps is not None else OneShotConfig.steps, batch_tasks=args.batch_tasks, states_per_task=args.states_per_task,
         lr=args.lr, embed_dim=args.embed_dim, hidden=_parse_hidden(args.hidden), tecnet_weight=args.tecnet_weight,
         tecnet_margin=args.tecnet_margin, seed=args.seed,
     )
