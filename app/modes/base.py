@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.input.intents import Intent
+from app.input.intents import Intent, IntentKind
 
 if TYPE_CHECKING:
     from app.session import Session
@@ -84,6 +84,19 @@ class Mode:
 
     def handle(self, intent: Intent) -> None:
         pass
+
+    def handle_playback(self, kind: IntentKind) -> bool:
+        """Pause / slower / faster for modes that play episodes (they own ``paused`` and a
+        ``clock``); True when the intent was one of those."""
+        if kind is IntentKind.PAUSE:
+            self.paused = not self.paused
+        elif kind is IntentKind.SLOWER:
+            self.clock.slower()
+        elif kind is IntentKind.FASTER:
+            self.clock.faster()
+        else:
+            return False
+        return True
 
     def update(self, dt: float) -> None:
         pass

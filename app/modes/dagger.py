@@ -77,6 +77,8 @@ class DaggerMode(Mode):
     # --- intents ---------------------------------------------------------------------------
     def handle(self, intent: Intent) -> None:
         k = intent.kind
+        if self.handle_playback(k):
+            return
         if k is IntentKind.MOVE:
             self.held_action = intent.value
             self.held_device = intent.device
@@ -98,12 +100,6 @@ class DaggerMode(Mode):
             self.taking_over = False
         elif k is IntentKind.UNDO:
             self._undo()
-        elif k is IntentKind.PAUSE:
-            self.paused = not self.paused
-        elif k is IntentKind.SLOWER:
-            self.clock.slower()
-        elif k is IntentKind.FASTER:
-            self.clock.faster()
 
     def _answer(self, label: Any) -> None:
         q = self.pending

@@ -34,16 +34,12 @@ class DemoMode(Mode):
 
     def handle(self, intent: Intent) -> None:
         k = intent.kind
+        if self.handle_playback(k):
+            return
         if k is IntentKind.MOVE:
             self.held_action = intent.value
             if intent.value is not None:
                 self.waiting_for_start = False
-        elif k is IntentKind.PAUSE:
-            self.paused = not self.paused
-        elif k is IntentKind.SLOWER:
-            self.clock.slower()
-        elif k is IntentKind.FASTER:
-            self.clock.faster()
         elif k is IntentKind.RESTART:
             self.driver.discard()
             self.driver.start()

@@ -103,6 +103,8 @@ class OneShotMode(Mode):
     # -- Mode interface -------------------------------------------------------------------------
     def handle(self, intent: Intent) -> None:
         k = intent.kind
+        if self.handle_playback(k):
+            return
         if k is IntentKind.MOVE:
             self.held_action = None if intent.value is None else np.asarray(intent.value, np.float32)
             if intent.value is not None and self.phase == "record":
@@ -116,12 +118,6 @@ class OneShotMode(Mode):
             self._start_recording()
         elif k is IntentKind.NEXT:
             self.finished = True
-        elif k is IntentKind.PAUSE:
-            self.paused = not self.paused
-        elif k is IntentKind.SLOWER:
-            self.clock.slower()
-        elif k is IntentKind.FASTER:
-            self.clock.faster()
 
     def update(self, dt: float) -> None:
         if self.finished or self.paused or (self.phase == "record" and self.waiting_for_start):

@@ -27,13 +27,9 @@ class WatchMode(Mode):
             self.driver.start()
 
     def handle(self, intent: Intent) -> None:
-        if intent.kind is IntentKind.PAUSE:
-            self.paused = not self.paused
-        elif intent.kind is IntentKind.SLOWER:
-            self.clock.slower()
-        elif intent.kind is IntentKind.FASTER:
-            self.clock.faster()
-        elif intent.kind is IntentKind.RESTART and self.session.policy is not None:
+        if self.handle_playback(intent.kind):
+            return
+        if intent.kind is IntentKind.RESTART and self.session.policy is not None:
             self.driver.start()
 
     def update(self, dt: float) -> None:
