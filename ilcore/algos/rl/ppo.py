@@ -42,13 +42,16 @@ import numpy as np
 import torch
 from gymnasium import spaces as gspaces
 
+from ilcore import spaces as ispaces
+
 from ilcore.algos.losses import BCRegularizer, Entropy, KLToReference, LossTerm, TotalLoss
 from ilcore.algos.rl.critic import Critic
 from ilcore.algos.rl.regularizers import ClippedSurrogate, DecayingWeight, PPOBatch, weighted_mean
 from ilcore.algos.rl.shaping import RewardFn, VectorBCLogProbReward
 from ilcore.errors import ConfigError
 from ilcore.policies import Policy, make_policy
-from ilcore.policies.heads import LOG_STD_MAX, LOG_STD_MIN, GaussianHead
+from ilcore.policies import ObsTensors
+from ilcore.policies.heads import LOG_STD_MAX, LOG_STD_MIN, ActionDist, CategoricalDist, GaussianHead
 
 
 @dataclass
@@ -202,18 +205,28 @@ def compute_gae(
 
     Returns ``(advantages, returns)``, both ``(T, N)``, returns = advantages + values.
     """
-    t_max = rewards.shape[0]
-    not_terminated = 1.0 - terminated.float()
-    continues = 1.0 - torch.logical_or(terminated.bool(), truncated.bool()).float()
-    advantages = torch.zeros_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    for t in reversed(range(t_max)):
-        delta = rewards[t] + gamma * not_terminated[t] * next_values[t] - values[t]
-        running = delta + gamma * gae_lambda * continues[t] * running
-        running = running * valid[t].float()
+    # The recursion runs in numpy: the same float32 arithmetic as torch, but T tiny steps of a
+    # few envs each cost a fraction of torch's per-op overhead.
+    dtype = rewards.dtype
+    r = rewards.detach().cpu().numpy().astype(np.float32, copy=False)
+    v = values.detach().cpu().numpy().astype(np.float32, copy=False)
+    nv = next_values.detach().cpu().numpy().astype(np.float32, copy=False)
+    term = terminated.cpu().numpy().astype(bool, copy=False)
+    trunc = truncated.cpu().numpy().astype(bool, copy=False)
+    val = valid.cpu().numpy().astype(np.float32)
+    not_terminated = (~term).astype(np.float32)
+    continues = (~(term | trunc)).astype(np.float32)
+    g, gl = np.float32(gamma), np.float32(gamma * gae_lambda)
+    delta = r + g * not_terminated * nv - v
+    decay = gl * continues
+    advantages = np.zeros_like(r)
+    running = np.zeros_like(r[0])
+    for t in reversed(range(r.shape[0])):
+        running = (delta[t] + decay[t] * running) * val[t]
         advantages[t] = running
-    returns = (advantages + values) * valid.float()
-    return advantages, returns
+    returns = (advantages + v) * val
+    return (torch.from_numpy(advantages).to(dtype=dtype, device=rewards.device),
+            torch.from_numpy(returns).to(dtype=dtype, device=rewards.device))
 
 
 def _set_initial_log_std(policy: Policy, log_std: float) -> None:
@@ -234,6 +247,40 @@ def _to_members(x: torch.Tensor, k: int) -> torch.Tensor:
     t, n = x.shape[:2]
     rest = x.shape[2:]
     return x.reshape(t, n // k, k, *rest).movedim(2, 0).reshape(k, t * (n // k), *rest)
+
+
+def _sample(dist: ActionDist, generator: torch.Generator) -> torch.Tensor:
+    """A sample of ``dist`` (``(K, N, ...)``). Categoricals use the Gumbel-max trick,
+    ``argmax(logits - log E)`` with ``E ~ Exp(1)``: exactly the categorical distribution, and a
+    few elementwise kernels instead of ``torch.multinomial``'s per-row sampler (2.5x cheaper at
+    the rollout's sizes). Padded (-inf) categories are never drawn."""
+    if isinstance(dist, CategoricalDist):
+        logits = dist.logits  # (K, N, D, n)
+        noise = torch.empty_like(logits).exponential_(generator=generator)
+        idx = (logits - noise.log()).argmax(-1)
+        return (idx + dist.start).reshape(*idx.shape[:-1], *dist.action_shape)
+    return dist.sample(generator)
+
+
+def _obs_converter(policy: Policy) -> Callable[[Any], ObsTensors]:
+    """numpy batch -> leaf tensors: ``policy.obs_to_tensors``, or for a plain Box observation
+    (one leaf, CPU) a direct ``torch.as_tensor`` without walking the nested structure."""
+    space = policy.observation_space
+    if isinstance(space, gspaces.Box) and policy.device.type == "cpu":
+        (path, _), = ispaces.flat_items(space)
+        dtype = policy.obs_to_tensors(space.sample()[None])[path].dtype
+        return lambda obs: {path: torch.as_tensor(obs, dtype=dtype)}
+    return policy.obs_to_tensors
+
+
+def _shares_encoding(policy: Policy, critic: Critic) -> bool:
+    """True when the critic's encoder computes exactly what the policy's does (no CNNs, same
+    leaves and the same normalisation buffers): then one encoding serves both networks."""
+    pe, ce = policy.encoder, critic.encoder
+    if len(pe.cnns) or len(ce.cnns) or pe.leaves != ce.leaves or pe.ensemble != ce.ensemble:
+        return False
+    pb, cb = dict(pe.named_buffers()), dict(ce.named_buffers())
+    return pb.keys() == cb.keys() and all(torch.equal(pb[name], cb[name]) for name in pb)
 
 
 def _env_actions(policy: Policy, actions: torch.Tensor) -> np.ndarray:
@@ -282,7 +329,7 @@ def train_ppo(
     """
     from tqdm.auto import tqdm
 
-    from ilcore.algos.bc import data_to_tensors
+    from ilcore.algos.bc import data_to_tensors, make_adam
     from ilcore.eval import _make_vector_env, evaluate
 
     cfg = config or PPOConfig()
@@ -342,14 +389,24 @@ def train_ppo(
     actor_loss_fn = TotalLoss(terms)
 
     policy_lr = cfg.policy_lr or cfg.lr
-    optimizer = torch.optim.Adam(
+    optimizer = make_adam(  # fused kernel where torch has one: same arithmetic, less per-step overhead
         [{"params": list(policy.parameters()), "lr": policy_lr, "base_lr": policy_lr},
          {"params": list(critic.parameters()), "lr": cfg.lr, "base_lr": cfg.lr}],
-        eps=1e-5,  # as SB3: avoids huge steps on parameters whose gradients are near 0
+        lr=cfg.lr, eps=1e-5,  # as SB3: avoids huge steps on parameters whose gradients are near 0
     )
     all_params = [p for group in optimizer.param_groups for p in group["params"]]
 
     t_len, n = cfg.n_steps, n_envs
+    to_tensors = _obs_converter(policy)
+    shared_encoding = _shares_encoding(policy, critic)
+
+    def dist_and_values(obs_t: ObsTensors, per_member: bool = False) -> tuple[ActionDist, torch.Tensor]:
+        """The policy's distributions and the critic's values, encoding the observation once
+        when both encoders agree (the same numbers as ``policy.dist`` and ``critic``)."""
+        if not shared_encoding:
+            return policy.dist(obs_t, per_member=per_member), critic(obs_t, per_member=per_member)
+        h = policy.encoder(obs_t, per_member=per_member)
+        return policy.head(policy.trunk(h)), critic.mlp(h).squeeze(-1)
     env_of_member = torch.arange(n) % k  # the member that acts in env i
     env_index = torch.arange(n)
     history: dict[str, list[float]] = {name: [] for name in (
@@ -393,18 +450,25 @@ def train_ppo(
             buf_actions: torch.Tensor | None = None
             buf_log_prob = torch.zeros(t_len, n)
             buf_values = torch.zeros(t_len, n)
-            buf_rewards = torch.zeros(t_len, n)
-            buf_terminated = torch.zeros(t_len, n, dtype=torch.bool)
-            buf_truncated = torch.zeros(t_len, n, dtype=torch.bool)
-            buf_valid = torch.zeros(t_len, n, dtype=torch.bool)
+            # Env outputs stay numpy during the rollout and become tensors once at its end.
+            np_rewards = np.zeros((t_len, n), dtype=np.float32)
+            np_terminated = np.zeros((t_len, n), dtype=bool)
+            np_truncated = np.zeros((t_len, n), dtype=bool)
+            np_valid = np.zeros((t_len, n), dtype=bool)
             finished_returns: list[float] = []
+            rollout_start_steps = env_steps
             with torch.no_grad():
                 for t in range(t_len):
-                    obs_t = policy.obs_to_tensors(obs)
-                    dist = policy.dist(obs_t)  # (K, N)
-                    actions = dist.sample(gen)[env_of_member, env_index]  # each env: its member's sample
-                    log_prob = dist.log_prob(actions)[env_of_member, env_index]
-                    values = critic(obs_t)[env_of_member, env_index]
+                    obs_t = to_tensors(obs)
+                    dist, all_values = dist_and_values(obs_t)  # (K, N)
+                    if k == 1:  # one member acts everywhere: no per-env member selection needed
+                        actions = _sample(dist, gen)[0]
+                        log_prob = dist.log_prob(actions)[0]
+                        values = all_values[0]
+                    else:
+                        actions = _sample(dist, gen)[env_of_member, env_index]  # each env: its member's sample
+                        log_prob = dist.log_prob(actions)[env_of_member, env_index]
+                        values = all_values[env_of_member, env_index]
                     if not buf_obs:
                         buf_obs = {p: torch.empty(t_len, *v.shape, dtype=v.dtype) for p, v in obs_t.items()}
                         buf_actions = torch.empty(t_len, *actions.shape, dtype=actions.dtype)
@@ -414,30 +478,35 @@ def train_ppo(
                     buf_actions[t] = actions
                     buf_log_prob[t] = log_prob
                     buf_values[t] = values
-                    buf_valid[t] = torch.from_numpy(~resetting)
+                    live = ~resetting
+                    np_valid[t] = live
 
                     obs, reward, terminated, truncated, info = venv.step(_env_actions(policy, actions))
-                    buf_rewards[t] = torch.as_tensor(np.asarray(reward, dtype=np.float32))
-                    buf_terminated[t] = torch.from_numpy(np.asarray(terminated, dtype=bool))
-                    buf_truncated[t] = torch.from_numpy(np.asarray(truncated, dtype=bool))
+                    np_rewards[t] = reward
+                    np_terminated[t] = terminated
+                    np_truncated[t] = truncated
 
-                    env_reward = np.asarray(info["env_reward"]) if shaping is not None else np.asarray(reward)
-                    live = ~resetting
-                    env_steps += int(live.sum())
-                    ep_return[live] += env_reward[live]
-                    ep_length[live] += 1
+                    env_reward = np.asarray(info["env_reward"]) if shaping is not None else reward
+                    env_steps += int(np.count_nonzero(live))
+                    ep_return += np.where(live, env_reward, 0.0)
+                    ep_length += live
                     done = np.logical_or(terminated, truncated)
-                    for i in np.flatnonzero(done & live):
-                        episodes["env_steps"].append(env_steps)
-                        episodes["return"].append(float(ep_return[i]))
-                        episodes["length"].append(int(ep_length[i]))
-                        finished_returns.append(float(ep_return[i]))
-                    ep_return[done] = 0.0
-                    ep_length[done] = 0
+                    if done.any():
+                        for i in np.flatnonzero(done & live):
+                            episodes["env_steps"].append(env_steps)
+                            episodes["return"].append(float(ep_return[i]))
+                            episodes["length"].append(int(ep_length[i]))
+                            finished_returns.append(float(ep_return[i]))
+                        ep_return[done] = 0.0
+                        ep_length[done] = 0
                     resetting = done
-                    bar.update(int(live.sum()))
+                bar.update(env_steps - rollout_start_steps)
 
-                last_values = critic(policy.obs_to_tensors(obs))[env_of_member, env_index]
+                last_values = critic(to_tensors(obs))[env_of_member, env_index]
+            buf_rewards = torch.from_numpy(np_rewards)
+            buf_terminated = torch.from_numpy(np_terminated)
+            buf_truncated = torch.from_numpy(np_truncated)
+            buf_valid = torch.from_numpy(np_valid)
             next_values = torch.cat([buf_values[1:], last_values[None]], 0)
             advantages, returns = compute_gae(buf_rewards, buf_values, next_values, buf_terminated,
                                               buf_truncated, buf_valid, cfg.gamma, cfg.gae_lambda)
@@ -456,7 +525,10 @@ def train_ppo(
             per_member = m_weights.shape[1]
             batch = min(cfg.batch_size, per_member)
             rows = torch.arange(k)[:, None]
-            sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0}
+            # Statistics accumulate as tensors and become Python floats once per rollout.
+            stat_names = ("policy_loss", "entropy", "approx_kl", "clip_fraction")
+            actor_sums = torch.zeros(len(stat_names))
+            value_sum = torch.zeros(())
             updates = 0
             stop = False
             for _epoch in range(cfg.epochs):
@@ -467,7 +539,10 @@ def train_ppo(
                     if not bool(w.any()):
                         continue
                     b_obs = {p: v[rows, idx] for p, v in m_obs.items()}
-                    values = critic(b_obs, per_member=True)
+                    if warmup:
+                        values = critic(b_obs, per_member=True)
+                    else:
+                        dist, values = dist_and_values(b_obs, per_member=True)
                     value_loss = weighted_mean((values - m_returns[rows, idx]) ** 2, w).sum()
                     loss = cfg.vf_coef * value_loss
                     if not warmup:
@@ -476,19 +551,20 @@ def train_ppo(
                             mean = weighted_mean(adv, w)[:, None]
                             var = weighted_mean((adv - mean) ** 2, w)[:, None]
                             adv = (adv - mean) / (var.sqrt() + 1e-8)
-                        dist = policy.dist(b_obs, per_member=True)
                         pb = PPOBatch(policy, dist, b_obs, m_actions[rows, idx], w,
                                       old_log_prob=m_log_prob[rows, idx], advantages=adv)
                         actor_loss, parts = actor_loss_fn(pb)
                         loss = loss + actor_loss
                         with torch.no_grad():
-                            log_ratio = dist.log_prob(pb.actions) - pb.old_log_prob
-                            kl = weighted_mean(torch.exp(log_ratio) - 1.0 - log_ratio, w).mean()
-                            clipped = ((torch.exp(log_ratio) - 1.0).abs() > cfg.clip).float()
-                            sums["approx_kl"] += float(kl)
-                            sums["clip_fraction"] += float(weighted_mean(clipped, w).mean())
-                            sums["policy_loss"] += float(parts["policy"].mean())
-                            sums["entropy"] += float(weighted_mean(dist.entropy(), w).mean())
+                            log_ratio = pb.log_ratio
+                            if log_ratio is None:  # ClippedSurrogate always sets it; kept for safety
+                                log_ratio = dist.log_prob(pb.actions) - pb.old_log_prob
+                            ratio_m1 = torch.exp(log_ratio) - 1.0
+                            kl = weighted_mean(ratio_m1 - log_ratio, w).mean()
+                            clipped = (ratio_m1.abs() > cfg.clip).float()
+                            actor_sums += torch.stack([
+                                parts["policy"].mean(), weighted_mean(dist.entropy(), w).mean(), kl,
+                                weighted_mean(clipped, w).mean()])
                         if cfg.target_kl is not None and float(kl) > 1.5 * cfg.target_kl:
                             stop = True
                     optimizer.zero_grad(set_to_none=True)
@@ -496,7 +572,7 @@ def train_ppo(
                     if cfg.max_grad_norm > 0:
                         torch.nn.utils.clip_grad_norm_(all_params, cfg.max_grad_norm)
                     optimizer.step()
-                    sums["value_loss"] += float(value_loss.detach()) / k
+                    value_sum += value_loss.detach()
                     updates += 1
                     if stop:
                         break
@@ -507,6 +583,8 @@ def train_ppo(
             iteration += 1
 
             denom = max(updates, 1)
+            sums = dict(zip(stat_names, actor_sums.tolist()))
+            sums["value_loss"] = float(value_sum) / k
             nan = float("nan")
             history["iteration"].append(iteration)
             history["env_steps"].append(env_steps)

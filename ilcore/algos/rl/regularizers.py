@@ -33,10 +33,13 @@ class PPOBatch(LossBatch):
     weights:       1 for real transitions, 0 for padding / reset steps.
     old_log_prob:  ``log pi_old(a | s)`` of the member that acted, recorded during the rollout.
     advantages:    GAE advantages, already normalised if the trainer does so.
+    log_ratio:     ``log pi(a | s) - old_log_prob``, filled in by :class:`ClippedSurrogate` so
+                   the trainer's KL / clip-fraction statistics need not evaluate it again.
     """
 
     old_log_prob: torch.Tensor | None = None
     advantages: torch.Tensor | None = None
+    log_ratio: torch.Tensor | None = None  # set (detached) by ClippedSurrogate for the trainer's statistics
 
 
 @dataclass
@@ -50,7 +53,9 @@ class ClippedSurrogate:
     def __call__(self, batch: LossBatch) -> torch.Tensor:
         if not isinstance(batch, PPOBatch) or batch.old_log_prob is None or batch.advantages is None:
             raise TypeError("ClippedSurrogate needs a PPOBatch with old_log_prob and advantages")
-        ratio = torch.exp(batch.dist.log_prob(batch.actions) - batch.old_log_prob)
+        log_ratio = batch.dist.log_prob(batch.actions) - batch.old_log_prob
+        batch.log_ratio = log_ratio.detach()
+        ratio = torch.exp(log_ratio)
         unclipped = ratio * batch.advantages
         clipped = ratio.clamp(1.0 - self.clip, 1.0 + self.clip) * batch.advantages
         return weighted_mean(-torch.minimum(unclipped, clipped), batch.weights)

@@ -32,12 +32,18 @@ def _copy(policy: Policy) -> Policy:
 def test_finetuning_improves_a_weak_bc_policy_on_cartpole(weak_bc, tmp_path):
     demo, bc = weak_bc
     before = evaluate(bc, "CartPole-v1", episodes=10, seed=123).mean_return
-    cfg = PPOConfig(**CARTPOLE, value_warmup_steps=1024, shaping_weight=0.05, shaping_decay=0.99,
-                    eval_episodes=0, seed=0)
-    result = train_ppo("CartPole-v1", 24_000, cfg, policy=_copy(bc), demos=demo, out_dir=tmp_path, progress=False)
-    after = evaluate(result.policy, "CartPole-v1", episodes=10, seed=123).mean_return
+    # Two seeds: one 24k-step run's end return swings by hundreds from seed to seed (see
+    # docs/benchmarks.md), so the claim is checked on their mean, and each must improve.
+    afters = []
+    for seed in (0, 1):
+        cfg = PPOConfig(**CARTPOLE, value_warmup_steps=1024, shaping_weight=0.05, shaping_decay=0.99,
+                        eval_episodes=0, seed=seed)
+        out = tmp_path / str(seed)
+        result = train_ppo("CartPole-v1", 24_000, cfg, policy=_copy(bc), demos=demo, out_dir=out, progress=False)
+        afters.append(evaluate(result.policy, "CartPole-v1", episodes=10, seed=123).mean_return)
     assert before < 100, before  # the start really is weak
-    assert after > before + 100, (before, after)
+    assert min(afters) > before and np.mean(afters) > before + 100, (before, afters)
+    tmp_path = out
     # The run folder is a policy checkpoint like BC's, with the critic and history beside it.
     reloaded = Policy.load(tmp_path)
     obs = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
