@@ -1,7 +1,8 @@
 """Behavioural cloning from observation, BCO(alpha) (Torabi, Warnell and Stone, 2018).
 
-1. Pre-demonstration: the agent acts in the env (randomly, or with a given policy) for
-   ``pre_demo_steps`` steps and records (s, a, s').
+1. Pre-demonstration: the agent acts in the env (uniformly random actions, random actions that
+   persist ("sticky": each step repeats the last action with probability ``sticky_prob``), or a
+   given policy) for ``pre_demo_steps`` steps and records (s, a, s').
 2. An inverse dynamics model p(a | s, s') is fitted on that experience (:mod:`.idm`).
 3. The IDM labels every (s_t, s_{t+1}) pair of the observation-only demonstrations.
 4. A policy is cloned on the inferred labels (:func:`ilcore.algos.bc.train_bc`).
@@ -172,6 +173,20 @@ def collect_experience(
     return returns
 
 
+def sticky_random_actions(action_space: gym.Space, repeat_prob: float, seed: int) -> Callable[[Any], Any]:
+    """An ``act(obs)`` that ignores obs: the first call draws ``action_space.sample()``; each later
+    call repeats the previous action with probability ``repeat_prob``, else draws a new one."""
+    rng = np.random.default_rng(seed)
+    last: list[Any] = []
+
+    def act(_obs: Any) -> Any:
+        if not last or rng.random() >= repeat_prob:
+            last[:] = [action_space.sample()]
+        return last[0]
+
+    return act
+
+
 def _default_idm_config() -> Any:
     from ilcore.algos.bc import BCConfig
 
@@ -194,7 +209,15 @@ class BCOConfig:
     iterations: post-demonstration iterations (used only when alpha > 0).
     idm: :class:`ilcore.algos.bc.BCConfig` for the inverse dynamics model (None: small MLP, 30 epochs).
     bc: BCConfig for the cloned policy (None: small MLP, 50 epochs, early stopping).
-    exploration: "random" (uniform actions) or "policy" (``exploration_policy`` must be given).
+    exploration: "random" (uniform actions), "sticky" (uniform random actions that persist: each
+        step repeats the previous action with probability ``sticky_prob``, else draws a new one;
+        runs of one action reach states that jittering uniform actions do not), or "policy"
+        (``exploration_policy`` must be given).
+    sticky_prob: repeat probability of "sticky" exploration (mean run length 1 / (1 - p)).
+    rollout_epsilon: share of post-demo rollout steps that take a uniformly random action instead
+        of the policy's: the rollouts reach the demo's states (policy) and try every action there
+        (random), which the IDM needs where the pre-demo phase never went (0: pure policy
+        rollouts, as in the paper).
     stochastic_rollouts: post-demo rollouts sample from the policy (True, as in the paper)
         rather than taking its most likely action; sampling keeps the IDM's data diverse.
     seed: seeds exploration, env resets, and both trainers.
@@ -206,6 +229,8 @@ class BCOConfig:
     idm: Any = None
     bc: Any = None
     exploration: str = "random"
+    sticky_prob: float = 0.9
+    rollout_epsilon: float = 0.0
     stochastic_rollouts: bool = True
     seed: int = 0
 
@@ -216,8 +241,12 @@ class BCOConfig:
             raise ConfigError(f"pre_demo_steps must be >= 1, got {self.pre_demo_steps}.")
         if self.iterations < 0:
             raise ConfigError(f"iterations must be >= 0, got {self.iterations}.")
-        if self.exploration not in ("random", "policy"):
-            raise ConfigError(f"exploration must be 'random' or 'policy', not {self.exploration!r}.")
+        if self.exploration not in ("random", "sticky", "policy"):
+            raise ConfigError(f"exploration must be 'random', 'sticky' or 'policy', not {self.exploration!r}.")
+        if not 0.0 <= self.rollout_epsilon <= 1.0:
+            raise ConfigError(f"rollout_epsilon must be in [0, 1], got {self.rollout_epsilon}.")
+        if not 0.0 <= self.sticky_prob < 1.0:
+            raise ConfigError(f"sticky_prob must be in [0, 1), got {self.sticky_prob}.")
 
     @property
     def post_demo_steps(self) -> int:
@@ -379,7 +408,12 @@ def run_bco(
         demo_obs = _encode_all(enc, demos.obs)
         demo_next = _encode_all(enc, demos.next_obs)
         env.action_space.seed(cfg.seed)
-        explore = exploration_policy.act if cfg.exploration == "policy" else (lambda _o: env.action_space.sample())
+        if cfg.exploration == "policy":
+            explore = exploration_policy.act
+        elif cfg.exploration == "sticky":
+            explore = sticky_random_actions(env.action_space, cfg.sticky_prob, cfg.seed)
+        else:
+            explore = lambda _o: env.action_space.sample()  # noqa: E731
         experience = AgentExperience()
         returns = collect_experience(env, cfg.pre_demo_steps, explore, experience, seed=cfg.seed)
         env_steps = cfg.pre_demo_steps
@@ -392,8 +426,11 @@ def run_bco(
         for it in range(rounds):
             if it > 0:
                 current = policy
+                noise_rng = np.random.default_rng(cfg.seed + 104729 * it)
 
                 def act(o: Any) -> Any:
+                    if cfg.rollout_epsilon > 0 and noise_rng.random() < cfg.rollout_epsilon:
+                        return act_space.sample()
                     batch = ispaces.map_leaves(lambda x: np.asarray(x)[None], o)
                     a = current.act_batch(batch, not cfg.stochastic_rollouts, generator=gen)[0]
                     return int(a) if isinstance(act_space, gym.spaces.Discrete) else a

@@ -81,3 +81,37 @@ def test_cli_import_frames_refuses_a_state_of_the_wrong_size(tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.zeros((5, 3), np.float32))
     code = main(["import", "frames", str(tmp_path / "bad.npy"), "--env", "CartPole-v1", "--out", str(tmp_path / "s")])
     assert code == 2 and "shape" in capsys.readouterr().err
+
+
+def test_sticky_random_actions_hold_each_draw_for_about_one_over_one_minus_p_steps():
+    import gymnasium as gym
+
+    from ilcore.algos.lfo.bco import sticky_random_actions
+
+    space = gym.spaces.Discrete(4, seed=0)
+    act = sticky_random_actions(space, 0.9, seed=0)
+    actions = np.array([act(None) for _ in range(5000)])
+    runs = 1 + np.count_nonzero(np.diff(actions))
+    # A new draw every ~10 steps, and a quarter of draws repeat the previous action.
+    assert 5000 / runs > 8
+    assert set(np.unique(actions).tolist()) == {0, 1, 2, 3}
+    uniform = sticky_random_actions(space, 0.0, seed=0)
+    assert 1 + np.count_nonzero(np.diff([uniform(None) for _ in range(400)])) > 200
+    with pytest.raises(ConfigError):
+        BCOConfig(exploration="sticky", sticky_prob=1.0).check()
+    with pytest.raises(ConfigError):
+        BCOConfig(rollout_epsilon=1.5).check()
+
+
+def test_bco_alpha_with_sticky_exploration_and_rollout_noise_runs_and_never_uses_true_actions():
+    demos = expert_demos("CartPole-v1", 1)
+    labels = demos.true_actions.copy()
+    demos_blind = type(demos)(obs=demos.obs, next_obs=demos.next_obs, episode=demos.episode,
+                              observation_space=demos.observation_space, true_actions=None)
+    cfg = BCOConfig(alpha=0.5, pre_demo_steps=300, iterations=1, exploration="sticky", sticky_prob=0.8,
+                    rollout_epsilon=0.5, idm=BCConfig(epochs=3, hidden=(16, 16), patience=None),
+                    bc=BCConfig(epochs=3, hidden=(16, 16), patience=None))
+    result = run_bco(demos_blind, "CartPole-v1", cfg)
+    assert result.env_steps == 450 and len(result.iterations) == 2
+    assert all(it.idm_demo is None for it in result.iterations)
+    assert result.inferred_actions.shape == labels.shape
