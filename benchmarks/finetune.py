@@ -13,10 +13,12 @@ and clone it (a weak BC policy). Then run PPO with the same hyperparameters from
 Each run is evaluated (deterministic, 10 episodes) every ``--eval-every`` env steps. Reported per
 variant (over seeds): the return at step 0, the lowest eval return in the first quarter (a
 collapse of the BC start shows here), the final return, and the env steps until the eval return
-first reached the target (95% of the expert's return for positive returns, expert - 5% |expert|
-otherwise). Writes benchmarks/results/finetune.json and finetune_<env>.png.
+first reached the target: 95% of the gap from a uniform-random policy's return to the expert's,
+random + 0.95 * (expert - random), both measured on 20 / 10 seeded episodes. Writes
+benchmarks/results/finetune.json (after every env) and finetune_<env>.png.
 
-Usage: python benchmarks/finetune.py [--envs CartPole-v1] [--seeds 3] [--steps 30000]
+Steps, eval interval, seeds and demo length default per env (ENV_DEFAULTS); flags override all envs.
+Usage: python benchmarks/finetune.py [--envs CartPole-v1 Pendulum-v1 LunarLander-v3] [--seeds N] [--steps N]
 """
 
 from __future__ import annotations
@@ -49,6 +51,31 @@ PPO_SETTINGS = {
     "LunarLander-v3": dict(num_envs=8, n_steps=256, epochs=4, batch_size=256, lr=3e-4, gamma=0.99,
                            gae_lambda=0.95, ent_coef=0.01),
 }
+
+
+# Budgets chosen to fit ~15 min of one CPU core for all three envs (timed single runs first).
+# demo_steps: CartPole / Pendulum keep only the first 40 steps of one demo; LunarLander one
+# whole demo (the episode ends before 1000 steps).
+ENV_DEFAULTS = {
+    "CartPole-v1": dict(steps=30_000, eval_every=2048, seeds=5, demo_steps=40),
+    "Pendulum-v1": dict(steps=60_000, eval_every=4096, seeds=5, demo_steps=40),
+    "LunarLander-v3": dict(steps=300_000, eval_every=25_000, seeds=3, demo_steps=1000),
+}
+
+
+def random_return(env_id: str, episodes: int = 20, seed: int = 10_000) -> float:
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    total = []
+    for i in range(episodes):
+        env.reset(seed=seed + i)
+        ret, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            ret += float(r)
+            done = term or trunc
+        total.append(ret)
+    return float(np.mean(total))
 
 
 @dataclass
@@ -98,8 +125,8 @@ def variants(warmup: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def reach_threshold(expert_return: float) -> float:
-    return 0.95 * expert_return if expert_return > 0 else expert_return - 0.05 * abs(expert_return)
+def reach_threshold(expert_return: float, random: float) -> float:
+    return random + 0.95 * (expert_return - random)
 
 
 def steps_to(evals: list[dict[str, Any]], threshold: float) -> int | None:
@@ -111,11 +138,11 @@ def steps_to(evals: list[dict[str, Any]], threshold: float) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--envs", nargs="+", default=["CartPole-v1"])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=30_000)
-    parser.add_argument("--eval-every", type=int, default=2048)
-    parser.add_argument("--demo-steps", type=int, default=40)
+    parser.add_argument("--envs", nargs="+", default=list(ENV_DEFAULTS))
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument("--demo-steps", type=int, default=None)
     parser.add_argument("--variants", nargs="+", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -125,33 +152,38 @@ def main() -> None:
         "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
                     "torch": torch.__version__, "gymnasium": gym.__version__,
                     "date": datetime.datetime.now().isoformat(timespec="seconds")},
-        "settings": {"seeds": args.seeds, "steps": args.steps, "eval_every": args.eval_every,
-                     "demo_steps": args.demo_steps, "eval_episodes": 10},
+        "settings": {"eval_episodes": 10, "target": "random + 0.95 * (expert - random)"},
         "envs": {},
     }
+    t_all = time.perf_counter()
     for env_id in args.envs:
         settings = PPO_SETTINGS[env_id]
+        budget = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in ENV_DEFAULTS[env_id].items()}
         warmup = 2 * settings["num_envs"] * settings["n_steps"]
         expert_return = evaluate(make_expert(env_id), env_id, episodes=10, seed=10_000).mean_return
-        threshold = reach_threshold(expert_return)
+        rand = random_return(env_id)
+        threshold = reach_threshold(expert_return, rand)
         chosen = {k: v for k, v in variants(warmup).items() if args.variants is None or k in args.variants}
-        env_doc: dict[str, Any] = {"expert_return": expert_return, "threshold": threshold,
-                                   "ppo": settings, "runs": {name: [] for name in chosen}}
-        print(f"\n{env_id}: expert return {expert_return:.1f}, target {threshold:.1f}")
-        for seed in range(args.seeds):
-            demo = record_demo(env_id, args.demo_steps, seed=seed)
+        env_doc: dict[str, Any] = {"expert_return": expert_return, "random_return": rand, "threshold": threshold,
+                                   "budget": budget, "ppo": settings, "runs": {name: [] for name in chosen},
+                                   "demo_lengths": []}
+        print(f"\n{env_id}: expert return {expert_return:.1f}, random {rand:.1f}, target {threshold:.1f}, {budget}")
+        t_env = time.perf_counter()
+        for seed in range(budget["seeds"]):
+            demo = record_demo(env_id, budget["demo_steps"], seed=seed)
+            env_doc["demo_lengths"].append(len(demo))
             bc = train_bc(demo, BCConfig(epochs=20, hidden=(64, 64), seed=seed, valid_fraction=0.0, patience=None),
                           progress=False).policy
             for name, spec in chosen.items():
                 spec = dict(spec)
                 init = spec.pop("init")
-                cfg = PPOConfig(**settings, **spec, seed=seed, eval_every=args.eval_every, eval_episodes=10)
+                cfg = PPOConfig(**settings, **spec, seed=seed, eval_every=budget["eval_every"], eval_episodes=10)
                 policy = None
                 if init:
                     policy = type(bc).from_config(bc.config)
                     policy.load_state_dict(bc.state_dict())
                 t0 = time.perf_counter()
-                res = train_ppo(env_id, args.steps, cfg, policy=policy, demos=demo if init else None, progress=False)
+                res = train_ppo(env_id, budget["steps"], cfg, policy=policy, demos=demo if init else None, progress=False)
                 run = {"seed": seed, "seconds": time.perf_counter() - t0, "evals": [
                     {"env_steps": e["env_steps"], "mean_return": e["mean_return"]} for e in res.evals],
                     "episodes": {"env_steps": res.episodes["env_steps"], "return": res.episodes["return"]}}
@@ -159,11 +191,24 @@ def main() -> None:
                 ev = run["evals"]
                 print(f"  seed {seed} {name:11s} start {ev[0]['mean_return']:7.1f} final {ev[-1]['mean_return']:7.1f} "
                       f"reach {steps_to(ev, threshold)} ({run['seconds']:.0f}s)", flush=True)
-        env_doc["summary"] = summarise(env_doc, args.steps)
+        env_doc["wall_seconds"] = time.perf_counter() - t_env
+        env_doc["summary"] = summarise(env_doc, budget["steps"])
         out["envs"][env_id] = env_doc
+        out["wall_seconds"] = time.perf_counter() - t_all
         print_table(env_id, env_doc)
         plot(env_id, env_doc, RESULTS / f"finetune_{env_id.split('-')[0].lower()}.png")
-    (RESULTS / "finetune.json").write_text(json.dumps(out, indent=1))
+        write_json(out)
+
+
+def write_json(out: dict[str, Any]) -> None:
+    """Write finetune.json, keeping the envs of an earlier run that this run did not redo."""
+    path = RESULTS / "finetune.json"
+    doc = dict(out)
+    if path.exists():
+        old = json.loads(path.read_text())
+        envs = {k: v for k, v in old.get("envs", {}).items() if k not in out["envs"] and "budget" in v}
+        doc["envs"] = {**envs, **out["envs"]}
+    path.write_text(json.dumps(doc, indent=1))
 
 
 def summarise(env_doc: dict[str, Any], steps: int) -> dict[str, Any]:
@@ -171,14 +216,25 @@ def summarise(env_doc: dict[str, Any], steps: int) -> dict[str, Any]:
     for name, runs in env_doc["runs"].items():
         starts = [r["evals"][0]["mean_return"] for r in runs]
         finals = [r["evals"][-1]["mean_return"] for r in runs]
-        early = [min(e["mean_return"] for e in r["evals"] if e["env_steps"] <= steps / 4) for r in runs]
+        # The last eval alone is noisy (PPO's eval return swings between iterations); also the mean
+        # of each run's last 3 evals.
+        last3 = [float(np.mean([e["mean_return"] for e in r["evals"][-3:]])) for r in runs]
+        early = [float(np.nanmin([e["mean_return"] for e in r["evals"] if e["env_steps"] <= steps / 4]))
+                 for r in runs]
         reach = [steps_to(r["evals"], env_doc["threshold"]) for r in runs]
         reached = [s for s in reach if s is not None]
+        # A run whose eval return turned NaN (the policy's parameters went non-finite) counts as
+        # diverged: never reaching the target after that, left out of the final means.
+        diverged = [not all(np.isfinite(e["mean_return"]) for e in r["evals"]) for r in runs]
+        ok = [not d for d in diverged]
         summary[name] = {
             "start_mean": float(np.mean(starts)),
-            "early_min_mean": float(np.mean(early)),
-            "final_mean": float(np.mean(finals)),
-            "final_std": float(np.std(finals)),
+            "early_min_mean": float(np.nanmean(early)) if any(np.isfinite(early)) else float("nan"),
+            "diverged": f"{sum(diverged)}/{len(runs)}",
+            "final_mean": float(np.mean(np.asarray(finals)[ok])) if any(ok) else float("nan"),
+            "final_std": float(np.std(np.asarray(finals)[ok])) if any(ok) else float("nan"),
+            "last3_mean": float(np.mean(np.asarray(last3)[ok])) if any(ok) else float("nan"),
+            "last3_std": float(np.std(np.asarray(last3)[ok])) if any(ok) else float("nan"),
             "reached": f"{len(reached)}/{len(runs)}",
             "steps_to_target_median": float(np.median([s if s is not None else np.inf for s in reach])),
             "steps_to_target": reach,
@@ -188,11 +244,12 @@ def summarise(env_doc: dict[str, Any], steps: int) -> dict[str, Any]:
 
 def print_table(env_id: str, env_doc: dict[str, Any]) -> None:
     print(f"\n{env_id} (target {env_doc['threshold']:.1f})")
-    print(f"{'variant':12s} {'start':>8s} {'min 1st 1/4':>11s} {'final':>15s} {'reached':>8s} {'median steps':>12s}")
+    print(f"{'variant':12s} {'start':>8s} {'min 1st 1/4':>11s} {'final':>15s} {'last 3 evals':>15s} {'reached':>8s} "
+          f"{'median steps':>12s}")
     for name, s in env_doc["summary"].items():
         med = s["steps_to_target_median"]
         print(f"{name:12s} {s['start_mean']:8.1f} {s['early_min_mean']:11.1f} "
-              f"{s['final_mean']:8.1f} +-{s['final_std']:5.1f} {s['reached']:>8s} "
+              f"{s['final_mean']:8.1f} +-{s['final_std']:5.1f} {s['last3_mean']:8.1f} +-{s['last3_std']:5.1f} {s['reached']:>8s} diverged {s['diverged']} "
               f"{'never' if not np.isfinite(med) else int(med):>12}")
 
 
@@ -206,11 +263,16 @@ def plot(env_id: str, env_doc: dict[str, Any], path: Path) -> None:
         # Eval points fall at the first rollout boundary past each multiple of eval_every; align by index.
         m = min(len(r["evals"]) for r in runs)
         ys = np.asarray([[e["mean_return"] for e in r["evals"][:m]] for r in runs])
+        ok = np.isfinite(ys).all(1)  # diverged (NaN) runs are left out of the curve; the table counts them
+        if not ok.any():
+            continue
+        ys = ys[ok]
         mean = ys.mean(0)
-        ax.plot(xs[:m], mean, color=f"C{i}", label=name)
+        ax.plot(xs[:m], mean, color=f"C{i}", label=name if ok.all() else f"{name} ({int((~ok).sum())} diverged, left out)")
         if len(runs) > 1:
             ax.fill_between(xs[:m], ys.min(0), ys.max(0), color=f"C{i}", alpha=0.12)
     ax.axhline(env_doc["expert_return"], color="grey", linestyle=":", label="expert")
+    ax.axhline(env_doc["threshold"], color="black", linestyle="--", linewidth=0.8, label="target (95% of gap)")
     ax.set_xlabel("env steps")
     ax.set_ylabel("eval return (mean over seeds; band: min-max)")
     ax.set_title(f"{env_id}: PPO from a weak BC policy vs from scratch")
