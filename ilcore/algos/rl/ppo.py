@@ -48,7 +48,7 @@ from ilcore.algos.losses import BCRegularizer, Entropy, KLToReference, LossTerm,
 from ilcore.algos.rl.critic import Critic
 from ilcore.algos.rl.regularizers import ClippedSurrogate, DecayingWeight, PPOBatch, weighted_mean
 from ilcore.algos.rl.shaping import RewardFn, VectorBCLogProbReward
-from ilcore.errors import ConfigError
+from ilcore.errors import ConfigError, UserError
 from ilcore.policies import Policy, make_policy
 from ilcore.policies import ObsTensors
 from ilcore.policies.heads import LOG_STD_MAX, LOG_STD_MIN, ActionDist, CategoricalDist, GaussianHead
@@ -567,6 +567,10 @@ def train_ppo(
                                 weighted_mean(clipped, w).mean()])
                         if cfg.target_kl is not None and float(kl) > 1.5 * cfg.target_kl:
                             stop = True
+                    if not bool(torch.isfinite(loss)):
+                        raise UserError(
+                            f"PPO diverged: the loss became non-finite after {env_steps} env steps; "
+                            "try a lower learning rate or a longer value warm-up.")
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if cfg.max_grad_norm > 0:
