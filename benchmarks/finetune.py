@@ -39,6 +39,7 @@ import torch
 
 from ilcore.algos.bc import BCConfig, train_bc
 from ilcore.algos.rl.ppo import PPOConfig, train_ppo
+from ilcore.errors import UserError
 from ilcore.eval import evaluate
 from ilcore.experts import make_expert
 
@@ -183,7 +184,17 @@ def main() -> None:
                     policy = type(bc).from_config(bc.config)
                     policy.load_state_dict(bc.state_dict())
                 t0 = time.perf_counter()
-                res = train_ppo(env_id, budget["steps"], cfg, policy=policy, demos=demo if init else None, progress=False)
+                try:
+                    res = train_ppo(env_id, budget["steps"], cfg, policy=policy, demos=demo if init else None,
+                                    progress=False)
+                except UserError as exc:  # train_ppo stops on a non-finite loss: a diverged run
+                    grid = [e["env_steps"] for e in env_doc["runs"]["scratch"][-1]["evals"]]
+                    run = {"seed": seed, "seconds": time.perf_counter() - t0, "error": str(exc),
+                           "evals": [{"env_steps": x, "mean_return": float("nan")} for x in grid],
+                           "episodes": {"env_steps": [], "return": []}}
+                    env_doc["runs"][name].append(run)
+                    print(f"  seed {seed} {name:11s} diverged: {exc}", flush=True)
+                    continue
                 run = {"seed": seed, "seconds": time.perf_counter() - t0, "evals": [
                     {"env_steps": e["env_steps"], "mean_return": e["mean_return"]} for e in res.evals],
                     "episodes": {"env_steps": res.episodes["env_steps"], "return": res.episodes["return"]}}
