@@ -27,8 +27,6 @@ from ilcore.policies.heads import ActionDist, CategoricalHead, GaussianHead
 from ilcore.policies.networks import EnsembleCNN, EnsembleMLP
 from ilcore.types import Nested
 
-NORM_CLIP = 10.0  # normalised vector observations are clipped to [-NORM_CLIP, NORM_CLIP]
-
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 CHECKPOINT_FORMAT = "ilcore-policy"
@@ -162,10 +160,6 @@ class ObservationEncoder(nn.Module):
             lead = x.shape[:lead_dims]
             if kind == "vector":
                 v = (x.reshape(*lead, -1).float() - getattr(self, info[0])) / getattr(self, info[1])
-                # Clipped like SB3's VecNormalize: statistics fitted on a few demo states can give
-                # a feature a tiny std, and states far from them would otherwise feed the net
-                # values in the hundreds (PPO from such a BC start diverged to NaN).
-                v = v.clamp(-NORM_CLIP, NORM_CLIP)
                 if state_noise > 0:
                     v = v + state_noise * torch.randn(v.shape, generator=generator, device=v.device)
                 flat_parts.append(v)

@@ -196,17 +196,3 @@ def test_seeded_construction_is_reproducible_and_leaves_global_rng_alone():
         assert torch.equal(pa, pb)
     assert not math.isnan(float(a.predict(np.zeros((1, 2), np.float32)).uncertainty[0]))
 
-
-def test_normalised_inputs_are_clipped_so_far_states_cannot_blow_up_the_net():
-    import gymnasium.spaces as gs
-    import torch
-
-    from ilcore.policies import make_policy
-    from ilcore.policies.policy import NORM_CLIP
-
-    policy = make_policy(gs.Box(-1, 1, (2,)), gs.Discrete(2), hidden=(8,), seed=0)
-    # Statistics from a handful of nearly identical states: std ~ 1e-3.
-    policy.fit_obs_normalization(torch.tensor([[1.0, 0.0], [0.999, 0.001], [1.0, 0.002]]))
-    far = policy.encoder({"": torch.tensor([[-1.0, 1.0]])})
-    assert torch.isfinite(far).all()
-    assert float(far.abs().max()) <= NORM_CLIP
