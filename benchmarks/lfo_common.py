@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ilcore.algos.lfo.bco import ObservationDemos
-from ilcore.experts import make_expert
+from ilcore.experts import expert_rollouts
 
 
 def machine() -> dict:
@@ -21,22 +21,5 @@ def machine() -> dict:
 
 
 def expert_demos(env_id: str, episodes: int, seed: int = 1000) -> ObservationDemos:
-    env = gym.make(env_id)
-    expert = make_expert(env_id, env=env)
-    seqs, acts = [], []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        expert.reset()
-        o_list, a_list = [obs], []
-        while True:
-            a = expert.act(obs)
-            obs, _, terminated, truncated, _ = env.step(a)
-            o_list.append(obs)
-            a_list.append(np.asarray(a))
-            if terminated or truncated:
-                break
-        seqs.append(np.stack(o_list))
-        acts.append(np.stack(a_list))
-    space = env.observation_space
-    env.close()
+    space, seqs, acts = expert_rollouts(env_id, episodes, seed=seed)
     return ObservationDemos.from_sequences(space, seqs, acts)

@@ -6,6 +6,6 @@ measured returns quoted as each expert's ``documented_return``.
 """
 
 from ilcore.experts.base import Expert, NoisyExpert
-from ilcore.experts.registry import available_experts, make_expert
+from ilcore.experts.registry import available_experts, expert_rollouts, make_expert
 
-__all__ = ["Expert", "NoisyExpert", "available_experts", "make_expert"]
+__all__ = ["Expert", "NoisyExpert", "available_experts", "expert_rollouts", "make_expert"]

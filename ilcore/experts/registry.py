@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from ilcore.errors import ConfigError
 from ilcore.experts.base import Expert
@@ -80,3 +81,33 @@ def _action_space_of(env_id: str, env_kwargs: dict[str, Any]) -> gym.Space:
         return probe.action_space
     finally:
         probe.close()
+
+
+def expert_rollouts(env_id: str, episodes: int, *, seed: int = 0, **env_kwargs: Any
+                    ) -> tuple[gym.Space, list[np.ndarray], list[np.ndarray]]:
+    """Run the scripted expert for ``episodes`` episodes (episode i reset with ``seed + i``), in memory.
+
+    Returns the observation space, per-episode observations ``(T+1, *obs_shape)`` and per-episode
+    executed actions ``(T, *action_shape)``; for vector observations (use ``ilcore record`` to
+    write a session instead).
+    """
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        expert = make_expert(env_id, env=env)
+        seqs, acts = [], []
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            expert.reset()
+            o_list, a_list = [obs], []
+            done = False
+            while not done:
+                a = expert.act(obs)
+                obs, _, terminated, truncated, _ = env.step(a)
+                o_list.append(obs)
+                a_list.append(np.asarray(a))
+                done = terminated or truncated
+            seqs.append(np.stack(o_list))
+            acts.append(np.stack(a_list))
+        return env.observation_space, seqs, acts
+    finally:
+        env.close()

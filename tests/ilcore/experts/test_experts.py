@@ -212,3 +212,13 @@ def test_documented_returns_match_the_benchmark_table() -> None:
     for row in json.loads(path.read_text())["rows"]:
         expert = make_expert(row["env_id"], **row["env_kwargs"])
         assert expert.documented_return == pytest.approx(row["mean"], abs=0.5), row["name"]
+
+
+def test_expert_rollouts_returns_aligned_observation_and_action_sequences():
+    from ilcore.experts import expert_rollouts
+
+    space, seqs, acts = expert_rollouts("CartPole-v1", 2, seed=3)
+    assert space.shape == (4,) and len(seqs) == len(acts) == 2
+    for obs, act in zip(seqs, acts):
+        assert obs.shape == (len(act) + 1, 4)
+        assert len(act) == 500  # the CartPole expert balances to the time limit
