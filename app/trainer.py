@@ -65,8 +65,15 @@ def _worker_main(jobs: Any, results: Any) -> None:
     import torch
 
     torch.set_num_threads(1)  # the app and the person share this machine; one core is enough for small nets
+    parent = mp.parent_process()
     while True:
-        job_dict = jobs.get()
+        try:
+            job_dict = jobs.get(timeout=1.0)
+        except queue_module.Empty:
+            # A killed app never sends the stop message: leave with it instead of idling forever.
+            if parent is not None and not parent.is_alive():
+                return
+            continue
         if job_dict is None:
             return
         job = TrainJob(**job_dict)

@@ -75,3 +75,38 @@ def test_a_killed_session_resumes_without_losing_finished_episodes(tmp_path):
     state = json.loads((out / "app_state.json").read_text())
     assert state["evals"]  # policies were trained after resuming
     assert (out / "summary.json").exists()
+
+
+def _children(pid):
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find child processes")
+def test_the_trainer_process_exits_when_the_app_is_killed(tmp_path):
+    args = [sys.executable, "-m", "app", "--simulate", "--demos", "1", "--rounds", "1", "--episodes-per-round", "1",
+            "--epochs", "3", "--max-episode-steps", "60", "--out", str(tmp_path / "s")]
+    proc = subprocess.Popen(args, cwd=ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while time.monotonic() < deadline and not workers:
+            workers = [c for c in _children(proc.pid)
+                       if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+            time.sleep(0.1)
+        assert workers, "the app started no trainer process"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() and
+                                              b"spawn_main" in Path(f"/proc/{w}/cmdline").read_bytes() for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and b"spawn_main" in Path(f"/proc/{w}/cmdline").read_bytes()]
+    for w in alive:
+        os.kill(w, signal.SIGKILL)
+    assert not alive, "the trainer process outlived the killed app"
