@@ -40,7 +40,7 @@ import torch
 from ilcore.algos.bc import BCConfig, train_bc
 from ilcore.algos.rl.ppo import PPOConfig, train_ppo
 from ilcore.errors import UserError
-from ilcore.eval import evaluate
+from ilcore.eval import evaluate, random_return
 from ilcore.experts import make_expert
 
 RESULTS = Path(__file__).parent / "results"
@@ -62,21 +62,6 @@ ENV_DEFAULTS = {
     "Pendulum-v1": dict(steps=60_000, eval_every=4096, seeds=5, demo_steps=40),
     "LunarLander-v3": dict(steps=300_000, eval_every=25_000, seeds=3, demo_steps=1000),
 }
-
-
-def random_return(env_id: str, episodes: int = 20, seed: int = 10_000) -> float:
-    env = gym.make(env_id)
-    env.action_space.seed(seed)
-    total = []
-    for i in range(episodes):
-        env.reset(seed=seed + i)
-        ret, done = 0.0, False
-        while not done:
-            _, r, term, trunc, _ = env.step(env.action_space.sample())
-            ret += float(r)
-            done = term or trunc
-        total.append(ret)
-    return float(np.mean(total))
 
 
 @dataclass

@@ -63,20 +63,9 @@ DEMO_STEPS = 100
 
 
 def random_return(env_id: str, episodes: int = 20) -> float:
-    import gymnasium as gym
+    from ilcore.eval import random_return as mean_random_return
 
-    env = gym.make(env_id)
-    env.action_space.seed(0)
-    total = []
-    for i in range(episodes):
-        env.reset(seed=10_000 + i)
-        ret, done = 0.0, False
-        while not done:
-            _, r, term, trunc, _ = env.step(env.action_space.sample())
-            ret += float(r)
-            done = term or trunc
-        total.append(ret)
-    return float(np.mean(total))
+    return mean_random_return(env_id, episodes, seed=10_000, action_seed=0)
 
 
 def run_method(

@@ -205,3 +205,29 @@ def evaluate(
     mean, ci = mean_ci95(returns)
     return EvalResult(mean_return=mean, ci95=ci, returns=returns, lengths=lengths,
                       success_rate=success_rate, episodes=len(returns))
+
+
+def random_return(env_id: str, episodes: int = 20, *, seed: int = 10_000, action_seed: int | None = None,
+                  env_kwargs: dict[str, Any] | None = None) -> float:
+    """Mean return of a uniformly random policy: the floor of a normalised score.
+
+    Episode i is reset with ``seed + i``; actions are drawn from the action space seeded with
+    ``action_seed`` (``seed`` when None).
+    """
+    import gymnasium as gym
+
+    env = gym.make(env_id, **(env_kwargs or {}))
+    try:
+        env.action_space.seed(seed if action_seed is None else action_seed)
+        total = []
+        for i in range(episodes):
+            env.reset(seed=seed + i)
+            ret, done = 0.0, False
+            while not done:
+                _, r, term, trunc, _ = env.step(env.action_space.sample())
+                ret += float(r)
+                done = term or trunc
+            total.append(ret)
+        return float(np.mean(total))
+    finally:
+        env.close()

@@ -112,3 +112,11 @@ def test_a_learned_policy_is_evaluated_deterministically():
     b = evaluate(policy, "CartPole-v1", episodes=3, seed=2)
     np.testing.assert_array_equal(a.returns, b.returns)
     assert set(a.to_json()) >= {"mean_return", "ci95", "episodes", "success_rate", "returns"}
+
+
+def test_random_return_is_seeded_and_far_below_the_expert():
+    from ilcore.eval import random_return
+
+    a = random_return("CartPole-v1", 10, seed=5)
+    assert a == random_return("CartPole-v1", 10, seed=5)
+    assert 5.0 < a < 60.0  # a random CartPole policy drops the pole in a few dozen steps
