@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ilcore.errors import UserError
 
@@ -89,9 +89,8 @@ def _run(args: argparse.Namespace) -> int:
     args.env = args.env or "CartPole-v1"
     import pygame
 
-    from app.input.gamepad import GamepadDevice, default_gamepad_config, gamepad_config_from_dict
+    from app.input.gamepad import GamepadDevice
     from app.input.keyboard import KeyboardDevice
-    from app.input.keymaps import default_keymap, load_keymap
     from app.loop import AppLoop
     from app.modes.manager import ModeManager
     from app.render.renderer import Renderer
@@ -120,11 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         session = Session(out, settings)
     space = session.env.action_space
-    keymap = load_keymap(args.keymap, space) if args.keymap else default_keymap(session.settings.env_id, space)
-    if args.gamepad:
-        pad_config = gamepad_config_from_dict(_read_table(args.gamepad), space)
-    else:
-        pad_config = default_gamepad_config(space, {name: keymap.combos[c] for c, name in keymap.names.items()})
+    keymap, pad_config = _input_config(args, session.settings.env_id, space)
 
     pygame.init()
     pygame.display.set_caption(f"ilcore - {session.settings.env_id} - {session.path}")
@@ -160,9 +155,8 @@ def _run(args: argparse.Namespace) -> int:
 def _run_oneshot(args: argparse.Namespace) -> int:
     import pygame
 
-    from app.input.gamepad import GamepadDevice, default_gamepad_config, gamepad_config_from_dict
+    from app.input.gamepad import GamepadDevice
     from app.input.keyboard import KeyboardDevice
-    from app.input.keymaps import default_keymap, load_keymap
     from app.loop import AppLoop
     from app.modes.manager import OneShotManager
     from app.modes.oneshot import OneShotMode
@@ -191,11 +185,7 @@ def _run_oneshot(args: argparse.Namespace) -> int:
 
     mode = OneShotMode(None, policy=policy, out=out, task_id=args.task, watch_episodes=watch_episodes, seed=args.seed)
     space = mode.env.action_space
-    keymap = load_keymap(args.keymap, space) if args.keymap else default_keymap(ENV_ID, space)
-    if args.gamepad:
-        pad_config = gamepad_config_from_dict(_read_table(args.gamepad), space)
-    else:
-        pad_config = default_gamepad_config(space, {name: keymap.combos[c] for c, name in keymap.names.items()})
+    keymap, pad_config = _input_config(args, ENV_ID, space)
 
     pygame.init()
     pygame.display.set_caption(f"ilcore - one-shot - {run}")
@@ -227,6 +217,20 @@ def _new_session_dir(env_id: str) -> Path:
     from ilcore.data import default_session_path
 
     return Path(default_session_path(env_id))
+
+
+def _input_config(args: argparse.Namespace, env_id: str, space: Any) -> tuple[Any, Any]:
+    """The keymap (--keymap or the env's default) and the gamepad mapping (--gamepad, or one
+    derived from the keymap's named actions), both checked against the action space."""
+    from app.input.gamepad import default_gamepad_config, gamepad_config_from_dict
+    from app.input.keymaps import default_keymap, load_keymap
+
+    keymap = load_keymap(args.keymap, space) if args.keymap else default_keymap(env_id, space)
+    if args.gamepad:
+        pad_config = gamepad_config_from_dict(_read_table(args.gamepad), space)
+    else:
+        pad_config = default_gamepad_config(space, {name: keymap.combos[c] for c, name in keymap.names.items()})
+    return keymap, pad_config
 
 
 def _read_table(path: str) -> dict:
