@@ -30,7 +30,15 @@ def add_bco_parser(train_subparsers: argparse._SubParsersAction) -> None:
     bco.add_argument("--out", required=True, metavar="RUN", help="folder for the policy, idm/ and bco.json")
     bco.add_argument("--pre-demo-steps", type=int, default=5000, help="exploration steps before labelling")
     bco.add_argument("--iterations", type=int, default=5, help="post-demo iterations when alpha > 0")
-    bco.add_argument("--exploration", choices=("random",), default="random", help="pre-demo behaviour")
+    bco.add_argument("--exploration", choices=("random", "sticky", "policy"), default="random",
+                     help="pre-demo behaviour: uniform random actions, random actions that persist "
+                          "(see --sticky-prob), or a saved policy (see --exploration-policy)")
+    bco.add_argument("--exploration-policy", default=None, metavar="RUN",
+                     help="policy checkpoint folder that explores with --exploration policy (required then)")
+    bco.add_argument("--sticky-prob", type=float, default=0.9, metavar="P",
+                     help="with --exploration sticky: chance that each step repeats the previous random action")
+    bco.add_argument("--rollout-epsilon", type=float, default=0.0, metavar="E",
+                     help="share of post-demo rollout steps (alpha > 0) that take a uniformly random action")
     bco.add_argument("--epochs", type=int, default=50, help="BC epochs per cloning")
     bco.add_argument("--idm-epochs", type=int, default=30, help="inverse dynamics model epochs per fit")
     bco.add_argument("--hidden", default="64,64", help="MLP widths of policy and IDM, comma-separated")
@@ -52,11 +60,23 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--epochs and --idm-epochs must be >= 1.")
     if args.eval_episodes < 0:
         raise ConfigError(f"--eval-episodes must be >= 0, got {args.eval_episodes}.")
+    # Checked here too (BCOConfig.check does it again) so the message names the flag a person typed.
+    if not 0.0 <= args.sticky_prob < 1.0:
+        raise ConfigError(f"--sticky-prob must be in [0, 1), got {args.sticky_prob}.")
+    if not 0.0 <= args.rollout_epsilon <= 1.0:
+        raise ConfigError(f"--rollout-epsilon must be in [0, 1], got {args.rollout_epsilon}.")
+    if args.exploration == "policy" and not args.exploration_policy:
+        raise ConfigError("--exploration policy needs --exploration-policy RUN (a saved policy checkpoint folder).")
+    if args.exploration_policy and args.exploration != "policy":
+        raise ConfigError(f"--exploration-policy is only used with --exploration policy, not {args.exploration}.")
     hidden = parse_hidden(args.hidden)
     demos, rec_env, env_kwargs = demos_from_recording(args.data if len(args.data) > 1 else args.data[0])
     env_id = args.env or rec_env
+    exploration_policy = (_load_exploration_policy(args.exploration_policy, env_id, env_kwargs)
+                          if args.exploration == "policy" else None)
     config = BCOConfig(
         alpha=args.alpha, pre_demo_steps=args.pre_demo_steps, iterations=args.iterations, seed=args.seed,
+        exploration=args.exploration, sticky_prob=args.sticky_prob, rollout_epsilon=args.rollout_epsilon,
         idm=BCConfig(epochs=args.idm_epochs, batch_size=128, hidden=hidden, patience=5, seed=args.seed),
         bc=BCConfig(epochs=args.epochs, hidden=hidden, patience=10, seed=args.seed),
     )
@@ -75,10 +95,12 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
               f"{describe_agreement(it.idm_demo)}, on held-out agent data {describe_agreement(it.idm_heldout)}, "
               f"return {ret}")
 
-    result = run_bco(demos, env_id, config, env_kwargs=env_kwargs, evaluate_fn=evaluate_fn, callback=report)
+    result = run_bco(demos, env_id, config, env_kwargs=env_kwargs, exploration_policy=exploration_policy,
+                     evaluate_fn=evaluate_fn, callback=report)
     out = save_bco_run(result, args.out, meta={
         "env_id": env_id, "env_kwargs": env_kwargs, "trained_on": [str(p) for p in args.data], "algo": "bco",
-        "alpha": args.alpha})
+        "alpha": args.alpha, "exploration": args.exploration,
+        **({"exploration_policy": str(args.exploration_policy)} if exploration_policy is not None else {})})
     last = result.iterations[-1]
     summary = {
         "out": str(out),
@@ -92,6 +114,29 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
     if not args.json:
         print(f"saved to {out} (policy, idm/, bco.json); {result.env_steps} env steps used")
     return summary
+
+
+def _load_exploration_policy(path: str, env_id: str, env_kwargs: dict[str, Any]) -> Any:
+    """The saved policy at ``path``, checked against ``env_id``'s spaces before any env step is taken.
+
+    Raises ConfigError for an unknown env or an unreadable checkpoint and SpaceMismatchError for a
+    policy built for other spaces.
+    """
+    import gymnasium as gym
+
+    from ilcore.policies import Policy
+
+    policy = Policy.load(path)
+    try:
+        gym.spec(env_id)
+    except gym.error.Error:
+        raise ConfigError(f"Unknown env id {env_id!r}.") from None
+    probe = gym.make(env_id, **dict(env_kwargs or {}))
+    try:
+        policy.check_spaces(probe.observation_space, probe.action_space, where=env_id)
+    finally:
+        probe.close()
+    return policy
 
 
 # ----------------------------------------------------------------------------- import frames
