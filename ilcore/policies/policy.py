@@ -255,9 +255,15 @@ class Policy(nn.Module):
         return torch.as_tensor(np.asarray(actions), dtype=dtype, device=self.device)
 
     def fit_obs_normalization(self, obs: ObsTensors | Nested, mask: np.ndarray | None = None) -> None:
-        """Set each vector leaf's mean/std from data ``(N, ...)``; constant features get std 1."""
+        """Set each vector leaf's mean/std from data ``(N, ...)``; constant features get std 1.
+
+        A feature with finite bounds gets a std of at least 1% of its half-range: statistics from a
+        few dozen demo states (a pendulum that starts upright) otherwise scale an ordinary state
+        later met by RL or DAgger into inputs of several hundred, and training diverges.
+        """
         if not (isinstance(obs, Mapping) and all(isinstance(v, torch.Tensor) for v in obs.values())):
             obs = self.obs_to_tensors(obs)
+        leaf_spaces = dict(ispaces.flat_items(self.observation_space))
         stats = {}
         for path in self.encoder.vector_paths:
             x = obs[path]
@@ -269,6 +275,11 @@ class Policy(nn.Module):
             mean = x.mean(0)
             std = x.std(0, unbiased=False)
             std = torch.where(std < 1e-6, torch.ones_like(std), std)
+            space = leaf_spaces[path]
+            if isinstance(space, gspaces.Box):
+                half = (np.asarray(space.high, np.float64) - np.asarray(space.low, np.float64)).reshape(-1) / 2.0
+                floor = torch.as_tensor(np.where(np.isfinite(half), 0.01 * half, 0.0), dtype=std.dtype, device=std.device)
+                std = torch.maximum(std, floor)
             stats[path] = {"mean": mean.tolist(), "std": std.tolist()}
         self.encoder.set_norm_stats(stats)
 

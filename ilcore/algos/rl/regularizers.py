@@ -42,6 +42,9 @@ class PPOBatch(LossBatch):
     log_ratio: torch.Tensor | None = None  # set (detached) by ClippedSurrogate for the trainer's statistics
 
 
+MAX_LOG_RATIO = 20.0
+
+
 @dataclass
 class ClippedSurrogate:
     """PPO's clipped objective as a loss: ``-min(rho A, clip(rho, 1-eps, 1+eps) A)`` per sample."""
@@ -53,7 +56,11 @@ class ClippedSurrogate:
     def __call__(self, batch: LossBatch) -> torch.Tensor:
         if not isinstance(batch, PPOBatch) or batch.old_log_prob is None or batch.advantages is None:
             raise TypeError("ClippedSurrogate needs a PPOBatch with old_log_prob and advantages")
-        log_ratio = batch.dist.log_prob(batch.actions) - batch.old_log_prob
+        # Bounded so one sample cannot make the loss infinite: a squashed action sampled where the
+        # policy's pre-squash mean lies far outside [-1, 1] sits in the Gaussian's far tail, and
+        # moving that mean a little changes its log-probability by thousands (exp overflows).
+        # Beyond the bound the sample gives no gradient, which is what the clip intends anyway.
+        log_ratio = (batch.dist.log_prob(batch.actions) - batch.old_log_prob).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
         batch.log_ratio = log_ratio.detach()
         ratio = torch.exp(log_ratio)
         unclipped = ratio * batch.advantages
