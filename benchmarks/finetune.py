@@ -1,7 +1,7 @@
 """BC -> RL fine-tuning from a deliberately weak BC policy: which start and which regulariser get there first?
 
-For each env: record ONE demo of the scripted expert, keep only its first ``--demo-steps`` steps,
-and clone it (a weak BC policy). Then run PPO with the same hyperparameters from:
+For each env: record ``--demo-episodes`` demos of the scripted expert, keep at most
+``--demo-steps`` steps of them, and clone them (a weak BC policy; per-env defaults below). Then run PPO with the same hyperparameters from:
 
   scratch     a fresh policy
   bc-naive    the BC policy, no value warm-up (the critic starts random)
@@ -14,7 +14,8 @@ Each run is evaluated (deterministic, 10 episodes) every ``--eval-every`` env st
 variant (over seeds): the return at step 0, the lowest eval return in the first quarter (a
 collapse of the BC start shows here), the final return, and the env steps until the eval return
 first reached the target: 95% of the gap from a uniform-random policy's return to the expert's,
-random + 0.95 * (expert - random), both measured on 20 / 10 seeded episodes. Writes
+random + 0.95 * (expert - random), both measured on 20 / 10 seeded episodes; where gymnasium
+defines a "solved" return (CartPole 475, LunarLander 200) also the steps until that. Writes
 benchmarks/results/finetune.json (after every env) and finetune_<env>.png.
 
 Steps, eval interval, seeds and demo length default per env (ENV_DEFAULTS); flags override all envs.
@@ -54,13 +55,13 @@ PPO_SETTINGS = {
 }
 
 
-# Budgets chosen to fit ~15 min of one CPU core for all three envs (timed single runs first).
-# demo_steps: CartPole / Pendulum keep only the first 40 steps of one demo; LunarLander one
-# whole demo (the episode ends before 1000 steps).
+# demo_episodes / demo_steps make the weak BC policy: CartPole keeps only the first 40 steps of
+# one demo (BC ~60 of 500); Pendulum 8 whole demos (BC ~-870; fewer give a random-level clone);
+# LunarLander 5 whole demos (BC ~-125). Measured with BCConfig(epochs=20), 5 seeds.
 ENV_DEFAULTS = {
-    "CartPole-v1": dict(steps=30_000, eval_every=2048, seeds=5, demo_steps=40),
-    "Pendulum-v1": dict(steps=60_000, eval_every=4096, seeds=5, demo_steps=40),
-    "LunarLander-v3": dict(steps=300_000, eval_every=25_000, seeds=3, demo_steps=1000),
+    "CartPole-v1": dict(steps=50_000, eval_every=2048, seeds=5, demo_episodes=1, demo_steps=40),
+    "Pendulum-v1": dict(steps=100_000, eval_every=4096, seeds=5, demo_episodes=8, demo_steps=None),
+    "LunarLander-v3": dict(steps=500_000, eval_every=25_000, seeds=5, demo_episodes=5, demo_steps=None),
 }
 
 
@@ -81,22 +82,25 @@ class Demo:
         return len(self.weights)
 
 
-def record_demo(env_id: str, steps: int, seed: int) -> Demo:
+def record_demo(env_id: str, episodes: int, max_steps: int | None, seed: int) -> Demo:
+    """``episodes`` expert episodes (seeds seed*100, seed*100+1, ...), cut after ``max_steps`` steps in all."""
     env = gym.make(env_id)
     expert = make_expert(env_id, env)
-    obs, _ = env.reset(seed=seed)
-    expert.reset()
-    o, a = [], []
-    for _ in range(steps):
-        act = expert.act(obs)
-        o.append(obs)
-        a.append(act)
-        obs, _, term, trunc, _ = env.step(act)
-        if term or trunc:
-            break
+    o, a, ep = [], [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed * 100 + i)
+        expert.reset()
+        done = False
+        while not done and (max_steps is None or len(o) < max_steps):
+            act = expert.act(obs)
+            o.append(obs)
+            a.append(act)
+            ep.append(i)
+            obs, _, term, trunc, _ = env.step(act)
+            done = term or trunc
     n = len(o)
     ones = np.ones(n, bool)
-    return Demo(np.asarray(o, np.float32), np.asarray(a), np.ones(n, np.float32), np.zeros(n, np.int64),
+    return Demo(np.asarray(o, np.float32), np.asarray(a), np.ones(n, np.float32), np.asarray(ep, np.int64),
                 ones, ~ones, env.observation_space, env.action_space)
 
 
@@ -128,6 +132,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument("--demo-episodes", type=int, default=None)
     parser.add_argument("--demo-steps", type=int, default=None)
     parser.add_argument("--variants", nargs="+", default=None)
     args = parser.parse_args()
@@ -144,19 +149,21 @@ def main() -> None:
     t_all = time.perf_counter()
     for env_id in args.envs:
         settings = PPO_SETTINGS[env_id]
-        budget = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in ENV_DEFAULTS[env_id].items()}
+        budget = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in ENV_DEFAULTS[env_id].items()}
         warmup = 2 * settings["num_envs"] * settings["n_steps"]
         expert_return = evaluate(make_expert(env_id), env_id, episodes=10, seed=10_000).mean_return
         rand = random_return(env_id)
         threshold = reach_threshold(expert_return, rand)
         chosen = {k: v for k, v in variants(warmup).items() if args.variants is None or k in args.variants}
+        solved = gym.spec(env_id).reward_threshold  # gymnasium's "solved" return, where the env defines one
         env_doc: dict[str, Any] = {"expert_return": expert_return, "random_return": rand, "threshold": threshold,
+                                   "solved_threshold": None if solved is None else float(solved),
                                    "budget": budget, "ppo": settings, "runs": {name: [] for name in chosen},
                                    "demo_lengths": []}
         print(f"\n{env_id}: expert return {expert_return:.1f}, random {rand:.1f}, target {threshold:.1f}, {budget}")
         t_env = time.perf_counter()
         for seed in range(budget["seeds"]):
-            demo = record_demo(env_id, budget["demo_steps"], seed=seed)
+            demo = record_demo(env_id, budget["demo_episodes"], budget["demo_steps"], seed=seed)
             env_doc["demo_lengths"].append(len(demo))
             bc = train_bc(demo, BCConfig(epochs=20, hidden=(64, 64), seed=seed, valid_fraction=0.0, patience=None),
                           progress=False).policy
@@ -235,6 +242,11 @@ def summarise(env_doc: dict[str, Any], steps: int) -> dict[str, Any]:
             "steps_to_target_median": float(np.median([s if s is not None else np.inf for s in reach])),
             "steps_to_target": reach,
         }
+        if env_doc.get("solved_threshold") is not None:
+            solved = [steps_to(r["evals"], env_doc["solved_threshold"]) for r in runs]
+            summary[name]["reached_solved"] = f"{sum(x is not None for x in solved)}/{len(runs)}"
+            summary[name]["steps_to_solved_median"] = float(np.median([x if x is not None else np.inf for x in solved]))
+            summary[name]["steps_to_solved"] = solved
     return summary
 
 
@@ -247,6 +259,12 @@ def print_table(env_id: str, env_doc: dict[str, Any]) -> None:
         print(f"{name:12s} {s['start_mean']:8.1f} {s['early_min_mean']:11.1f} "
               f"{s['final_mean']:8.1f} +-{s['final_std']:5.1f} {s['last3_mean']:8.1f} +-{s['last3_std']:5.1f} {s['reached']:>8s} diverged {s['diverged']} "
               f"{'never' if not np.isfinite(med) else int(med):>12}")
+    if env_doc.get("solved_threshold") is not None:
+        print(f"steps to gymnasium's solved return {env_doc['solved_threshold']:g}:")
+        for name, s in env_doc["summary"].items():
+            med = s["steps_to_solved_median"]
+            print(f"  {name:12s} reached {s['reached_solved']}, median {'never' if not np.isfinite(med) else int(med)}, "
+                  f"per seed {s['steps_to_solved']}")
 
 
 def plot(env_id: str, env_doc: dict[str, Any], path: Path) -> None:
@@ -269,6 +287,8 @@ def plot(env_id: str, env_doc: dict[str, Any], path: Path) -> None:
             ax.fill_between(xs[:m], ys.min(0), ys.max(0), color=f"C{i}", alpha=0.12)
     ax.axhline(env_doc["expert_return"], color="grey", linestyle=":", label="expert")
     ax.axhline(env_doc["threshold"], color="black", linestyle="--", linewidth=0.8, label="target (95% of gap)")
+    if env_doc.get("solved_threshold") is not None:
+        ax.axhline(env_doc["solved_threshold"], color="black", linestyle="-.", linewidth=0.8, label="gymnasium 'solved'")
     ax.set_xlabel("env steps")
     ax.set_ylabel("eval return (mean over seeds; band: min-max)")
     ax.set_title(f"{env_id}: PPO from a weak BC policy vs from scratch")
