@@ -232,6 +232,7 @@ class BCOConfig:
     sticky_prob: float = 0.9
     rollout_epsilon: float = 0.0
     stochastic_rollouts: bool = True
+    soft_labels: bool = False
     seed: int = 0
 
     def check(self) -> None:
@@ -445,8 +446,12 @@ def run_bco(
             inferred = idm_result.idm.predict(demo_obs, demo_next)
             demo_agreement = (label_agreement(act_space, inferred, demos.true_actions)
                               if demos.true_actions is not None else None)
-            data = PairData(obs=demo_obs, actions=inferred, weights=np.ones(len(demos), np.float32),
-                            episode=demos.episode, observation_space=feature_space, action_space=act_space)
+            if cfg.soft_labels and isinstance(act_space, gym.spaces.Discrete):
+                data = _soft_label_data(idm_result.idm.probabilities(demo_obs, demo_next), demo_obs,
+                                        demos.episode, feature_space, act_space)
+            else:
+                data = PairData(obs=demo_obs, actions=inferred, weights=np.ones(len(demos), np.float32),
+                                episode=demos.episode, observation_space=feature_space, action_space=act_space)
             bc_result = train_bc(data, _with_seed(bc_cfg, cfg.seed + it), progress=progress)
             inner = bc_result.policy
             policy = inner if encoder is None else EncodedPolicy(enc, inner, obs_space)
@@ -470,6 +475,19 @@ def run_bco(
     finally:
         if own_env:
             env.close()
+
+
+def _soft_label_data(probs: np.ndarray, obs: Nested, episode: np.ndarray, observation_space: gym.Space,
+                     action_space: gym.Space, min_weight: float = 1e-3) -> PairData:
+    """Each demo pair once per action the IDM finds plausible, weighted by ``p(a | s, s')``.
+
+    probs: ``(N, n)``. Minimising the weighted -log pi over these rows is the cross-entropy to the
+    IDM's posterior; rows below ``min_weight`` are dropped (they carry no signal, only cost).
+    """
+    rows, acts = np.nonzero(probs >= min_weight)
+    return PairData(obs=ispaces.map_leaves(lambda a: np.asarray(a)[rows], obs), actions=acts.astype(np.int64),
+                    weights=probs[rows, acts].astype(np.float32), episode=np.asarray(episode)[rows],
+                    observation_space=observation_space, action_space=action_space)
 
 
 def _with_seed(config: Any, seed: int) -> Any:

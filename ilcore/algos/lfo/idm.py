@@ -18,6 +18,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces as gspaces
 
 from ilcore import spaces as ispaces
@@ -131,6 +132,26 @@ class InverseDynamicsModel:
             out.append(self.policy.act_batch(batch))
         if not out:
             return np.zeros((0, *ispaces.leaf_shape(self.action_space)), dtype=ispaces.leaf_dtype(self.action_space))
+        return np.concatenate(out)
+
+    def probabilities(self, obs: Nested, next_obs: Nested, batch_size: int = 4096) -> np.ndarray:
+        """``p(a | s, s')`` for each of N transitions of a Discrete action space: ``(N, n)``.
+
+        The ensemble's mixture when the IDM has several members. Used for soft labels: where two
+        actions lead to the same next state, the demo pair is split between them instead of
+        being given to whichever the argmax happens to pick.
+        """
+        if not isinstance(self.action_space, gspaces.Discrete):
+            raise ConfigError("IDM probabilities are defined for Discrete action spaces only.")
+        n = ispaces.batch_len(obs)
+        pairs = make_pairs(self.observation_space, obs, next_obs)
+        out = [np.zeros((0, int(self.action_space.n)), np.float32)]
+        with torch.no_grad():
+            for lo in range(0, n, batch_size):
+                idx = np.arange(lo, min(n, lo + batch_size))
+                batch = ispaces.map_leaves(lambda a: np.asarray(a[idx]), pairs)
+                log_p = self.policy.dist(self.policy.obs_to_tensors(batch)).log_p  # (K, B, 1, n)
+                out.append(log_p.exp().mean(0)[:, 0].cpu().numpy().astype(np.float32))
         return np.concatenate(out)
 
     def save(self, path: str | Path) -> Path:

@@ -196,3 +196,18 @@ def test_seeded_construction_is_reproducible_and_leaves_global_rng_alone():
         assert torch.equal(pa, pb)
     assert not math.isnan(float(a.predict(np.zeros((1, 2), np.float32)).uncertainty[0]))
 
+
+
+def test_normalisation_std_has_a_floor_of_one_percent_of_a_bounded_half_range():
+    # A pendulum demo that starts upright: cos(theta) barely moves, so its fitted std is ~0.003
+    # and any hanging state would reach the network as a value of several hundred.
+    policy = make_policy(S.Box(np.array([-1.0, -1.0, -8.0]), np.array([1.0, 1.0, 8.0])), S.Discrete(2), hidden=(4,), seed=0)
+    x = np.stack([np.full(40, 0.998), np.linspace(-0.05, 0.05, 40), np.linspace(-2.0, 2.0, 40)], 1).astype(np.float32)
+    x[::2, 0] += 0.002
+    policy.fit_obs_normalization(x)
+    std = policy.encoder.norm_stats()[""]["std"]
+    assert std[0] == pytest.approx(0.01)  # floored: 1% of the half-range 1
+    assert std[2] == pytest.approx(float(x[:, 2].std()), rel=1e-5)  # above the floor (0.08): as fitted
+    unbounded = make_policy(S.Box(-np.inf, np.inf, (1,)), S.Discrete(2), hidden=(4,), seed=0)
+    unbounded.fit_obs_normalization(np.array([[0.0], [0.002]], np.float32))
+    assert unbounded.encoder.norm_stats()[""]["std"][0] == pytest.approx(0.001)  # no bounds, no floor

@@ -1,5 +1,6 @@
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -16,11 +17,13 @@ SMALL_BC = BCConfig(epochs=25, batch_size=64, hidden=(64, 64), patience=5)
 
 
 @pytest.mark.slow
-def test_bco0_clones_cartpole_from_observations_only():
+@pytest.mark.parametrize("soft_labels", [False, True])
+def test_bco0_clones_cartpole_from_observations_only(soft_labels):
     demos = expert_demos("CartPole-v1", 3)
     labels = demos.true_actions
     # The learner never sees the demonstrator's actions; they are only used for the diagnostic.
-    result = run_bco(demos, "CartPole-v1", BCOConfig(alpha=0.0, pre_demo_steps=1500, idm=SMALL_IDM, bc=SMALL_BC))
+    result = run_bco(demos, "CartPole-v1", BCOConfig(alpha=0.0, pre_demo_steps=1500, idm=SMALL_IDM, bc=SMALL_BC,
+                                                     soft_labels=soft_labels))
     first = result.iterations[0]
     assert first.idm_demo is not None and first.idm_demo.accuracy > 0.9  # chance: 0.5
     assert np.array_equal(demos.true_actions, labels)
@@ -115,3 +118,17 @@ def test_bco_alpha_with_sticky_exploration_and_rollout_noise_runs_and_never_uses
     assert result.env_steps == 450 and len(result.iterations) == 2
     assert all(it.idm_demo is None for it in result.iterations)
     assert result.inferred_actions.shape == labels.shape
+
+
+def test_soft_labels_split_each_demo_pair_by_the_idm_posterior():
+    from ilcore.algos.lfo.bco import _soft_label_data
+
+    space = gym.spaces.Box(-1, 1, (2,), dtype=np.float32)
+    probs = np.array([[0.7, 0.3, 0.0], [0.0005, 0.0, 0.9995]], np.float32)
+    obs = np.array([[0.1, 0.2], [0.3, 0.4]], np.float32)
+    data = _soft_label_data(probs, obs, np.array([0, 1]), space, gym.spaces.Discrete(3))
+    # One row per plausible (pair, action); the 0.0005 row carries no signal and is dropped.
+    rows = sorted(zip(data.episode.tolist(), data.actions.tolist(), data.weights.tolist()))
+    assert [r[:2] for r in rows] == [(0, 0), (0, 1), (1, 2)]
+    np.testing.assert_allclose([r[2] for r in rows], [0.7, 0.3, 0.9995], rtol=1e-6)
+    np.testing.assert_array_equal(data.obs[data.episode == 1], obs[[1]])

@@ -38,6 +38,10 @@ def test_idm_accuracy_on_cartpole_is_far_above_chance(tmp_path):
     _, (obs2, actions2, next2, _) = random_experience("CartPole-v1", 300, seed=1)
     fresh = label_agreement(env.action_space, result.idm.predict(obs2, next2), actions2)
     assert fresh.accuracy > 0.9
+    probs = result.idm.probabilities(obs2, next2)
+    assert probs.shape == (300, 2)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(probs.argmax(1), result.idm.predict(obs2, next2))
     result.idm.save(tmp_path / "idm")
     again = InverseDynamicsModel.load(tmp_path / "idm")
     np.testing.assert_array_equal(again.predict(obs2, next2), result.idm.predict(obs2, next2))

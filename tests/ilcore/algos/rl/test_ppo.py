@@ -104,3 +104,24 @@ def test_bad_combinations_are_refused(weak_bc):
         train_ppo("NoSuchEnv-v9", 100, PPOConfig(), progress=False)
     with pytest.raises(ConfigError, match="bc_decay|decay"):
         PPOConfig(bc_weight=0.1, bc_decay=1.5).check()
+
+
+def test_clipped_surrogate_stays_finite_for_a_sample_in_the_far_tail():
+    # A squashed action sampled where the pre-squash mean is -55: its stored log-probability was
+    # -3e7, and the next update's log-ratio overflowed exp() (the Pendulum BC-init divergence).
+    from ilcore.algos.rl.regularizers import MAX_LOG_RATIO, ClippedSurrogate, PPOBatch
+    from ilcore.policies import make_policy
+    from gymnasium import spaces as S
+
+    policy = make_policy(S.Box(-1, 1, (3,)), S.Box(-2, 2, (1,)), hidden=(8,), seed=0)
+    obs = policy.obs_to_tensors(np.zeros((4, 3), np.float32))
+    dist = policy.dist(obs)
+    actions = torch.full((4, 1), 2.0)
+    old = torch.tensor([[-3e7, -3e7, 0.0, 0.0]])
+    adv = torch.tensor([[-3.0, 3.0, -3.0, 3.0]])
+    batch = PPOBatch(policy, dist, obs, actions, None, old_log_prob=old, advantages=adv)
+    loss = ClippedSurrogate(clip=0.2)(batch)
+    assert torch.isfinite(loss).all()
+    assert float(batch.log_ratio.abs().max()) <= MAX_LOG_RATIO
+    loss.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in policy.parameters() if p.grad is not None)
