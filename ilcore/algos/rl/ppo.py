@@ -291,6 +291,32 @@ def _env_actions(policy: Policy, actions: torch.Tensor) -> np.ndarray:
     return out.astype(policy.action_dtype, copy=False)
 
 
+TRUE_REWARD_KEY = "ppo_true_reward"  # info key of the unwrapped env's reward when wrappers are given
+
+
+class _KeepTrueReward(gym.Wrapper):
+    """Innermost training wrapper: copies the env's own reward into ``info[TRUE_REWARD_KEY]``, so
+    the returns PPO reports stay true whatever the outer wrappers do to the reward."""
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, {**info, TRUE_REWARD_KEY: float(reward)}
+
+
+def _make_wrapped_vector_env(env_id: str, env_kwargs: Mapping[str, Any] | None, num_envs: int,
+                             wrappers: Sequence[Callable[[gym.Env], gym.Env]]) -> gym.vector.VectorEnv:
+    """Like evaluation's vector env (NEXT_STEP autoreset), each sub-env wrapped in ``wrappers``."""
+    kwargs = dict(env_kwargs or {})
+
+    def make() -> gym.Env:
+        env: gym.Env = _KeepTrueReward(gym.make(env_id, **kwargs))
+        for wrap in wrappers:
+            env = wrap(env)
+        return env
+
+    return gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+
+
 def train_ppo(
     env_id: str,
     total_steps: int,
@@ -302,6 +328,7 @@ def train_ppo(
     reference: Policy | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     extra_rewards: Sequence[RewardFn] = (),
+    wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
     out_dir: str | Path | None = None,
     progress: bool = True,
     callback: Callable[[IterationReport], bool | None] | None = None,
@@ -321,6 +348,13 @@ def train_ppo(
             copy of ``policy`` as it was before training.
         extra_rewards: functions ``f(obs, actions, next_obs) -> (N,)`` added to the env reward
             (e.g. a learned progress reward).
+        wrappers: applied in order to each training sub-env (``wrap(env) -> env``), e.g.
+            ``lambda env: EmbeddingImitationReward(env, tcn, demo_frames)`` to train on the TCN
+            imitation reward; every sub-env gets its own wrapper instances, so per-env state
+            (the imitation reward's clock) restarts when that env resets. They may change the
+            reward but not the observation or action space. Training-episode returns in
+            ``PPOResult.episodes`` and every evaluation (a fresh, unwrapped env) report the env's
+            TRUE reward, never the wrapped or shaped one.
         out_dir: when given, the policy checkpoint (same format as BC's), ``critic.json`` /
             ``critic.pt``, ``history.json`` and ``curve.png`` are written here (every
             ``checkpoint_every`` steps and at the end).
@@ -365,7 +399,12 @@ def train_ppo(
         raise ConfigError(f"The critic has {critic.ensemble} members but the policy has {k}.")
 
     n_envs = math.ceil(cfg.num_envs / k) * k
-    venv: gym.vector.VectorEnv = _make_vector_env(env_id, env_kwargs, n_envs)
+    venv: gym.vector.VectorEnv = (_make_wrapped_vector_env(env_id, env_kwargs, n_envs, wrappers) if wrappers
+                                  else _make_vector_env(env_id, env_kwargs, n_envs))
+    if wrappers and (ispaces.space_key(venv.single_observation_space) != ispaces.space_key(obs_space)
+                     or ispaces.space_key(venv.single_action_space) != ispaces.space_key(act_space)):
+        venv.close()
+        raise ConfigError("The training-env wrappers must not change the observation or action space.")
     shaping: VectorBCLogProbReward | None = None
     if cfg.shaping_weight != 0 or extra_rewards:
         shaping = VectorBCLogProbReward(venv, reference, cfg.shaping_weight, decay=cfg.shaping_decay,
@@ -486,7 +525,10 @@ def train_ppo(
                     np_terminated[t] = terminated
                     np_truncated[t] = truncated
 
-                    env_reward = np.asarray(info["env_reward"]) if shaping is not None else reward
+                    if wrappers:  # resetting envs lack the key; they are not live, so 0 is fine
+                        env_reward = np.asarray(info.get(TRUE_REWARD_KEY, np.zeros(n)))
+                    else:
+                        env_reward = np.asarray(info["env_reward"]) if shaping is not None else reward
                     env_steps += int(np.count_nonzero(live))
                     ep_return += np.where(live, env_reward, 0.0)
                     ep_length += live
