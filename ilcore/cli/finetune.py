@@ -1,4 +1,5 @@
-"""`ilcore finetune`: PPO from a BC checkpoint (or from scratch), with BC/KL regularisers and shaping."""
+"""`ilcore finetune`: PPO from a BC checkpoint (or from scratch), with BC/KL regularisers, shaping,
+and optionally the TCN imitation reward (``--tcn RUN --tcn-demo DEMO``) instead of or beside the env's."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shaping", type=float, default=0.0, metavar="LAMBDA",
                    help="add LAMBDA * log pi_BC(a|s) to the reward")
     p.add_argument("--shaping-decay", type=float, default=1.0, help="LAMBDA is multiplied by this after each episode")
+    p.add_argument("--tcn", metavar="RUN",
+                   help="train on the TCN imitation reward of this embedding ('ilcore train tcn'; vector observations)")
+    p.add_argument("--tcn-demo", nargs="+", metavar="DEMO",
+                   help="recording whose observations the TCN reward follows frame by frame (actions not needed)")
+    p.add_argument("--tcn-demo-episode", type=int, default=0, metavar="K", help="which episode of --tcn-demo to follow")
+    p.add_argument("--tcn-weight", type=float, default=1.0, metavar="W", help="scale of the TCN imitation reward")
+    p.add_argument("--env-reward-weight", type=float, default=0.0, metavar="W",
+                   help="with --tcn: add W times the env's own reward (0: imitation reward only)")
     p.add_argument("--warmup-steps", type=int, default=None, metavar="N",
                    help="env steps training only the critic before policy updates "
                         "(default: 2 rollouts when starting from a checkpoint, 0 from scratch)")
@@ -61,8 +70,20 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}.")
+    if args.tcn is None and (args.tcn_demo or args.env_reward_weight != 0.0):
+        raise ConfigError("--tcn-demo and --env-reward-weight only apply with --tcn RUN.")
+    if args.tcn is not None and not args.tcn_demo:
+        raise ConfigError("--tcn needs --tcn-demo DEMO: the recording whose frames the reward follows.")
     policy = Policy.load(args.policy) if args.policy else None
     env_kwargs = dict(policy.meta.get("env_kwargs") or {}) if policy is not None else {}
+    wrappers: list = []
+    tcn_reward = None
+    if args.tcn is not None:  # checked before anything slow, so bad input fails at once
+        from ilcore.cli.tcn import tcn_reward_wrappers
+
+        wrappers, tcn_reward = tcn_reward_wrappers(
+            args.tcn, args.tcn_demo, args.env, env_kwargs, weight=args.tcn_weight,
+            env_reward_weight=args.env_reward_weight, demo_episode=args.tcn_demo_episode)
     warmup = args.warmup_steps
     if warmup is None:
         warmup = 2 * args.num_envs * args.n_steps if policy is not None else 0
@@ -91,7 +112,7 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
     if policy is not None:
         policy.meta["finetuned_from"] = str(args.policy)
     result = train_ppo(args.env, args.steps, config, policy=policy, demos=demos, env_kwargs=env_kwargs,
-                       out_dir=args.out, progress=not args.quiet)
+                       wrappers=wrappers, out_dir=args.out, progress=not args.quiet)
     if args.sb3:
         from ilcore.algos.rl.sb3 import export_to_sb3
 
@@ -106,8 +127,12 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
         "start_eval": first,
         "eval": final,
         "sb3": args.sb3,
+        "tcn_reward": tcn_reward,
     }
     if not args.json:
+        if tcn_reward is not None:
+            print(f"trained on the TCN reward of {args.tcn} (following {tcn_reward['demo_frames']} demo frames); "
+                  "returns below are the env's own")
         if first is not None:
             print(f"start: mean return {first['mean_return']:.1f} over {first['episodes']} episodes")
         if final is not None:
