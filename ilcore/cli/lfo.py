@@ -39,6 +39,9 @@ def add_bco_parser(train_subparsers: argparse._SubParsersAction) -> None:
                      help="with --exploration sticky: chance that each step repeats the previous random action")
     bco.add_argument("--rollout-epsilon", type=float, default=0.0, metavar="E",
                      help="share of post-demo rollout steps (alpha > 0) that take a uniformly random action")
+    bco.add_argument("--labels", choices=("soft", "argmax"), default="soft",
+                     help="Discrete actions: clone each demo pair weighted by the IDM's probability of every "
+                          "action (soft), or with its most likely action only (argmax, as in the BCO paper)")
     bco.add_argument("--epochs", type=int, default=50, help="BC epochs per cloning")
     bco.add_argument("--idm-epochs", type=int, default=30, help="inverse dynamics model epochs per fit")
     bco.add_argument("--hidden", default="64,64", help="MLP widths of policy and IDM, comma-separated")
@@ -77,6 +80,7 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
     config = BCOConfig(
         alpha=args.alpha, pre_demo_steps=args.pre_demo_steps, iterations=args.iterations, seed=args.seed,
         exploration=args.exploration, sticky_prob=args.sticky_prob, rollout_epsilon=args.rollout_epsilon,
+        labels=args.labels,
         idm=BCConfig(epochs=args.idm_epochs, batch_size=128, hidden=hidden, patience=5, seed=args.seed),
         bc=BCConfig(epochs=args.epochs, hidden=hidden, patience=10, seed=args.seed),
     )
@@ -99,7 +103,7 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
                      evaluate_fn=evaluate_fn, callback=report)
     out = save_bco_run(result, args.out, meta={
         "env_id": env_id, "env_kwargs": env_kwargs, "trained_on": [str(p) for p in args.data], "algo": "bco",
-        "alpha": args.alpha, "exploration": args.exploration,
+        "alpha": args.alpha, "exploration": args.exploration, "labels": args.labels,
         **({"exploration_policy": str(args.exploration_policy)} if exploration_policy is not None else {})})
     last = result.iterations[-1]
     summary = {

@@ -220,6 +220,12 @@ class BCOConfig:
         rollouts, as in the paper).
     stochastic_rollouts: post-demo rollouts sample from the policy (True, as in the paper)
         rather than taking its most likely action; sampling keeps the IDM's data diverse.
+    labels: how the IDM labels demo pairs for cloning, Discrete actions only (Box actions always
+        take the IDM's prediction): "soft" clones each pair once per action with weight
+        ``p(a | s, s')`` (the cross-entropy to the IDM's posterior), "argmax" with its most likely
+        action only (the paper). Where two actions lead to the same next state (a lander resting
+        on its legs, idle or firing weakly) argmax labels follow whichever side the IDM tips to,
+        and the clone inherits that arbitrary choice; soft labels keep the ambiguity visible.
     seed: seeds exploration, env resets, and both trainers.
     """
 
@@ -232,7 +238,7 @@ class BCOConfig:
     sticky_prob: float = 0.9
     rollout_epsilon: float = 0.0
     stochastic_rollouts: bool = True
-    soft_labels: bool = False
+    labels: str = "soft"
     seed: int = 0
 
     def check(self) -> None:
@@ -248,6 +254,8 @@ class BCOConfig:
             raise ConfigError(f"rollout_epsilon must be in [0, 1], got {self.rollout_epsilon}.")
         if not 0.0 <= self.sticky_prob < 1.0:
             raise ConfigError(f"sticky_prob must be in [0, 1), got {self.sticky_prob}.")
+        if self.labels not in ("soft", "argmax"):
+            raise ConfigError(f"labels must be 'soft' or 'argmax', not {self.labels!r}.")
 
     @property
     def post_demo_steps(self) -> int:
@@ -446,7 +454,7 @@ def run_bco(
             inferred = idm_result.idm.predict(demo_obs, demo_next)
             demo_agreement = (label_agreement(act_space, inferred, demos.true_actions)
                               if demos.true_actions is not None else None)
-            if cfg.soft_labels and isinstance(act_space, gym.spaces.Discrete):
+            if cfg.labels == "soft" and isinstance(act_space, gym.spaces.Discrete):
                 data = _soft_label_data(idm_result.idm.probabilities(demo_obs, demo_next), demo_obs,
                                         demos.episode, feature_space, act_space)
             else:

@@ -17,13 +17,13 @@ SMALL_BC = BCConfig(epochs=25, batch_size=64, hidden=(64, 64), patience=5)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("soft_labels", [False, True])
-def test_bco0_clones_cartpole_from_observations_only(soft_labels):
+@pytest.mark.parametrize("label_mode", ["argmax", "soft"])
+def test_bco0_clones_cartpole_from_observations_only(label_mode):
     demos = expert_demos("CartPole-v1", 3)
     labels = demos.true_actions
     # The learner never sees the demonstrator's actions; they are only used for the diagnostic.
     result = run_bco(demos, "CartPole-v1", BCOConfig(alpha=0.0, pre_demo_steps=1500, idm=SMALL_IDM, bc=SMALL_BC,
-                                                     soft_labels=soft_labels))
+                                                     labels=label_mode))
     first = result.iterations[0]
     assert first.idm_demo is not None and first.idm_demo.accuracy > 0.9  # chance: 0.5
     assert np.array_equal(demos.true_actions, labels)
@@ -104,6 +104,8 @@ def test_sticky_random_actions_hold_each_draw_for_about_one_over_one_minus_p_ste
         BCOConfig(exploration="sticky", sticky_prob=1.0).check()
     with pytest.raises(ConfigError):
         BCOConfig(rollout_epsilon=1.5).check()
+    with pytest.raises(ConfigError):
+        BCOConfig(labels="hard").check()
 
 
 def test_bco_alpha_with_sticky_exploration_and_rollout_noise_runs_and_never_uses_true_actions():
