@@ -6,11 +6,14 @@ repeat the previous one with probability p; never the expert); BCO(alpha) then r
 out for alpha x pre_demo_steps steps per iteration. Reports evaluation return (mean over
 `--eval-episodes` seeded episodes, then over `--seeds`), IDM label accuracy on the demos (for
 LunarLander also split into flying pairs and pairs with a leg on the ground), and env steps used.
-The demos are the same for every seed; the seed drives exploration and training.
+The demos are the same for every seed; the seed drives exploration and training. BCO labels the
+demo pairs "soft" (each pair weighted by the IDM's posterior over actions) unless `--labels`
+says otherwise; `--labels soft argmax` adds the paper's argmax labels as extra rows.
 Writes benchmarks/results/<--out>.json and <--out>.png.
 
-    python benchmarks/bco.py                                            # all envs, seed 0, ~15 min
-    python benchmarks/bco.py --envs LunarLander-v3 --seeds 0 1 2 --out bco_lunarlander
+    python benchmarks/bco.py --seeds 0 1 2 --labels soft argmax                       # all envs
+    python benchmarks/bco.py --envs LunarLander-v3 --seeds 0 1 2 3 4 --alpha 0.5 --iterations 10 \
+        --labels soft argmax --out bco_lunarlander
 """
 
 from __future__ import annotations
@@ -39,12 +42,12 @@ SETTINGS = {
     "CartPole-v1": (5, 5000, None, "random", 0.0, 0.0),
     "MountainCar-v0": (10, 10000, None, "random", 0.0, 0.0),
     "Pendulum-v1": (10, 10000, "mse", "random", 0.0, 0.0),
-    # Random play crashes LunarLander within ~90 steps and never rests on the legs, so whether an
-    # IDM fitted on it labels the demo's "on the legs, engines off" pairs (a third of the demo)
-    # right is a coin flip per seed; in flight it is ~99% right. Sticky runs (mean length 20) did
-    # not change that in 4 seeds x 10k-30k steps. BCO(alpha)'s rollouts land like the demos; 30% random actions in them try
-    # every action on the ground, so the refitted IDM learns those states. Run with --alpha 0.5
-    # --iterations 6 (see docs/benchmarks.md).
+    # Random play crashes LunarLander within ~90 steps and never rests on the legs, so an IDM
+    # fitted on it labels the demo's "resting on the legs, engines off" pairs (a third of the demo)
+    # as main engine: on the ground the contact force holds the lander as the engine does in the
+    # air. In flight it is ~99% right. BCO(alpha)'s rollouts land like the demos; 30% random
+    # actions in them try every action on the ground, so the refitted IDM learns those states.
+    # Run with --alpha 0.5 --iterations 10 (see docs/benchmarks.md).
     "LunarLander-v3": (10, 10000, None, "sticky", 0.95, 0.3),
 }
 
@@ -68,11 +71,12 @@ def plot(rows: list[dict], path: Path) -> None:
         ax = fig.add_subplot(1, len(rows), i + 1)
         names = list(row["results"])
         ax.bar(range(len(names)), [row["results"][n]["return"] for n in names],
-               color=["tab:gray", "tab:blue", "tab:orange"], alpha=0.8)
+               color=["tab:gray", "tab:blue", "tab:orange", "tab:cyan", "tab:red"][: len(names)], alpha=0.8)
         for j, n in enumerate(names):
             ys = row["results"][n].get("return_per_seed", [row["results"][n]["return"]])
             ax.plot([j] * len(ys), ys, "k.", ms=4)
-        ax.set_xticks(range(len(names)), [n.replace(" (true actions)", "\n(true a)") for n in names], fontsize=7)
+        ax.set_xticks(range(len(names)), [n.replace(" (true actions)", "\n(true a)").replace(" ", "\n") for n in names],
+                      fontsize=7)
         ax.set_title(row["env"], fontsize=9)
         if row["expert_return"] is not None:
             ax.axhline(row["expert_return"], color="k", ls="--", lw=0.8)
@@ -91,6 +95,8 @@ def main() -> None:
     parser.add_argument("--idm-hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--idm-epochs", type=int, default=30)
     parser.add_argument("--idm-patience", type=int, default=5)
+    parser.add_argument("--labels", nargs="+", choices=("soft", "argmax"), default=["soft"],
+                        help="BCO label modes to run (Discrete actions); the first is the headline row")
     parser.add_argument("--out", default="bco", help="result file stem under benchmarks/results")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -103,7 +109,11 @@ def main() -> None:
         def score(policy) -> float:
             return evaluate(policy, env_id, episodes=args.eval_episodes, seed=20_000).mean_return
 
-        names = ["BC (true actions)", "BCO(0)", f"BCO({args.alpha:g})"]
+        # Box actions have one label mode (the IDM's prediction): run it once.
+        modes = args.labels if make_expert(env_id).action_space.__class__.__name__ == "Discrete" else args.labels[:1]
+        runs_spec = [(f"BCO(0){'' if m == args.labels[0] else ' ' + m}", 0.0, m) for m in modes]
+        runs_spec += [(f"BCO({args.alpha:g}){'' if m == args.labels[0] else ' ' + m}", args.alpha, m) for m in modes]
+        names = ["BC (true actions)"] + [r[0] for r in runs_spec]
         per_seed: dict[str, list[dict]] = {n: [] for n in names}
         for seed in args.seeds:
             bc_cfg = BCConfig(epochs=50, hidden=(64, 64), patience=10, head=head, seed=seed)
@@ -118,11 +128,11 @@ def main() -> None:
             per_seed[names[0]].append({"seed": seed, "return": bc_return, "env_steps": 0, "idm_accuracy": None,
                                        "seconds": time.perf_counter() - t0})
             print(f"{env_id} seed {seed} BC (true actions): return {bc_return:.1f}", flush=True)
-            for name, alpha in zip(names[1:], (0.0, args.alpha)):
+            for name, alpha, labels in runs_spec:
                 t0 = time.perf_counter()
                 cfg = BCOConfig(alpha=alpha, pre_demo_steps=pre, iterations=args.iterations, idm=idm_cfg, bc=bc_cfg,
                                 exploration=exploration, sticky_prob=sticky_prob, rollout_epsilon=rollout_epsilon,
-                                seed=seed)
+                                labels=labels, seed=seed)
                 res = run_bco(demos, env_id, cfg, evaluate_fn=score if alpha > 0 else None)
                 last = res.iterations[-1]
                 ret = score(res.policy)
