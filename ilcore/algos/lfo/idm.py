@@ -12,6 +12,7 @@ Shapes: N pairs; ``obs`` / ``next_obs`` nested batches with leading N, ``actions
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,7 @@ def train_idm(
         valid_mask=valid_mask,
     )
     result = train_bc(data, replace(cfg), progress=progress)
+    _warn_if_input_ignored(result.history, np.asarray(actions)[train_mask], action_space)
     idm = InverseDynamicsModel(result.policy, observation_space)
     agreement = None
     if valid_mask.any():
@@ -223,6 +225,28 @@ def train_idm(
         predicted = idm.predict(ispaces.map_leaves(sub, obs), ispaces.map_leaves(sub, next_obs))
         agreement = label_agreement(action_space, predicted, np.asarray(actions)[idx])
     return IDMResult(idm=idm, history=result.history, valid_agreement=agreement)
+
+
+def _warn_if_input_ignored(history: dict[str, list[float]], train_actions: np.ndarray, action_space: gym.Space) -> None:
+    """Warn when the IDM's best validation loss is no better than guessing from action frequencies.
+
+    Image IDMs can sit at that plateau for several epochs before they find the change between
+    frames; early stopping with a small patience then keeps a model that labels every pair with
+    the most frequent action.
+    """
+    if not isinstance(action_space, gspaces.Discrete) or len(train_actions) == 0:
+        return
+    valid = [v for v in history.get("valid_loss", []) if np.isfinite(v)]
+    if not valid:
+        return
+    freq = np.bincount(np.asarray(train_actions, np.int64) - int(action_space.start), minlength=int(action_space.n))
+    p = freq[freq > 0] / freq.sum()
+    prior_nll = float(-(p * np.log(p)).sum())
+    if prior_nll > 0 and min(valid) > 0.95 * prior_nll:
+        warnings.warn(
+            f"The inverse dynamics model learned little beyond the action frequencies (validation NLL "
+            f"{min(valid):.3f} vs {prior_nll:.3f} for guessing them): train it longer, without early "
+            "stopping (patience=None), or on more exploration.", stacklevel=3)
 
 
 def describe_agreement(agreement: LabelAgreement | None) -> str:

@@ -70,3 +70,17 @@ def test_idm_refuses_empty_data():
     with pytest.raises(ConfigError):
         train_idm(np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros((0, 2), np.float32),
                   observation_space=box, action_space=gym.spaces.Discrete(2))
+
+
+def test_an_idm_that_ignores_its_input_is_reported(recwarn):
+    env, (obs, actions, next_obs, episode) = random_experience("CartPole-v1", 600)
+    cfg = BCConfig(epochs=3, hidden=(16,), batch_size=128, patience=None, seed=0)
+    # Labels shuffled: nothing in (s, s') predicts them, the best any model can do is their frequencies.
+    shuffled = np.random.default_rng(0).permutation(actions)
+    with pytest.warns(UserWarning, match="learned little beyond the action frequencies"):
+        train_idm(obs, shuffled, next_obs, observation_space=env.observation_space,
+                  action_space=env.action_space, episode=episode, config=cfg)
+    recwarn.clear()
+    train_idm(obs, actions, next_obs, observation_space=env.observation_space, action_space=env.action_space,
+              episode=episode, config=BCConfig(epochs=10, hidden=(64, 64), batch_size=128, patience=None, seed=0))
+    assert not [w for w in recwarn if "action frequencies" in str(w.message)]
