@@ -3,6 +3,10 @@
 ``python -m app --oneshot RUN`` opens the one-shot mode instead of the DAgger plan: record one demo
 of a task of ilcore/ParticleSequence-v0, then watch the demo-conditioned policy in RUN (a folder
 written by ``ilcore train oneshot``) do that task from new starts.
+
+``python -m app --watch-only`` records watch-only demonstrations: the person drives as in
+demonstrate, but each episode is saved observation-only (no actions), for learning from
+observation; the session ends in a summary with the `ilcore train bco` command instead of DAgger.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--out", help="session folder to create (default: a new folder under recordings/); with --oneshot, the folder the demos go in")
     where.add_argument("--resume", metavar="DIR", help="continue the session in DIR")
     p.add_argument("--simulate", action="store_true", help="run unattended with the engine's simulated person (headless)")
+    p.add_argument("--watch-only", action="store_true", help="record observation-only demos (your actions are not saved) for learning from observation; no training or DAgger, ends with the `ilcore train bco` command")
     p.add_argument("--oneshot", metavar="RUN", help="one-shot mode on ilcore/ParticleSequence-v0: record one demo, watch the policy in RUN (written by `ilcore train oneshot`) do it")
     p.add_argument("--task", type=int, default=None, metavar="ID", help="with --oneshot: the task to show first (default: the first held-out task; , and . change it)")
     p.add_argument("--watch-episodes", type=int, default=None, metavar="N", help="with --oneshot: episodes the policy plays from new starts after each demo (default 5)")
@@ -79,9 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ilcore.errors import ConfigError
+
+    if args.oneshot is not None and args.watch_only:
+        raise ConfigError("--watch-only cannot be combined with --oneshot: a one-shot demo needs its actions")
     if args.oneshot is not None:
         return _run_oneshot(args)
-    from ilcore.errors import ConfigError
 
     for flag, value in (("--task", args.task), ("--watch-episodes", args.watch_episodes)):
         if value is not None:
@@ -92,20 +100,21 @@ def _run(args: argparse.Namespace) -> int:
     from app.input.gamepad import GamepadDevice
     from app.input.keyboard import KeyboardDevice
     from app.loop import AppLoop
-    from app.modes.manager import ModeManager
+    from app.modes.manager import ModeManager, WatchOnlyManager
     from app.render.renderer import Renderer
     from app.render.theme import WINDOW_SIZE
     from app.session import Session, SessionSettings
-    from ilcore.errors import ConfigError
 
     try:
         env_kwargs = json.loads(args.env_kwargs)
     except json.JSONDecodeError:
         raise ConfigError("--env-kwargs must be a JSON object, e.g. '{\"continuous\": true}'") from None
     if args.resume:
-        session = Session(args.resume, SessionSettings(simulated=args.simulate), resume=True)
+        # a watch-only session resumes as one; --watch-only on a DAgger session is refused by Session
+        session = Session(args.resume, SessionSettings(simulated=args.simulate, watch_only=args.watch_only), resume=True)
     else:
-        out = Path(args.out) if args.out else _new_session_dir(args.env)
+        # a watch-only folder says so in its name: its episodes cannot train BC or DAgger
+        out = Path(args.out) if args.out else _new_session_dir(args.env + ("-watch-only" if args.watch_only else ""))
         max_steps = args.max_episode_steps
         if max_steps is None and args.simulate and args.env.startswith("CartPole"):
             max_steps = 300  # keeps the unattended CartPole session to about a minute
@@ -116,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
             episodes_per_round=args.episodes_per_round or (1 if args.simulate else 2),
             query_mode=args.query_mode, gate=args.query, target_rate=args.target_rate, beta=args.beta,
             ensemble=args.ensemble, epochs=args.epochs, max_episode_steps=max_steps, seed=args.seed, simulated=args.simulate,
+            watch_only=args.watch_only,
         )
         session = Session(out, settings)
     space = session.env.action_space
@@ -129,19 +139,23 @@ def _run(args: argparse.Namespace) -> int:
         from app.input.simulated import build_simulated_person
 
         autopilot = build_simulated_person(session)
-    manager = ModeManager(session)
+    watch_only = session.settings.watch_only
+    manager = WatchOnlyManager(session) if watch_only else ModeManager(session)
     loop = AppLoop(
         manager, [KeyboardDevice(keymap), GamepadDevice(pad_config, space)], Renderer(screen), keymap=keymap,
         fps=args.fps, realtime=not session.settings.simulated, autopilot=autopilot,
     )
-    session.trainer.start()  # torch loads in the worker while the person demonstrates
-    print(f"session: {session.path}", flush=True)
+    if not watch_only:  # a watch-only session never trains
+        session.trainer.start()  # torch loads in the worker while the person demonstrates
+    print(f"session: {session.path}" + (" (watch-only: actions are not recorded)" if watch_only else ""), flush=True)
     try:
         manager.start()
         loop.run(max_frames=args.frames)
     finally:
         session.close()
         pygame.quit()
+    if watch_only:
+        return _report_watch_only(session)
     s = session.state
     print(f"wrote {len([e for e in s.episodes if not e.get('discarded')])} episodes and {s.labels} labels to {session.path}")
     if (session.path / "summary.json").exists():
@@ -149,6 +163,16 @@ def _run(args: argparse.Namespace) -> int:
     for e in s.evals:
         if e.get("eval_return") is not None:
             print(f"  policy v{e['version']}: {e['labels']} labels -> eval return {e['eval_return']:.1f}")
+    return 0
+
+
+def _report_watch_only(session: Any) -> int:
+    """What a watch-only session saved, counted from the recording, and the commands to learn from it."""
+    summary = session.write_watch_only_summary()
+    n = summary["observation_only_episodes"]
+    print(f"wrote {n} observation-only episode{'' if n == 1 else 's'} ({summary['steps']} steps, no actions) to {session.path}")
+    for what, command in session.next_commands():
+        print(f"  {what}: {command}")
     return 0
 
 

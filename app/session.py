@@ -49,6 +49,7 @@ class SessionSettings:
     max_episode_steps: int | None = None  # cap episode length (CartPole's 500 steps is long to watch)
     seed: int = 0
     simulated: bool = False  # the engine's simulated person plays the human's part
+    watch_only: bool = False  # demos saved observation-only (no actions, no labels), then a summary: no DAgger
 
     def __post_init__(self) -> None:
         if self.query_mode not in ("live", "deferred", "mixed"):
@@ -62,7 +63,11 @@ class SessionSettings:
         self.hidden = tuple(self.hidden)
 
     def plan(self) -> list[str]:
-        """The stages NEXT walks through: demo, train, (dagger, train) x rounds, review, train, watch, summary."""
+        """The stages NEXT walks through: demo, train, (dagger, train) x rounds, review, train, watch, summary.
+
+        A watch-only session is only watch_only, summary: DAgger needs the action labels it does not keep."""
+        if self.watch_only:
+            return ["watch_only", "summary"]
         stages = ["demo", "train"]
         for k in range(1, self.rounds + 1):
             stages += [f"dagger:{k}", "train"]
@@ -110,6 +115,10 @@ class Session:
             saved["hidden"] = tuple(saved.get("hidden", (64, 64)))
             self.settings = SessionSettings(**saved)
             if settings is not None:
+                if settings.watch_only and not self.settings.watch_only:
+                    # Observation-only episodes beside labelled ones would leave DAgger and BC unlabelled steps.
+                    raise ConfigError(f"{self.path} is a DAgger session that records actions, so --watch-only cannot add "
+                                      "observation-only episodes to it; give --watch-only a new --out folder")
                 self.settings.simulated = settings.simulated
         else:
             if state_file.exists():
@@ -168,6 +177,8 @@ class Session:
         self.trainer = TrainerClient()
         self._episode_seed = s.seed * 1000 + len(self.state.episodes)
         self.last_trained: dict[str, Any] | None = None
+        self._observer: Any = None  # the EpisodeRecorder of the watch-only episode in progress
+        self._observer_start: tuple[Any, int] | None = None  # (reset obs, seed) until its first step
         self.save()
 
     # --- persistence -----------------------------------------------------------------------
@@ -261,6 +272,86 @@ class Session:
                 self.save()
                 return ep["id"]
         return None
+
+    # --- watch-only recording: observations without actions -------------------------------
+    def begin_observation_episode(self, obs: Any) -> None:
+        """Start an observation-only episode (watch-only demos): it will hold no actions and no labels.
+
+        The file is opened at the first step, not here: an episode still waiting for the person's
+        first key when the app closes would otherwise be saved as an empty incomplete episode."""
+        self.discard_observation_episode()
+        self._observer_start = (obs, self._episode_seed)
+
+    def observe_step(self, next_obs: Any, reward: float, terminated: bool, truncated: bool) -> int:
+        """Record one step of the running watch-only episode as an observation only; returns its index.
+
+        The reward is kept (it is what the env showed, and it gives the summary a return); the
+        action that caused the step is not."""
+        if self._observer is None:
+            assert self._observer_start is not None, "begin_observation_episode first"
+            first_obs, seed = self._observer_start
+            self._observer = self.writer.begin_episode(
+                first_obs, seed=seed, round=self.state.round, attrs={"watch_only": True, "demonstrator": self.label_source},
+            )
+            self._observer_start = None
+        return self._observer.observe(next_obs, reward=reward, terminated=terminated, truncated=truncated)
+
+    def finish_observation_episode(self, *, kind: str, total_return: float, length: int) -> str:
+        """Write the running watch-only episode (in the background) and note it in app_state.json."""
+        assert self._observer is not None, "begin_observation_episode first"
+        episode_id = self._observer.finish()
+        self._observer = None
+        self.state.episodes.append(
+            {"id": episode_id, "round": self.state.round, "kind": kind, "return": float(total_return), "length": int(length), "labels": 0}
+        )
+        self.save()
+        return episode_id
+
+    def discard_observation_episode(self) -> None:
+        """Drop the unfinished watch-only episode (restart, leaving the mode)."""
+        if self._observer is not None:
+            self._observer.discard()
+            self._observer = None
+        self._observer_start = None
+
+    def next_commands(self) -> list[tuple[str, str]]:
+        """(what it does, exact command) for learning from this session's observation-only episodes."""
+        import shlex
+
+        data = shlex.quote(str(self.path))
+        name = self.path.name or "session"
+        return [
+            ("clone a policy without actions (BCO)", f"ilcore train bco --data {data} --out {shlex.quote(f'runs/{name}-bco')}"),
+            ("or learn a time-contrastive embedding (a reward for RL)", f"ilcore train tcn --data {data} --out {shlex.quote(f'runs/{name}-tcn')}"),
+            ("look at the recording", f"ilcore info {data}"),
+        ]
+
+    def write_watch_only_summary(self) -> dict[str, Any]:
+        """summary.json of a watch-only session, counted from the recording itself (the truth)."""
+        from ilcore.data import open_recording
+
+        self.writer.flush()  # the last episode's background write must land before it is counted
+        episodes = observation_only = steps = 0
+        returns: list[float] = []
+        for ep in open_recording(self.path).episodes():
+            episodes += 1
+            observation_only += ep.actions is None
+            steps += ep.length
+            if ep.rewards is not None and not np.isnan(ep.total_return):
+                returns.append(ep.total_return)
+        summary = {
+            "env_id": self.settings.env_id,
+            "watch_only": True,
+            "path": str(self.path),
+            "episodes": episodes,
+            "observation_only_episodes": observation_only,
+            "steps": steps,
+            "mean_return": float(np.mean(returns)) if returns else None,
+            "human_seconds": round(self.state.human_seconds, 2),
+            "next": [cmd for _, cmd in self.next_commands()],
+        }
+        (self.path / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+        return summary
 
     def review_queue(self) -> list[Any]:
         """Deferred states (ilcore Query), highest disagreement first, at most ``review_limit`` per round."""

@@ -50,7 +50,7 @@ class SimulatedPersonDevice:
         mode = manager.current
         name = mode.name
         out: list[Intent] = []
-        if name == "demo":
+        if name in ("demo", "watch_only"):  # watch-only demos are driven the same way; only what is saved differs
             if mode.driver.running:
                 out.append(Intent(IntentKind.MOVE, self.labeler.expert.act(mode.driver.obs), device=self.name))
         elif name == "dagger" and mode.driver.running:

@@ -39,6 +39,8 @@ class ModeView:
     items:     a list to show (returns, queue entries), newest or most important first
     progress:  0..1 for a progress bar (training, review position), or None
     plot:      (x, y) points for the summary plot
+    body:      (style, text) rows drawn in the main area when there is no frame; style is
+               "heading", "text" or "command" (monospace, wrapped at spaces to fit)
     """
 
     mode: str
@@ -55,6 +57,7 @@ class ModeView:
     progress_label: str = ""
     plot: list[tuple[float, float]] = field(default_factory=list)
     plot_labels: tuple[str, str] = ("", "")
+    body: list[tuple[str, str]] = field(default_factory=list)
     proposed: str | None = None  # the learner's proposed action, drawn over the frame
     driver: str | None = None  # who is driving: "you", "learner", "expert"
     paused: bool = False

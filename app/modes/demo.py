@@ -13,6 +13,7 @@ from ilcore.types import QueryReason
 class DemoMode(Mode):
     name = "demo"
     title = "Demonstrate"
+    kind = "demo"  # the episode kind in app_state.json (discard drops the last one of this kind)
 
     def __init__(self, session: Any) -> None:
         super().__init__(session)
@@ -46,7 +47,7 @@ class DemoMode(Mode):
             self.waiting_for_start = self.held_action is None  # still holding a key: go on at once
             self.message = "episode restarted"
         elif k is IntentKind.DISCARD:
-            dropped = self.session.discard_last_episode("demo")
+            dropped = self.session.discard_last_episode(self.kind)
             if dropped is not None:
                 self.session.state.round_episodes = max(0, self.session.state.round_episodes - 1)
                 self.session.save()
@@ -58,10 +59,8 @@ class DemoMode(Mode):
         self.session.state.human_seconds += dt  # driving is the person's time
         for _ in range(self.clock.steps(dt)):
             action = self.held_action if self.held_action is not None else self.session.noop_action()
-            self.driver.propose()  # the controller expects a proposal before each commit
-            _, done = self.driver.step(action, self.session.person_actor, label=action, label_reason=QueryReason.DEMO.value)
-            if done:
-                episode_id = self.driver.finish("demo")
+            if self.take_step(action):
+                episode_id = self.driver.finish(self.kind)
                 state = self.session.state
                 state.round_episodes += 1
                 self.message = f"saved {episode_id}: return {self.driver.total_return:.0f}"
@@ -73,9 +72,15 @@ class DemoMode(Mode):
                 self.waiting_for_start = not self.session.settings.simulated
                 return
 
+    def take_step(self, action: Any) -> bool:
+        """Execute the person's action and record it as a labelled demo step; True when the episode ended."""
+        self.driver.propose()  # the controller expects a proposal before each commit
+        _, done = self.driver.step(action, self.session.person_actor, label=action, label_reason=QueryReason.DEMO.value)
+        return done
+
     def view(self) -> ModeView:
         s = self.session
-        demos = [e for e in s.state.episodes if e["kind"] == "demo" and not e.get("discarded")]
+        demos = [e for e in s.state.episodes if e["kind"] == self.kind and not e.get("discarded")]
         prompt = None
         if self.waiting_for_start:
             prompt = "Press an action key to start"

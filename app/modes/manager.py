@@ -13,6 +13,7 @@ from app.modes.review import ReviewMode
 from app.modes.summary import SummaryMode
 from app.modes.train import TrainMode
 from app.modes.watch import WatchMode
+from app.modes.watch_only import NOT_RECORDED, WatchOnlyMode, WatchOnlySummaryMode
 from app.trainer import TrainingStatus
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class HudView:
     facts: list[str] | None = None  # replaces "labels" and "query" in the banner (modes outside the DAgger plan)
     policy: str = ""  # the policy shown in the footer; "" = "v<policy_version>"
     hints: str = "F1 help   N next   P pause   Esc quit"
+    alert: str = ""  # drawn first in the banner, in the warning colour (e.g. that actions are not recorded)
+    recording_label: str = "REC"  # beside the red dot while recording
 
 
 class ModeManager:
@@ -211,4 +214,80 @@ class OneShotManager:
             recording=m.phase == "record" and not m.waiting_for_start and not m.paused,
             policy_version=0, training=TrainingStatus(), devices=devices, simulated=self.simulated,
             facts=facts, policy=self.policy_name, hints="F1 help   R new demo   P pause   N / Esc quit",
+        )
+
+
+class WatchOnlyManager:
+    """``python -m app --watch-only``: watch-only demos, then a summary; no training, no DAgger.
+
+    The same interface as :class:`ModeManager` for the loop and the renderer, on a session whose
+    plan is ``watch_only, summary``. NEXT (or the last demo) moves to the summary; F2-F7 do nothing,
+    because the other modes need a policy or action labels that a watch-only session never has.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.modes: dict[str, Mode] = {"watch_only": WatchOnlyMode(session), "summary": WatchOnlySummaryMode(session)}
+        self.plan = session.settings.plan()
+        self.current: Mode = self.modes["watch_only"]
+        self.help_visible = False
+        self.quit_requested = False
+        self.off_plan = False
+        self.transitions: list[str] = []
+
+    def start(self) -> None:
+        self._enter(min(self.session.state.stage, len(self.plan) - 1))
+
+    def _enter(self, stage: int) -> None:
+        mode = self.modes[self.plan[stage]]
+        if mode is not self.current:
+            self.current.exit()  # an unfinished watch-only episode is dropped
+        self.current = mode
+        self.transitions.append(mode.name)
+        mode.enter()
+
+    def stage_name(self) -> str:
+        return self.current.name
+
+    def extra_help(self) -> list[tuple[str, str]]:
+        return []
+
+    def advance(self) -> None:
+        state = self.session.state
+        if state.stage + 1 >= len(self.plan):
+            return  # the summary is the last stage
+        state.stage += 1
+        self.session.save()
+        self._enter(state.stage)
+
+    def handle(self, intent: Intent) -> None:
+        k = intent.kind
+        if k is IntentKind.HELP:
+            self.help_visible = not self.help_visible
+        elif k is IntentKind.QUIT:
+            self.quit_requested = True
+        elif k is IntentKind.NEXT:
+            self.advance()
+        elif k is not IntentKind.GOTO:
+            self.current.handle(intent)
+
+    def update(self, dt: float) -> None:
+        self.current.update(dt)
+        if self.current.finished and self.current.name != "summary":
+            self.advance()
+
+    def view(self) -> ModeView:
+        return self.current.view()
+
+    def hud(self, fps: float, devices: list[str]) -> HudView:
+        s = self.session
+        mode = self.current
+        saved = len([e for e in s.state.episodes if e["kind"] == WatchOnlyMode.kind and not e.get("discarded")])
+        recording = isinstance(mode, WatchOnlyMode) and mode.driver.running and not mode.waiting_for_start and not mode.paused
+        return HudView(
+            mode=mode.name, stage=f"watch-only: {'record' if isinstance(mode, WatchOnlyMode) else 'summary'}", round=0, rounds=0,
+            labels=0, query_rate=None, fps=fps, recording=recording, policy_version=0, training=TrainingStatus(),
+            devices=devices, simulated=s.settings.simulated, facts=[f"{saved} of {s.settings.demo_episodes} saved"],
+            policy="none (no training)", hints="F1 help   N finish   P pause   R restart   Esc quit",
+            alert=NOT_RECORDED, recording_label="REC observations only",
         )

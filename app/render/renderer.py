@@ -73,6 +73,8 @@ class Renderer:
         self.blit_text(view.subtitle, (pill.right + 14, 30), 15, T.MUTED, anchor="midleft")
         # right side: the HUD facts, right-aligned
         parts: list[tuple[str, tuple[int, int, int]]] = []
+        if hud.alert:
+            parts.append((hud.alert, T.WARN))
         if hud.round:
             parts.append((f"round {min(hud.round, hud.rounds)}/{hud.rounds}", T.TEXT))
         if hud.facts is not None:
@@ -83,7 +85,7 @@ class Renderer:
         parts.append((f"{hud.fps:.0f} fps", T.MUTED))
         x = w - MARGIN
         if hud.recording:
-            rec = self.text("REC", 15, T.BAD, "bold")
+            rec = self.text(hud.recording_label, 15, T.BAD, "bold")
             x -= rec.get_width()
             self.surface.blit(rec, (x, 30 - rec.get_height() // 2))
             x -= 12
@@ -146,6 +148,8 @@ class Renderer:
             self._plot(view.plot, view.plot_labels, plot_rect, accent)
         elif view.progress is not None and view.mode == "train":
             self._big_progress(view, rect, accent)
+        elif view.body:
+            self._body(view.body, rect.inflate(-48, -48), accent)
         if view.prompt:
             self._prompt(view, rect, accent)
 
@@ -161,6 +165,41 @@ class Renderer:
         self.surface.blit(title, title.get_rect(midtop=(box.centerx, box.y + 14)))
         if detail:
             self.surface.blit(detail, detail.get_rect(midtop=(box.centerx, box.y + 54)))
+
+    def _body(self, rows: list[tuple[str, str]], rect: pygame.Rect, accent: tuple[int, int, int]) -> None:
+        """Text rows from the top of ``rect``; commands in monospace on a dark strip, wrapped at spaces."""
+        y = rect.y
+        for style, text in rows:
+            if style == "heading":
+                y += 4
+                self.blit_text(text, (rect.x, y), 20, T.TEXT, "bold")
+                y += 34
+            elif style == "command":
+                lines = self._wrap(text, 15, "mono", rect.width - 24)
+                strip = pygame.Rect(rect.x, y, rect.width, 12 + 22 * len(lines))
+                pygame.draw.rect(self.surface, (10, 12, 18), strip, border_radius=8)
+                pygame.draw.line(self.surface, accent, (strip.x + 2, strip.y + 6), (strip.x + 2, strip.bottom - 6), 3)
+                for i, line in enumerate(lines):
+                    self.blit_text(line, (strip.x + 14, strip.y + 6 + 22 * i), 15, T.TEXT, "mono")
+                y = strip.bottom + 14
+            else:
+                self.blit_text(text, (rect.x, y), 16, T.MUTED)
+                y += 26
+
+    def _wrap(self, text: str, size: int, kind: str, width: int) -> list[str]:
+        """``text`` split at spaces into lines no wider than ``width`` (continuations indented)."""
+        font = self.fonts.get(size, kind)
+        lines: list[str] = []
+        current = ""
+        for word in text.split(" "):
+            candidate = word if not current else f"{current} {word}"
+            if current and font.size(candidate)[0] > width:
+                lines.append(current)
+                current = "    " + word
+            else:
+                current = candidate
+        lines.append(current)
+        return lines
 
     def _translucent(self, rect: pygame.Rect, color: tuple[int, int, int], alpha: int, radius: int = 0) -> None:
         key = (rect.size, color, alpha, radius)

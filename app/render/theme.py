@@ -23,6 +23,7 @@ ACCENTS: dict[str, tuple[int, int, int]] = {
     "review": (168, 85, 247),
     "train": (6, 182, 212),
     "watch": (20, 184, 166),
+    "watch_only": (251, 146, 60),  # orange: recording, but not what demonstrate records
     "summary": (236, 72, 153),
 }
 
