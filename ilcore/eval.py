@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -97,11 +97,20 @@ def _success_rule(env_id: str) -> Callable[[float, bool, bool], bool] | None:
     return None
 
 
-def _make_vector_env(env_id: str, env_kwargs: Mapping[str, Any] | None, num_envs: int) -> gym.vector.VectorEnv:
+def make_vector_env(env_id: str, env_kwargs: Mapping[str, Any] | None, num_envs: int,
+                    wrappers: Sequence[Callable[[gym.Env], gym.Env]] = ()) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of ``env_id`` in a SyncVectorEnv with NEXT_STEP autoreset.
+
+    ``wrappers`` are applied in order to each sub-env (each gets its own instances). Raises
+    ConfigError for an unknown env id.
+    """
     kwargs = dict(env_kwargs or {})
 
     def make() -> gym.Env:
-        return gym.make(env_id, **kwargs)
+        env = gym.make(env_id, **kwargs)
+        for wrap in wrappers:
+            env = wrap(env)
+        return env
 
     try:
         gym.spec(env_id)
@@ -158,7 +167,7 @@ def evaluate(
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}.")
     n_envs = min(num_envs or 8, episodes)
-    venv = _make_vector_env(env_id, env_kwargs, n_envs)
+    venv = make_vector_env(env_id, env_kwargs, n_envs)
     try:
         _check_spaces(policy, venv, env_id)
         act_batch = _act_batch_fn(policy, venv.single_observation_space)

@@ -128,9 +128,9 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any]:
             run_eval(report.policy, report.epoch)
 
     if args.eval_env:  # fail on a bad env id or mismatched spaces before training, not after
-        from ilcore.eval import _make_vector_env
+        from ilcore.eval import make_vector_env
 
-        probe = _make_vector_env(args.eval_env, None, 1)
+        probe = make_vector_env(args.eval_env, None, 1)
         try:
             if init is not None:
                 init.check_spaces(probe.single_observation_space, probe.single_action_space, where=args.eval_env)

@@ -303,20 +303,6 @@ class _KeepTrueReward(gym.Wrapper):
         return obs, reward, terminated, truncated, {**info, TRUE_REWARD_KEY: float(reward)}
 
 
-def _make_wrapped_vector_env(env_id: str, env_kwargs: Mapping[str, Any] | None, num_envs: int,
-                             wrappers: Sequence[Callable[[gym.Env], gym.Env]]) -> gym.vector.VectorEnv:
-    """Like evaluation's vector env (NEXT_STEP autoreset), each sub-env wrapped in ``wrappers``."""
-    kwargs = dict(env_kwargs or {})
-
-    def make() -> gym.Env:
-        env: gym.Env = _KeepTrueReward(gym.make(env_id, **kwargs))
-        for wrap in wrappers:
-            env = wrap(env)
-        return env
-
-    return gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
-
-
 def train_ppo(
     env_id: str,
     total_steps: int,
@@ -364,7 +350,7 @@ def train_ppo(
     from tqdm.auto import tqdm
 
     from ilcore.algos.bc import data_to_tensors, make_adam
-    from ilcore.eval import _make_vector_env, evaluate
+    from ilcore.eval import evaluate, make_vector_env
 
     cfg = config or PPOConfig()
     cfg.check()
@@ -377,7 +363,7 @@ def train_ppo(
         raise ConfigError("KL and log-prob shaping need a reference policy; start from a BC policy or pass one.")
 
     # Probe the spaces with a one-env vector env before building anything heavy.
-    probe = _make_vector_env(env_id, env_kwargs, 1)
+    probe = make_vector_env(env_id, env_kwargs, 1)
     obs_space, act_space = probe.single_observation_space, probe.single_action_space
     probe.close()
     if policy is None:
@@ -399,8 +385,8 @@ def train_ppo(
         raise ConfigError(f"The critic has {critic.ensemble} members but the policy has {k}.")
 
     n_envs = math.ceil(cfg.num_envs / k) * k
-    venv: gym.vector.VectorEnv = (_make_wrapped_vector_env(env_id, env_kwargs, n_envs, wrappers) if wrappers
-                                  else _make_vector_env(env_id, env_kwargs, n_envs))
+    # The innermost wrapper keeps the env's own reward in info, for the true returns reported.
+    venv = make_vector_env(env_id, env_kwargs, n_envs, [_KeepTrueReward, *wrappers] if wrappers else ())
     if wrappers and (ispaces.space_key(venv.single_observation_space) != ispaces.space_key(obs_space)
                      or ispaces.space_key(venv.single_action_space) != ispaces.space_key(act_space)):
         venv.close()

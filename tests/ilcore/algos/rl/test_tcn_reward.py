@@ -12,8 +12,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+import ilcore.eval
+
 from ilcore.algos.lfo.reward import EmbeddingImitationReward, imitation_reward
-from ilcore.algos.rl import ppo as ppo_module
 from ilcore.algos.rl.ppo import PPOConfig, train_ppo
 from ilcore.errors import ConfigError
 
@@ -43,13 +44,16 @@ class RecordSteps(gym.vector.VectorWrapper):
 
 def _train_with_spy(monkeypatch: pytest.MonkeyPatch, env_reward_weight: float):
     spies: list[RecordSteps] = []
-    make = ppo_module._make_wrapped_vector_env
+    make = ilcore.eval.make_vector_env
 
-    def spied(*args, **kwargs):
-        spies.append(RecordSteps(make(*args, **kwargs)))
+    def spied(env_id, env_kwargs, num_envs, wrappers=()):
+        venv = make(env_id, env_kwargs, num_envs, wrappers)
+        if not wrappers:  # the probe env and evaluation: not the training env
+            return venv
+        spies.append(RecordSteps(venv))
         return spies[-1]
 
-    monkeypatch.setattr(ppo_module, "_make_wrapped_vector_env", spied)
+    monkeypatch.setattr(ilcore.eval, "make_vector_env", spied)
     wrap = partial(EmbeddingImitationReward, embedding=LinearEmbedding(), demo_frames=DEMO, alpha=0.7, beta=0.3,
                    gamma=0.01, env_reward_weight=env_reward_weight)
     cfg = PPOConfig(num_envs=3, n_steps=64, epochs=1, eval_episodes=2, seed=0)
