@@ -287,7 +287,8 @@ class WatchOnlyManager:
         return HudView(
             mode=mode.name, stage=f"watch-only: {'record' if isinstance(mode, WatchOnlyMode) else 'summary'}", round=0, rounds=0,
             labels=0, query_rate=None, fps=fps, recording=recording, policy_version=0, training=TrainingStatus(),
-            devices=devices, simulated=s.settings.simulated, facts=[f"{saved} of {s.settings.demo_episodes} saved"],
-            policy="none (no training)", hints="F1 help   N finish   P pause   R restart   Esc quit",
+            devices=devices, simulated=s.settings.simulated, facts=[f"{saved} saved"],
+            policy="none (no training)",
+            hints="F1 help   N finish   P pause   R restart   Esc quit" if isinstance(mode, WatchOnlyMode) else "F1 help   Esc quit",
             alert=NOT_RECORDED, recording_label="REC observations only",
         )

@@ -41,7 +41,8 @@ class WatchOnlyMode(DemoMode):
         detail = self.message or ("your keys move the env; only what you see is saved" if self.waiting_for_start else None)
         return replace(
             base,
-            subtitle=f"episode {s.state.round_episodes + 1} of {s.settings.demo_episodes} - actions are NOT recorded",
+            # the banner's alert already says that actions are not recorded; a longer subtitle would run into it
+            subtitle=f"episode {s.state.round_episodes + 1} of {s.settings.demo_episodes}",
             prompt_detail=detail,
             lines=[("step", str(self.driver.length)), ("return", f"{self.driver.total_return:.1f}"),
                    ("action (not saved)", fmt_action(self.held_action)), ("saved", "observations + rewards")],
@@ -86,7 +87,7 @@ class WatchOnlySummaryMode(Mode):
         return ModeView(
             mode=self.name,
             title=self.title,
-            subtitle=f"{s.settings.env_id} - watch-only - saved in {s.path}",
+            subtitle=f"{s.settings.env_id} - watch-only",  # the path is in the body, where it has room
             lines=[
                 ("observation-only episodes", str(n)),
                 ("steps", str(self.summary.get("steps", 0))),
