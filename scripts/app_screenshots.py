@@ -7,9 +7,10 @@ Run under a real X server (the screenshots in docs/app.md come from Xvfb)::
 It plays a short CartPole session with the engine's simulated person and saves the window at
 moments that show each mode: demonstrate, the help overlay, training, a live query, a takeover,
 review, watch and the summary. Then it opens the one-shot mode (``python -m app --oneshot``) and
-saves it while a demo is recorded, and while the policy does the task from a new start.
+saves it while a demo is recorded, and while the policy does the task from a new start. Last, a
+watch-only session (``python -m app --watch-only``): recording, and its summary.
 
-``--only oneshot`` (or ``--only session``) regenerates just one of the two groups; ``--oneshot-run
+``--only oneshot`` (or ``session``, ``watch_only``) regenerates just one group; ``--oneshot-run
 RUN`` uses a policy folder from ``ilcore train oneshot`` instead of training a small one here.
 """
 
@@ -29,7 +30,7 @@ OUT = ROOT / "docs" / "images"
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", choices=("session", "oneshot"), help="regenerate only these screenshots")
+    p.add_argument("--only", choices=("session", "oneshot", "watch_only"), help="regenerate only these screenshots")
     p.add_argument("--oneshot-run", metavar="RUN", help="policy folder from `ilcore train oneshot` (default: train a small one)")
     args = p.parse_args(argv)
     if not os.environ.get("DISPLAY"):
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         rc |= session_shots()
     if args.only in (None, "oneshot"):
         rc |= oneshot_shots(args.oneshot_run)
+    if args.only in (None, "watch_only"):
+        rc |= watch_only_shots()
     return rc
 
 
@@ -178,6 +181,66 @@ def oneshot_shots(run: str | None) -> int:
     pygame.quit()
     shutil.rmtree(tmp, ignore_errors=True)
     missing = {"oneshot", "oneshot_watch"} - taken
+    if missing:
+        print("not captured:", ", ".join(sorted(missing)), file=sys.stderr)
+        return 1
+    return 0
+
+
+def watch_only_shots() -> int:
+    """A watch-only session as `python -m app --watch-only` wires it, driven by the simulated person."""
+    import pygame
+
+    from app.input.gamepad import GamepadDevice, default_gamepad_config
+    from app.input.keyboard import KeyboardDevice
+    from app.input.keymaps import default_keymap
+    from app.input.simulated import build_simulated_person
+    from app.loop import AppLoop
+    from app.modes.manager import WatchOnlyManager
+    from app.render.renderer import Renderer
+    from app.render.theme import WINDOW_SIZE
+    from app.session import Session, SessionSettings
+
+    tmp = Path(tempfile.mkdtemp(prefix="app-shots-watch-only-"))
+    cwd = os.getcwd()
+    # Run from a scratch folder with a relative session path, so the summary shows the kind of
+    # path and commands a person sees after `python -m app --watch-only` (recordings/<env>-...).
+    os.chdir(tmp)
+    settings = SessionSettings(env_id="CartPole-v1", demo_episodes=2, max_episode_steps=200, simulated=True, seed=1, watch_only=True)
+    session = Session(Path("recordings") / "CartPole-v1-watch-only-20261125-101500", settings)
+    space = session.env.action_space
+    keymap = default_keymap(settings.env_id, space)
+    pygame.init()
+    pygame.display.set_caption("ilcore - CartPole-v1 - watch-only")
+    screen = pygame.display.set_mode(WINDOW_SIZE)
+    manager = WatchOnlyManager(session)
+    loop = AppLoop(manager, [KeyboardDevice(keymap), GamepadDevice(default_gamepad_config(space), space)], Renderer(screen),
+                   keymap=keymap, fps=60, realtime=False, autopilot=build_simulated_person(session))
+    manager.start()
+    taken: set[str] = set()
+
+    def shot(name: str) -> None:
+        pygame.image.save(screen, str(OUT / f"app_{name}.png"))
+        taken.add(name)
+        print("saved", OUT / f"app_{name}.png")
+
+    summary_frames = 0
+    try:
+        while not manager.quit_requested and loop.stats.frames < 20000:
+            loop.frame()
+            mode = manager.current
+            if mode.name == "watch_only" and "watch_only" not in taken and session.state.round_episodes == 1 and mode.driver.length > 60:
+                shot("watch_only")
+            elif mode.name == "summary":
+                summary_frames += 1
+                if summary_frames == 5:
+                    shot("watch_only_summary")
+        session.close()
+    finally:
+        os.chdir(cwd)
+    pygame.quit()
+    shutil.rmtree(tmp, ignore_errors=True)
+    missing = {"watch_only", "watch_only_summary"} - taken
     if missing:
         print("not captured:", ", ".join(sorted(missing)), file=sys.stderr)
         return 1
