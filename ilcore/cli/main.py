@@ -16,7 +16,7 @@ from typing import Sequence
 from ilcore.errors import UserError
 
 # Module names under ilcore.cli, each with register(subparsers).
-SUBCOMMAND_MODULES = ("record", "train", "eval", "info", "interop", "dagger", "finetune", "tcn")
+SUBCOMMAND_MODULES = ("record", "train", "eval", "info", "interop", "dagger", "finetune")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,7 @@
 """`ilcore train tcn`: a time-contrastive embedding from recorded observations, and the helpers
 `ilcore finetune --tcn` uses to turn it into an imitation reward.
 
-The `train` parent lives in :mod:`ilcore.cli.train`; this module is listed after it in
-``SUBCOMMAND_MODULES`` and adds ``tcn`` to that parent's sub-commands.
+The `train` parent lives in :mod:`ilcore.cli.train`; it calls :func:`add_tcn_parser` from here.
 """
 
 from __future__ import annotations
@@ -20,12 +19,9 @@ if TYPE_CHECKING:
     import gymnasium as gym
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.choices.get("train")
-    if train is None:  # `ilcore train` not built: nothing to hang `tcn` on
-        return
-    algos = next(a for a in train._actions if isinstance(a, argparse._SubParsersAction))  # argparse has no public getter
-    p = algos.add_parser(
+def add_tcn_parser(train_subparsers: argparse._SubParsersAction) -> None:
+    """Register ``ilcore train tcn`` under the ``train`` subcommand's subparsers."""
+    p = train_subparsers.add_parser(
         "tcn", help="time-contrastive embedding of recorded observations (for the TCN imitation reward)",
         description="Train a single-view time-contrastive network (TCN) on the observations of recorded "
                     "episodes (actions are not needed): frames close in time embed close, distant frames far "

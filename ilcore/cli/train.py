@@ -45,11 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bc.set_defaults(func=run_train_bc)
 
     from ilcore.cli.lfo import add_bco_parser
-
     from ilcore.cli.oneshot import add_train_parser as add_oneshot_train_parser
+    from ilcore.cli.tcn import add_tcn_parser
 
     add_bco_parser(algos)
     add_oneshot_train_parser(algos)
+    add_tcn_parser(algos)
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
