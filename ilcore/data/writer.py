@@ -293,12 +293,20 @@ class SessionWriter:
             fut.result()
 
     def close(self) -> None:
-        """Write episodes still open as incomplete ones, wait for writes, release the lock."""
+        """Write episodes still open as incomplete ones, wait for writes, release the lock.
+
+        An open episode without a single step (begun, then the program ended before the first
+        action) holds no transition and is dropped rather than written: a resumed session would
+        otherwise count it as a demonstration.
+        """
         if self._closed:
             return
         try:
             for rec in list(self._open_recorders.values()):
-                rec._finish(incomplete=True)
+                if rec.num_steps == 0:
+                    rec.discard()
+                else:
+                    rec._finish(incomplete=True)
             self.flush()
         finally:
             if self._executor is not None:

@@ -126,3 +126,17 @@ def test_reader_process_loads_finished_episodes_while_writer_appends(tmp_path):
     rec.refresh()
     assert len(rec.episode_ids()) == 40
     assert seen[0] < 40  # the reader really ran while the writer was still writing
+
+
+def test_closing_drops_an_episode_that_never_took_a_step(tmp_path):
+    # The app begins an episode when demonstrate mode opens; quitting before the first key used
+    # to leave a 0-step "incomplete" episode that a resumed session counted as a demonstration.
+    path = tmp_path / "s"
+    with open_writer(path, autosave_interval=None) as w:
+        record(w, 3)
+        record(w, 4, finish=False, steps=0)
+        record(w, 5, finish=False, steps=2)
+    rec = open_recording(path)
+    assert rec.episode_ids() == ["ep_000000", "ep_000002"]
+    assert rec.load_episode("ep_000002").meta.attrs["incomplete"]
+    assert not list((path / "episodes").glob("*.partial.h5"))

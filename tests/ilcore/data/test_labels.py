@@ -75,7 +75,9 @@ def test_discarded_episode_is_kept_but_not_loaded(tmp_path):
     with open_writer(path, resume=True) as w:
         w.discard_episode("ep_000001")
         assert w.episode_ids() == ["ep_000000", "ep_000002"]
-        assert w.begin_episode(np.zeros(3, np.float32)).episode_id == "ep_000003"  # ids are never reused
+        rec = w.begin_episode(np.zeros(3, np.float32))
+        assert rec.episode_id == "ep_000003"  # ids are never reused
+        rec.observe(np.zeros(3, np.float32))  # one step, so closing keeps it (as incomplete)
     assert (path / "discarded" / "ep_000001.h5").exists()
     assert open_recording(path).episode_ids() == ["ep_000000", "ep_000002", "ep_000003"]
 
