@@ -14,6 +14,8 @@ Writes benchmarks/results/<--out>.json and <--out>.png.
     python benchmarks/bco.py --seeds 0 1 2 --labels soft argmax                       # all envs
     python benchmarks/bco.py --envs LunarLander-v3 --seeds 0 1 2 3 4 --alpha 0.5 --iterations 10 \
         --labels soft argmax --out bco_lunarlander
+    python benchmarks/bco.py --envs LunarLander-v3 --seeds 0 1 2 3 4 --alpha 0.5 --iterations 10 \
+        --ensemble 5 --out bco_lunarlander_k5
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def main() -> None:
     parser.add_argument("--idm-hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--idm-epochs", type=int, default=30)
     parser.add_argument("--idm-patience", type=int, default=5)
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="members of the cloned policy, BC's and BCO's alike (acts by the ensemble's mixture)")
     parser.add_argument("--labels", nargs="+", choices=("soft", "argmax"), default=["soft"],
                         help="BCO label modes to run (Discrete actions); the first is the headline row")
     parser.add_argument("--out", default="bco", help="result file stem under benchmarks/results")
@@ -116,7 +120,7 @@ def main() -> None:
         names = ["BC (true actions)"] + [r[0] for r in runs_spec]
         per_seed: dict[str, list[dict]] = {n: [] for n in names}
         for seed in args.seeds:
-            bc_cfg = BCConfig(epochs=50, hidden=(64, 64), patience=10, head=head, seed=seed)
+            bc_cfg = BCConfig(epochs=50, hidden=(64, 64), patience=10, head=head, seed=seed, ensemble=args.ensemble)
             idm_cfg = BCConfig(epochs=args.idm_epochs, batch_size=128, hidden=tuple(args.idm_hidden),
                               patience=args.idm_patience, head=head, seed=seed)
             t0 = time.perf_counter()

@@ -45,6 +45,9 @@ def add_bco_parser(train_subparsers: argparse._SubParsersAction) -> None:
     bco.add_argument("--epochs", type=int, default=50, help="BC epochs per cloning")
     bco.add_argument("--idm-epochs", type=int, default=30, help="inverse dynamics model epochs per fit")
     bco.add_argument("--hidden", default="64,64", help="MLP widths of policy and IDM, comma-separated")
+    bco.add_argument("--ensemble", type=int, default=1, metavar="K",
+                     help="members of the cloned policy; it acts by their mixture, which steadies a clone "
+                          "trained on inferred labels")
     bco.add_argument("--eval-episodes", type=int, default=10, help="evaluate each cloned policy (0: never)")
     bco.add_argument("--seed", type=int, default=0)
     bco.add_argument("--quiet", action="store_true", help="no per-iteration lines")
@@ -61,6 +64,8 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.epochs < 1 or args.idm_epochs < 1:
         raise ConfigError("--epochs and --idm-epochs must be >= 1.")
+    if args.ensemble < 1:
+        raise ConfigError(f"--ensemble must be >= 1, got {args.ensemble}.")
     if args.eval_episodes < 0:
         raise ConfigError(f"--eval-episodes must be >= 0, got {args.eval_episodes}.")
     # Checked here too (BCOConfig.check does it again) so the message names the flag a person typed.
@@ -82,7 +87,7 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
         exploration=args.exploration, sticky_prob=args.sticky_prob, rollout_epsilon=args.rollout_epsilon,
         labels=args.labels,
         idm=BCConfig(epochs=args.idm_epochs, batch_size=128, hidden=hidden, patience=5, seed=args.seed),
-        bc=BCConfig(epochs=args.epochs, hidden=hidden, patience=10, seed=args.seed),
+        bc=BCConfig(epochs=args.epochs, hidden=hidden, patience=10, seed=args.seed, ensemble=args.ensemble),
     )
     config.check()
     evaluate_fn: Callable[[Any], float] | None = None

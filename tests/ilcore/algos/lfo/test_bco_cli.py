@@ -111,3 +111,17 @@ def test_bad_sticky_probability_and_epsilon_are_refused(cartpole_session, tmp_pa
     assert main([*args, "--rollout-epsilon", "2"]) == 2
     _one_error_line(capsys, "--rollout-epsilon")
     assert bco_calls == []
+
+
+def test_label_mode_and_clone_ensemble_reach_bco(cartpole_session, tmp_path, capsys, bco_calls):
+    run = tmp_path / "run"
+    code = main(["train", "bco", "--data", str(cartpole_session), "--out", str(run), "--labels", "argmax",
+                 "--ensemble", "3", "--pre-demo-steps", "100", *TINY])
+    assert code == 0, capsys.readouterr().err
+    (call,) = bco_calls
+    assert call["config"].labels == "argmax" and call["config"].bc.ensemble == 3
+    saved = Policy.load(run)
+    assert saved.ensemble == 3 and saved.meta["labels"] == "argmax"
+    assert main(["train", "bco", "--data", str(cartpole_session), "--out", str(tmp_path / "bad"), "--ensemble", "0",
+                 *TINY]) == 2
+    _one_error_line(capsys, "--ensemble")
