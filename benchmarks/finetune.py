@@ -289,6 +289,13 @@ def plot(env_id: str, env_doc: dict[str, Any], path: Path) -> None:
     ax.axhline(env_doc["threshold"], color="black", linestyle="--", linewidth=0.8, label="target (95% of gap)")
     if env_doc.get("solved_threshold") is not None:
         ax.axhline(env_doc["solved_threshold"], color="black", linestyle="-.", linewidth=0.8, label="gymnasium 'solved'")
+    # A from-scratch run can dip far below random early on; clip the axis there so the BC
+    # variants near the top stay readable (the JSON has every value).
+    floor = env_doc["random_return"] - 1.5 * (env_doc["expert_return"] - env_doc["random_return"])
+    low, high = ax.get_ylim()
+    if low < floor:
+        ax.set_ylim(floor, high)
+        ax.text(0.01, 0.01, f"axis clipped at {floor:.0f}", transform=ax.transAxes, fontsize=7, color="grey")
     ax.set_xlabel("env steps")
     ax.set_ylabel("eval return (mean over seeds; band: min-max)")
     ax.set_title(f"{env_id}: PPO from a weak BC policy vs from scratch")
