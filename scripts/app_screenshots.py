@@ -52,17 +52,50 @@ def main(argv: list[str] | None = None) -> int:
     return rc
 
 
+class _Window:
+    """A real window driven by an :class:`AppLoop` over ``manager``, with keyboard and gamepad
+    devices for ``env_id``'s action space; :meth:`shot` saves it as docs/images/app_NAME.png."""
+
+    def __init__(self, caption: str, manager, env_id: str, action_space, autopilot) -> None:
+        import pygame
+
+        from app.input.gamepad import GamepadDevice, default_gamepad_config
+        from app.input.keyboard import KeyboardDevice
+        from app.input.keymaps import default_keymap
+        from app.loop import AppLoop
+        from app.render.renderer import Renderer
+        from app.render.theme import WINDOW_SIZE
+
+        keymap = default_keymap(env_id, action_space)
+        pygame.init()
+        pygame.display.set_caption(caption)
+        self.screen = pygame.display.set_mode(WINDOW_SIZE)
+        devices = [KeyboardDevice(keymap), GamepadDevice(default_gamepad_config(action_space), action_space)]
+        self.loop = AppLoop(manager, devices, Renderer(self.screen), keymap=keymap, fps=60, realtime=False,
+                            autopilot=autopilot)
+        self.taken: set[str] = set()
+
+    def shot(self, name: str) -> None:
+        import pygame
+
+        pygame.image.save(self.screen, str(OUT / f"app_{name}.png"))
+        self.taken.add(name)
+        print("saved", OUT / f"app_{name}.png")
+
+    def missing(self, wanted: set[str]) -> int:
+        """1 (and a line on stderr) when a wanted screenshot was not taken, else 0."""
+        missing = wanted - self.taken
+        if missing:
+            print("not captured:", ", ".join(sorted(missing)), file=sys.stderr)
+            return 1
+        return 0
+
+
 def session_shots() -> int:
     import pygame
 
-    from app.input.gamepad import GamepadDevice, default_gamepad_config
-    from app.input.keyboard import KeyboardDevice
-    from app.input.keymaps import default_keymap
     from app.input.simulated import build_simulated_person
-    from app.loop import AppLoop
     from app.modes.manager import ModeManager
-    from app.render.renderer import Renderer
-    from app.render.theme import WINDOW_SIZE
     from app.session import Session, SessionSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="app-shots-"))
@@ -71,23 +104,12 @@ def session_shots() -> int:
         query_mode="mixed", target_rate=0.08, epochs=20, simulated=True, seed=1,
     )
     session = Session(tmp / "session", settings)
-    space = session.env.action_space
-    keymap = default_keymap(settings.env_id, space)
-    pygame.init()
-    pygame.display.set_caption("ilcore - CartPole-v1")
-    screen = pygame.display.set_mode(WINDOW_SIZE)
     manager = ModeManager(session)
     autopilot = build_simulated_person(session, reaction_frames=45)  # slow enough to see the replay and the question
-    loop = AppLoop(manager, [KeyboardDevice(keymap), GamepadDevice(default_gamepad_config(space), space)], Renderer(screen),
-                   keymap=keymap, fps=60, realtime=False, autopilot=autopilot)
+    window = _Window("ilcore - CartPole-v1", manager, settings.env_id, session.env.action_space, autopilot)
+    loop, shot, taken = window.loop, window.shot, window.taken
     session.trainer.start()
     manager.start()
-    taken: set[str] = set()
-
-    def shot(name: str) -> None:
-        pygame.image.save(screen, str(OUT / f"app_{name}.png"))
-        taken.add(name)
-        print("saved", OUT / f"app_{name}.png")
 
     demo_frames = 0
     summary_frames = 0
@@ -124,26 +146,17 @@ def session_shots() -> int:
     session.close()
     pygame.quit()
     shutil.rmtree(tmp, ignore_errors=True)
-    missing = {"demo", "help", "train", "dagger", "dagger_query", "dagger_takeover", "review", "watch", "summary"} - taken
-    if missing:
-        print("not captured:", ", ".join(sorted(missing)), file=sys.stderr)
-        return 1
-    return 0
+    return window.missing({"demo", "help", "train", "dagger", "dagger_query", "dagger_takeover", "review", "watch",
+                           "summary"})
 
 
 def oneshot_shots(run: str | None) -> int:
     """The one-shot mode as `python -m app --oneshot RUN` wires it, driven by the simulated person."""
     import pygame
 
-    from app.input.gamepad import GamepadDevice, default_gamepad_config
-    from app.input.keyboard import KeyboardDevice
-    from app.input.keymaps import default_keymap
     from app.input.simulated import OneShotSimulatedPerson
-    from app.loop import AppLoop
     from app.modes.manager import OneShotManager
     from app.modes.oneshot import OneShotMode
-    from app.render.renderer import Renderer
-    from app.render.theme import WINDOW_SIZE
     from ilcore.algos.oneshot import OneShotConfig, collect_expert_demos, load_policy, train_oneshot
     from ilcore.envs.particles import ENV_ID, task_split
 
@@ -155,21 +168,10 @@ def oneshot_shots(run: str | None) -> int:
         policy, name = train_oneshot(demos, OneShotConfig(steps=600, seed=0)).policy, "screenshot-run"
     tmp = Path(tempfile.mkdtemp(prefix="app-shots-oneshot-"))
     mode = OneShotMode(None, policy=policy, out=tmp, watch_episodes=3, seed=3)
-    space = mode.env.action_space
-    keymap = default_keymap(ENV_ID, space)
-    pygame.init()
-    pygame.display.set_caption("ilcore - one-shot")
-    screen = pygame.display.set_mode(WINDOW_SIZE)
     manager = OneShotManager(mode, policy_name=name, simulated=True)
-    loop = AppLoop(manager, [KeyboardDevice(keymap), GamepadDevice(default_gamepad_config(space), space)], Renderer(screen),
-                   keymap=keymap, fps=60, realtime=False, autopilot=OneShotSimulatedPerson())
+    window = _Window("ilcore - one-shot", manager, ENV_ID, mode.env.action_space, OneShotSimulatedPerson())
+    loop, shot, taken = window.loop, window.shot, window.taken
     manager.start()
-    taken: set[str] = set()
-
-    def shot(name: str) -> None:
-        pygame.image.save(screen, str(OUT / f"app_{name}.png"))
-        taken.add(name)
-        print("saved", OUT / f"app_{name}.png")
 
     while not manager.quit_requested and loop.stats.frames < 20000:
         loop.frame()
@@ -180,25 +182,15 @@ def oneshot_shots(run: str | None) -> int:
     mode.exit()
     pygame.quit()
     shutil.rmtree(tmp, ignore_errors=True)
-    missing = {"oneshot", "oneshot_watch"} - taken
-    if missing:
-        print("not captured:", ", ".join(sorted(missing)), file=sys.stderr)
-        return 1
-    return 0
+    return window.missing({"oneshot", "oneshot_watch"})
 
 
 def watch_only_shots() -> int:
     """A watch-only session as `python -m app --watch-only` wires it, driven by the simulated person."""
     import pygame
 
-    from app.input.gamepad import GamepadDevice, default_gamepad_config
-    from app.input.keyboard import KeyboardDevice
-    from app.input.keymaps import default_keymap
     from app.input.simulated import build_simulated_person
-    from app.loop import AppLoop
     from app.modes.manager import WatchOnlyManager
-    from app.render.renderer import Renderer
-    from app.render.theme import WINDOW_SIZE
     from app.session import Session, SessionSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="app-shots-watch-only-"))
@@ -208,21 +200,11 @@ def watch_only_shots() -> int:
     os.chdir(tmp)
     settings = SessionSettings(env_id="CartPole-v1", demo_episodes=2, max_episode_steps=200, simulated=True, seed=1, watch_only=True)
     session = Session(Path("recordings") / "CartPole-v1-watch-only-20261125-101500", settings)
-    space = session.env.action_space
-    keymap = default_keymap(settings.env_id, space)
-    pygame.init()
-    pygame.display.set_caption("ilcore - CartPole-v1 - watch-only")
-    screen = pygame.display.set_mode(WINDOW_SIZE)
     manager = WatchOnlyManager(session)
-    loop = AppLoop(manager, [KeyboardDevice(keymap), GamepadDevice(default_gamepad_config(space), space)], Renderer(screen),
-                   keymap=keymap, fps=60, realtime=False, autopilot=build_simulated_person(session))
+    window = _Window("ilcore - CartPole-v1 - watch-only", manager, settings.env_id, session.env.action_space,
+                     build_simulated_person(session))
+    loop, shot, taken = window.loop, window.shot, window.taken
     manager.start()
-    taken: set[str] = set()
-
-    def shot(name: str) -> None:
-        pygame.image.save(screen, str(OUT / f"app_{name}.png"))
-        taken.add(name)
-        print("saved", OUT / f"app_{name}.png")
 
     summary_frames = 0
     try:
@@ -240,11 +222,7 @@ def watch_only_shots() -> int:
         os.chdir(cwd)
     pygame.quit()
     shutil.rmtree(tmp, ignore_errors=True)
-    missing = {"watch_only", "watch_only_summary"} - taken
-    if missing:
-        print("not captured:", ", ".join(sorted(missing)), file=sys.stderr)
-        return 1
-    return 0
+    return window.missing({"watch_only", "watch_only_summary"})
 
 
 if __name__ == "__main__":

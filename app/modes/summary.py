@@ -17,8 +17,12 @@ class SummaryMode(Mode):
 
     def enter(self) -> None:
         super().enter()
-        self.summary = self.session.write_summary()
+        self.summary = self.write_summary()
         self.finished = True  # nothing to wait for; the window stays until the person quits
+
+    def write_summary(self) -> dict[str, Any]:
+        """Write the session's summary files and return what the screen shows."""
+        return self.session.write_summary()
 
     def view(self) -> ModeView:
         s = self.session

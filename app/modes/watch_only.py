@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from app.modes.base import Mode, ModeView, fmt_action
+from app.modes.base import ModeView, fmt_action
 from app.modes.demo import DemoMode
 from app.modes.driver import EpisodeDriver
+from app.modes.summary import SummaryMode
 
 NOT_RECORDED = "WATCH-ONLY - actions not recorded"
 
@@ -59,20 +60,11 @@ class WatchOnlyMode(DemoMode):
         ]
 
 
-class WatchOnlySummaryMode(Mode):
+class WatchOnlySummaryMode(SummaryMode):
     """The last screen of a watch-only session: what was saved where, and the next command."""
 
-    name = "summary"
-    title = "Summary"
-
-    def __init__(self, session: Any) -> None:
-        super().__init__(session)
-        self.summary: dict[str, Any] = {}
-
-    def enter(self) -> None:
-        super().enter()
-        self.summary = self.session.write_watch_only_summary()
-        self.finished = True  # nothing to wait for; the window stays until the person quits
+    def write_summary(self) -> dict[str, Any]:
+        return self.session.write_watch_only_summary()
 
     def view(self) -> ModeView:
         s = self.session
@@ -101,6 +93,3 @@ class WatchOnlySummaryMode(Mode):
             body=body,
             accent="summary",
         )
-
-    def help(self) -> list[tuple[str, str]]:
-        return [("quit", "")]
