@@ -97,6 +97,33 @@ def _success_rule(env_id: str) -> Callable[[float, bool, bool], bool] | None:
     return None
 
 
+def check_env_id(env_id: str) -> None:
+    """Raise ConfigError unless ``env_id`` is registered with gymnasium."""
+    try:
+        gym.spec(env_id)
+    except gym.error.Error:
+        raise ConfigError(f"Unknown env id {env_id!r}; it is not registered with gymnasium.") from None
+
+
+def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, **make_kwargs: Any) -> gym.Env:
+    """``gym.make(env_id, **env_kwargs)`` with one-sentence ConfigErrors for an unknown id or
+    keyword arguments the env does not take. ``make_kwargs`` (e.g. render_mode) go to gym.make too."""
+    check_env_id(env_id)
+    try:
+        return gym.make(env_id, **dict(env_kwargs or {}), **make_kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"Bad env kwargs for {env_id}: {exc}.") from None
+
+
+def env_spaces(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> tuple[gym.Space, gym.Space]:
+    """``(observation_space, action_space)`` of ``env_id`` (an env is made and closed)."""
+    env = make_env(env_id, env_kwargs)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
 def make_vector_env(env_id: str, env_kwargs: Mapping[str, Any] | None, num_envs: int,
                     wrappers: Sequence[Callable[[gym.Env], gym.Env]] = ()) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``env_id`` in a SyncVectorEnv with NEXT_STEP autoreset.
@@ -112,10 +139,7 @@ def make_vector_env(env_id: str, env_kwargs: Mapping[str, Any] | None, num_envs:
             env = wrap(env)
         return env
 
-    try:
-        gym.spec(env_id)
-    except gym.error.Error:
-        raise ConfigError(f"Unknown env id {env_id!r}.") from None
+    check_env_id(env_id)
     return gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
 
 

@@ -131,20 +131,11 @@ def _load_exploration_policy(path: str, env_id: str, env_kwargs: dict[str, Any])
     Raises ConfigError for an unknown env or an unreadable checkpoint and SpaceMismatchError for a
     policy built for other spaces.
     """
-    import gymnasium as gym
-
+    from ilcore.eval import env_spaces
     from ilcore.policies import Policy
 
     policy = Policy.load(path)
-    try:
-        gym.spec(env_id)
-    except gym.error.Error:
-        raise ConfigError(f"Unknown env id {env_id!r}.") from None
-    probe = gym.make(env_id, **dict(env_kwargs or {}))
-    try:
-        policy.check_spaces(probe.observation_space, probe.action_space, where=env_id)
-    finally:
-        probe.close()
+    policy.check_spaces(*env_spaces(env_id, env_kwargs), where=env_id)
     return policy
 
 
@@ -245,16 +236,9 @@ def import_observations(episodes: list[np.ndarray], env_id: str, out: str | Path
     import gymnasium as gym
 
     from ilcore.data import SessionWriter
+    from ilcore.eval import env_spaces
 
-    try:
-        gym.spec(env_id)
-    except gym.error.Error:
-        raise ConfigError(f"Unknown env id {env_id!r}.") from None
-    probe = gym.make(env_id, **dict(env_kwargs or {}))
-    try:
-        env_obs, act_space = probe.observation_space, probe.action_space
-    finally:
-        probe.close()
+    env_obs, act_space = env_spaces(env_id, env_kwargs)
     first = episodes[0]
     if first.dtype == np.uint8 and first.ndim == 4:
         obs_space = gym.spaces.Box(0, 255, first.shape[1:], dtype=np.uint8)

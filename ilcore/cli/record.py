@@ -71,22 +71,17 @@ def record_scripted(
     Returns ``{"out", "episodes", "steps", "mean_return"}``. Raises ConfigError for an unknown
     env id, an env without a scripted expert, or bad noise.
     """
-    import gymnasium as gym
     import numpy as np
     from tqdm import tqdm
 
     import ilcore.envs  # noqa: F401  (registers the project's own env ids)
     from ilcore.data import SessionWriter
+    from ilcore.eval import make_env
     from ilcore.experts import NoisyExpert, make_expert
     from ilcore.types import Actor, QueryReason
 
     env_kwargs = dict(env_kwargs or {})
-    try:
-        env = gym.make(env_id, **env_kwargs)
-    except gym.error.Error:
-        raise ConfigError(f"Unknown env id {env_id!r}; it is not registered with gymnasium.") from None
-    except TypeError as exc:
-        raise ConfigError(f"Bad --env-kwargs for {env_id}: {exc}.") from None
+    env = make_env(env_id, env_kwargs)
     returns: list[float] = []
     steps = 0
     try:

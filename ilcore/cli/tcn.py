@@ -113,6 +113,7 @@ def tcn_reward_wrappers(tcn_path: str | Path, demo_paths: str | Path | Sequence[
 
     from ilcore.algos.lfo.reward import EmbeddingImitationReward
     from ilcore.algos.lfo.tcn import TimeContrastiveEmbedding
+    from ilcore.eval import env_spaces
 
     tcn = TimeContrastiveEmbedding.load(tcn_path)
     if tcn.is_image:
@@ -129,12 +130,7 @@ def tcn_reward_wrappers(tcn_path: str | Path, demo_paths: str | Path | Sequence[
     if demo.shape[1:] != tcn.input_shape:
         raise SpaceMismatchError(f"The demo's frames have shape {demo.shape[1:]} but the TCN at {tcn_path} "
                                  f"takes {tcn.input_shape}.")
-    try:
-        env = gym.make(env_id, **dict(env_kwargs or {}))
-    except gym.error.Error:
-        raise ConfigError(f"Unknown env id {env_id!r}.") from None
-    obs_space = env.observation_space
-    env.close()
+    obs_space, _ = env_spaces(env_id, env_kwargs)
     if not isinstance(obs_space, gym.spaces.Box) or obs_space.shape != tcn.input_shape:
         raise SpaceMismatchError(f"{env_id}'s observations {obs_space} are not the TCN's frames of shape "
                                  f"{tcn.input_shape}.")

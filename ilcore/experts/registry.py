@@ -53,10 +53,9 @@ def make_expert(env_id: str, env: gym.Env | None = None, **env_kwargs: Any) -> E
     """
     cls = next((c for c in EXPERT_CLASSES if env_id in c.env_ids), None)
     if cls is None:
-        try:
-            gym.spec(env_id)
-        except gym.error.Error:
-            raise ConfigError(f"Unknown env id {env_id!r}; it is not registered with gymnasium.") from None
+        from ilcore.eval import check_env_id
+
+        check_env_id(env_id)
         raise ConfigError(
             f"There is no scripted expert for {env_id!r}; experts exist for {', '.join(available_experts())}."
         )
@@ -73,14 +72,9 @@ def make_expert(env_id: str, env: gym.Env | None = None, **env_kwargs: Any) -> E
 def _action_space_of(env_id: str, env_kwargs: dict[str, Any]) -> gym.Space:
     # Building the env is the only reliable way to know its action space for given kwargs;
     # these envs are cheap to construct and nothing is rendered until reset.
-    try:
-        probe = gym.make(env_id, **env_kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"Bad env kwargs for {env_id}: {exc}.") from None
-    try:
-        return probe.action_space
-    finally:
-        probe.close()
+    from ilcore.eval import env_spaces
+
+    return env_spaces(env_id, env_kwargs)[1]
 
 
 def expert_rollouts(env_id: str, episodes: int, *, seed: int = 0, **env_kwargs: Any

@@ -395,11 +395,9 @@ def run_bco(
     bc_cfg = cfg.bc or _default_bc_config()
     own_env = env is None
     if env is None:
-        try:
-            gym.spec(env_id)
-        except gym.error.Error:
-            raise ConfigError(f"Unknown env id {env_id!r}.") from None
-        env = gym.make(env_id, **dict(env_kwargs or {}))
+        from ilcore.eval import make_env
+
+        env = make_env(env_id, env_kwargs)
     try:
         obs_space, act_space = env.observation_space, env.action_space
         if encoder is None:
