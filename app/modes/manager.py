@@ -50,11 +50,11 @@ class HudView:
 class ModeManager:
     """Current mode + plan position. ``transitions`` lists every mode entered, for tests and logs."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, modes: dict[str, Mode] | None = None) -> None:
         self.session = session
-        self.modes: dict[str, Mode] = {name: cls(session) for name, cls in MODE_CLASSES.items()}
+        self.modes: dict[str, Mode] = modes or {name: cls(session) for name, cls in MODE_CLASSES.items()}
         self.plan = session.settings.plan()
-        self.current: Mode = self.modes["demo"]
+        self.current: Mode = self.modes[self.plan[0].partition(":")[0]]
         self.help_visible = False
         self.quit_requested = False
         self.off_plan = False  # the person jumped to a mode with F2..F7
@@ -217,67 +217,23 @@ class OneShotManager:
         )
 
 
-class WatchOnlyManager:
+class WatchOnlyManager(ModeManager):
     """``python -m app --watch-only``: watch-only demos, then a summary; no training, no DAgger.
 
-    The same interface as :class:`ModeManager` for the loop and the renderer, on a session whose
-    plan is ``watch_only, summary``. NEXT (or the last demo) moves to the summary; F2-F7 do nothing,
-    because the other modes need a policy or action labels that a watch-only session never has.
+    A :class:`ModeManager` whose session plan is ``watch_only, summary``. NEXT (or the last demo)
+    moves to the summary; F2-F7 do nothing, because the other modes need a policy or action
+    labels that a watch-only session never has.
     """
 
     def __init__(self, session: Any) -> None:
-        self.session = session
-        self.modes: dict[str, Mode] = {"watch_only": WatchOnlyMode(session), "summary": WatchOnlySummaryMode(session)}
-        self.plan = session.settings.plan()
-        self.current: Mode = self.modes["watch_only"]
-        self.help_visible = False
-        self.quit_requested = False
-        self.off_plan = False
-        self.transitions: list[str] = []
-
-    def start(self) -> None:
-        self._enter(min(self.session.state.stage, len(self.plan) - 1))
-
-    def _enter(self, stage: int) -> None:
-        mode = self.modes[self.plan[stage]]
-        if mode is not self.current:
-            self.current.exit()  # an unfinished watch-only episode is dropped
-        self.current = mode
-        self.transitions.append(mode.name)
-        mode.enter()
-
-    def stage_name(self) -> str:
-        return self.current.name
+        super().__init__(session, modes={"watch_only": WatchOnlyMode(session),
+                                         "summary": WatchOnlySummaryMode(session)})
 
     def extra_help(self) -> list[tuple[str, str]]:
         return []
 
-    def advance(self) -> None:
-        state = self.session.state
-        if state.stage + 1 >= len(self.plan):
-            return  # the summary is the last stage
-        state.stage += 1
-        self.session.save()
-        self._enter(state.stage)
-
-    def handle(self, intent: Intent) -> None:
-        k = intent.kind
-        if k is IntentKind.HELP:
-            self.help_visible = not self.help_visible
-        elif k is IntentKind.QUIT:
-            self.quit_requested = True
-        elif k is IntentKind.NEXT:
-            self.advance()
-        elif k is not IntentKind.GOTO:
-            self.current.handle(intent)
-
-    def update(self, dt: float) -> None:
-        self.current.update(dt)
-        if self.current.finished and self.current.name != "summary":
-            self.advance()
-
-    def view(self) -> ModeView:
-        return self.current.view()
+    def goto(self, name: str) -> None:
+        return
 
     def hud(self, fps: float, devices: list[str]) -> HudView:
         s = self.session
