@@ -178,7 +178,6 @@ class Session:
         self._episode_seed = s.seed * 1000 + len(self.state.episodes)
         self.last_trained: dict[str, Any] | None = None
         self._observer: Any = None  # the EpisodeRecorder of the watch-only episode in progress
-        self._observer_start: tuple[Any, int] | None = None  # (reset obs, seed) until its first step
         self.save()
 
     # --- persistence -----------------------------------------------------------------------
@@ -277,23 +276,19 @@ class Session:
     def begin_observation_episode(self, obs: Any) -> None:
         """Start an observation-only episode (watch-only demos): it will hold no actions and no labels.
 
-        The file is opened at the first step, not here: an episode still waiting for the person's
-        first key when the app closes would otherwise be saved as an empty incomplete episode."""
+        Closing the app before its first step leaves no file (the writer drops step-less episodes)."""
         self.discard_observation_episode()
-        self._observer_start = (obs, self._episode_seed)
+        self._observer = self.writer.begin_episode(
+            obs, seed=self._episode_seed, round=self.state.round,
+            attrs={"watch_only": True, "demonstrator": self.label_source},
+        )
 
     def observe_step(self, next_obs: Any, reward: float, terminated: bool, truncated: bool) -> int:
         """Record one step of the running watch-only episode as an observation only; returns its index.
 
         The reward is kept (it is what the env showed, and it gives the summary a return); the
         action that caused the step is not."""
-        if self._observer is None:
-            assert self._observer_start is not None, "begin_observation_episode first"
-            first_obs, seed = self._observer_start
-            self._observer = self.writer.begin_episode(
-                first_obs, seed=seed, round=self.state.round, attrs={"watch_only": True, "demonstrator": self.label_source},
-            )
-            self._observer_start = None
+        assert self._observer is not None, "begin_observation_episode first"
         return self._observer.observe(next_obs, reward=reward, terminated=terminated, truncated=truncated)
 
     def finish_observation_episode(self, *, kind: str, total_return: float, length: int) -> str:
@@ -312,7 +307,6 @@ class Session:
         if self._observer is not None:
             self._observer.discard()
             self._observer = None
-        self._observer_start = None
 
     def next_commands(self) -> list[tuple[str, str]]:
         """(what it does, exact command) for learning from this session's observation-only episodes."""
