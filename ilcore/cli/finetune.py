@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clip", type=float, default=0.2)
     p.add_argument("--ent-coef", type=float, default=0.0)
     p.add_argument("--hidden", default="64,64", help="MLP widths of a policy trained from scratch")
+    p.add_argument("--obs-norm-steps", type=int, default=0, metavar="N",
+                   help="from scratch only: fit the observation normalisation on N random-action steps first "
+                        "(counted in --steps); needed where features are tiny, e.g. MountainCar")
     p.add_argument("--critic-hidden", default="64,64", help="MLP widths of the critic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=0, metavar="N", help="evaluate every N env steps (0: at the end)")
@@ -99,6 +102,7 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
         num_envs=args.num_envs, n_steps=args.n_steps, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, policy_lr=args.policy_lr, gamma=args.gamma, gae_lambda=args.gae_lambda, clip=args.clip,
         ent_coef=args.ent_coef, hidden=parse_hidden(args.hidden), critic_hidden=parse_hidden(args.critic_hidden),
+        obs_norm_steps=args.obs_norm_steps,
         value_warmup_steps=warmup, bc_weight=args.bc_weight, bc_decay=args.bc_decay, kl_weight=args.kl_weight,
         shaping_weight=args.shaping, shaping_decay=args.shaping_decay, eval_every=args.eval_every,
         eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every, seed=args.seed,

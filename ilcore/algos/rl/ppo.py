@@ -78,6 +78,10 @@ class PPOConfig:
     init_log_std: initial log-std of a from-scratch Gaussian policy (the Policy default is
         narrow, right for BC, too narrow to explore); None keeps the default. Ignored for a
         given policy, whose spread is what BC learned.
+    obs_norm_steps: env steps of uniformly random actions whose observations fit the
+        normalisation of a policy built from scratch, before training (they count in the budget;
+        0: none, inputs go in unscaled, as in SB3's PPO without VecNormalize). Features as small as
+        MountainCar's velocity (+-0.07) need it. A given policy keeps the statistics it came with.
     value_warmup_steps: env steps of value warm-up: the critic trains, the actor stays frozen.
     bc_weight: lambda0 of the auxiliary BC loss on ``demos`` (0: off).
     bc_decay: lambda1; the BC weight at policy iteration k is ``bc_weight * bc_decay**k``.
@@ -111,6 +115,7 @@ class PPOConfig:
     hidden: Sequence[int] = (64, 64)
     critic_hidden: Sequence[int] = (64, 64)
     init_log_std: float | None = 0.0
+    obs_norm_steps: int = 0
     value_warmup_steps: int = 0
     bc_weight: float = 0.0
     bc_decay: float = 1.0
@@ -137,7 +142,7 @@ class PPOConfig:
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
-        for name in ("ent_coef", "vf_coef", "max_grad_norm", "value_warmup_steps", "kl_weight",
+        for name in ("ent_coef", "vf_coef", "max_grad_norm", "value_warmup_steps", "obs_norm_steps", "kl_weight",
                      "eval_every", "checkpoint_every", "eval_episodes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
@@ -303,6 +308,28 @@ class _KeepTrueReward(gym.Wrapper):
         return obs, reward, terminated, truncated, {**info, TRUE_REWARD_KEY: float(reward)}
 
 
+def _fit_normalisation_on_random_play(policy: Policy, env_id: str, env_kwargs: Mapping[str, Any] | None,
+                                      steps: int, seed: int) -> int:
+    """Fit ``policy``'s observation normalisation on ``steps`` steps of uniformly random actions;
+    returns the env steps taken."""
+    from ilcore.eval import make_env
+
+    env = make_env(env_id, env_kwargs)
+    env.action_space.seed(seed)
+    observations = []
+    try:
+        obs, _ = env.reset(seed=seed + 7)
+        for _ in range(steps):
+            observations.append(obs)
+            obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                obs, _ = env.reset()
+    finally:
+        env.close()
+    policy.fit_obs_normalization(ispaces.stack(policy.observation_space, observations))
+    return steps
+
+
 def train_ppo(
     env_id: str,
     total_steps: int,
@@ -366,11 +393,17 @@ def train_ppo(
     probe = make_vector_env(env_id, env_kwargs, 1)
     obs_space, act_space = probe.single_observation_space, probe.single_action_space
     probe.close()
+    norm_steps = 0
     if policy is None:
         policy = make_policy(obs_space, act_space, hidden=cfg.hidden, seed=cfg.seed)
         if cfg.init_log_std is not None:
             _set_initial_log_std(policy, cfg.init_log_std)
+        if cfg.obs_norm_steps > 0:
+            norm_steps = _fit_normalisation_on_random_play(policy, env_id, env_kwargs, cfg.obs_norm_steps, cfg.seed)
     else:
+        if cfg.obs_norm_steps > 0:
+            raise ConfigError("obs_norm_steps fits the normalisation of a policy built from scratch; a given "
+                              "policy keeps the statistics it was trained with.")
         policy.check_spaces(obs_space, act_space, where=env_id)
     k = policy.ensemble
     if needs_reference and reference is None:
@@ -451,11 +484,11 @@ def train_ppo(
             save_run(out_dir, result, cfg, env_id=env_id, total_steps=total_steps)
 
     started = time.perf_counter()
-    env_steps, iteration, policy_iteration = 0, 0, 0
+    env_steps, iteration, policy_iteration = norm_steps, 0, 0
     next_eval = cfg.eval_every if cfg.eval_every > 0 else math.inf
     next_checkpoint = cfg.checkpoint_every if cfg.checkpoint_every > 0 else math.inf
     if cfg.eval_every > 0 and cfg.eval_episodes > 0:
-        run_eval(0)
+        run_eval(env_steps)
 
     obs, _ = venv.reset(seed=cfg.seed)
     resetting = np.zeros(n, dtype=bool)

@@ -125,3 +125,15 @@ def test_clipped_surrogate_stays_finite_for_a_sample_in_the_far_tail():
     assert float(batch.log_ratio.abs().max()) <= MAX_LOG_RATIO
     loss.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in policy.parameters() if p.grad is not None)
+
+
+def test_obs_norm_steps_fit_a_fresh_policy_on_random_play_and_count_in_the_budget():
+    cfg = PPOConfig(num_envs=2, n_steps=32, epochs=1, obs_norm_steps=300, eval_every=64, eval_episodes=1, seed=0)
+    result = train_ppo("MountainCar-v0", 364, cfg, progress=False)
+    stats = result.policy.encoder.norm_stats()[""]
+    # Velocity lies in +-0.07: unscaled it would reach the network as ~0; now it has unit spread.
+    assert 0.001 < stats["std"][1] < 0.07 and 0.05 < stats["std"][0] < 0.6
+    assert result.evals[0]["env_steps"] == 300 and result.history["env_steps"][0] == 300 + 64
+    assert result.critic.encoder.norm_stats()[""] == stats  # the critic sees the same inputs
+    with pytest.raises(ConfigError, match="built from scratch"):
+        train_ppo("MountainCar-v0", 64, cfg, policy=result.policy, progress=False)
