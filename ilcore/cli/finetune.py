@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", default="64,64", help="MLP widths of a policy trained from scratch")
     p.add_argument("--obs-norm-steps", type=int, default=0, metavar="N",
                    help="from scratch only: fit the observation normalisation on N random-action steps first "
-                        "(counted in --steps); needed where features are tiny, e.g. MountainCar")
+                        "(counted in --steps); otherwise features with tiny ranges (MountainCar's velocity) "
+                        "reach the network as ~0")
     p.add_argument("--critic-hidden", default="64,64", help="MLP widths of the critic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=0, metavar="N", help="evaluate every N env steps (0: at the end)")
