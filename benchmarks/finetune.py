@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 from ilcore.algos.bc import BCConfig, train_bc
+from ilcore.algos.lfo.idm import PairData
 from ilcore.algos.rl.ppo import PPOConfig, train_ppo
 from ilcore.errors import UserError
 from ilcore.eval import evaluate, random_return
@@ -65,24 +65,7 @@ ENV_DEFAULTS = {
 }
 
 
-@dataclass
-class Demo:
-    """The fields of ilcore.data.TransitionData that train_bc and the BC regulariser read."""
-
-    obs: np.ndarray
-    actions: np.ndarray
-    weights: np.ndarray
-    episode: np.ndarray
-    train_mask: np.ndarray
-    valid_mask: np.ndarray
-    observation_space: gym.Space
-    action_space: gym.Space
-
-    def __len__(self) -> int:
-        return len(self.weights)
-
-
-def record_demo(env_id: str, episodes: int, max_steps: int | None, seed: int) -> Demo:
+def record_demo(env_id: str, episodes: int, max_steps: int | None, seed: int) -> PairData:
     """``episodes`` expert episodes (seeds seed*100, seed*100+1, ...), cut after ``max_steps`` steps in all."""
     env = gym.make(env_id)
     expert = make_expert(env_id, env)
@@ -100,8 +83,10 @@ def record_demo(env_id: str, episodes: int, max_steps: int | None, seed: int) ->
             done = term or trunc
     n = len(o)
     ones = np.ones(n, bool)
-    return Demo(np.asarray(o, np.float32), np.asarray(a), np.ones(n, np.float32), np.asarray(ep, np.int64),
-                ones, ~ones, env.observation_space, env.action_space)
+    # PairData has the fields train_bc and the BC regulariser read; all steps train, none validate.
+    return PairData(obs=np.asarray(o, np.float32), actions=np.asarray(a), weights=np.ones(n, np.float32),
+                    episode=np.asarray(ep, np.int64), observation_space=env.observation_space,
+                    action_space=env.action_space, train_mask=ones, valid_mask=~ones)
 
 
 def variants(warmup: int) -> dict[str, dict[str, Any]]:

@@ -129,19 +129,12 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any]:
             run_eval(report.policy, report.epoch)
 
     if args.eval_env:  # fail on a bad env id or mismatched spaces before training, not after
-        from ilcore.eval import make_vector_env
+        from ilcore.eval import env_spaces
+        from ilcore.policies import make_policy
 
-        probe = make_vector_env(args.eval_env, None, 1)
-        try:
-            if init is not None:
-                init.check_spaces(probe.single_observation_space, probe.single_action_space, where=args.eval_env)
-            else:
-                from ilcore.policies import make_policy
-
-                make_policy(data.observation_space, data.action_space, hidden=(1,)).check_spaces(
-                    probe.single_observation_space, probe.single_action_space, where=args.eval_env)
-        finally:
-            probe.close()
+        eval_spaces = env_spaces(args.eval_env)
+        checker = init if init is not None else make_policy(data.observation_space, data.action_space, hidden=(1,))
+        checker.check_spaces(*eval_spaces, where=args.eval_env)
 
     result = train_bc(data, config, policy=init, progress=not args.quiet, callback=on_epoch)
     policy = result.policy

@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -122,15 +122,17 @@ class InverseDynamicsModel:
         if ispaces.space_key(policy.observation_space) != ispaces.space_key(expected):
             raise ConfigError("The policy given as an inverse dynamics model does not take (s, s') pairs of this space.")
 
-    def predict(self, obs: Nested, next_obs: Nested, batch_size: int = 4096) -> np.ndarray:
-        """The most likely action for each of N transitions: (N, *action_shape)."""
+    def _pair_batches(self, obs: Nested, next_obs: Nested, batch_size: int) -> Iterator[dict[str, Nested]]:
+        """The pair batch of N transitions in chunks of at most ``batch_size``."""
         n = ispaces.batch_len(obs)
         pairs = make_pairs(self.observation_space, obs, next_obs)
-        out = []
         for lo in range(0, n, batch_size):
             idx = np.arange(lo, min(n, lo + batch_size))
-            batch = ispaces.map_leaves(lambda a: np.asarray(a[idx]), pairs)
-            out.append(self.policy.act_batch(batch))
+            yield ispaces.map_leaves(lambda a: np.asarray(a[idx]), pairs)
+
+    def predict(self, obs: Nested, next_obs: Nested, batch_size: int = 4096) -> np.ndarray:
+        """The most likely action for each of N transitions: (N, *action_shape)."""
+        out = [self.policy.act_batch(batch) for batch in self._pair_batches(obs, next_obs, batch_size)]
         if not out:
             return np.zeros((0, *ispaces.leaf_shape(self.action_space)), dtype=ispaces.leaf_dtype(self.action_space))
         return np.concatenate(out)
@@ -144,13 +146,9 @@ class InverseDynamicsModel:
         """
         if not isinstance(self.action_space, gspaces.Discrete):
             raise ConfigError("IDM probabilities are defined for Discrete action spaces only.")
-        n = ispaces.batch_len(obs)
-        pairs = make_pairs(self.observation_space, obs, next_obs)
         out = [np.zeros((0, int(self.action_space.n)), np.float32)]
         with torch.no_grad():
-            for lo in range(0, n, batch_size):
-                idx = np.arange(lo, min(n, lo + batch_size))
-                batch = ispaces.map_leaves(lambda a: np.asarray(a[idx]), pairs)
+            for batch in self._pair_batches(obs, next_obs, batch_size):
                 log_p = self.policy.dist(self.policy.obs_to_tensors(batch)).log_p  # (K, B, 1, n)
                 out.append(log_p.exp().mean(0)[:, 0].cpu().numpy().astype(np.float32))
         return np.concatenate(out)

@@ -314,21 +314,17 @@ def _fit_normalisation_on_random_play(policy: Policy, env_id: str, env_kwargs: M
                                       steps: int, seed: int) -> int:
     """Fit ``policy``'s observation normalisation on ``steps`` steps of uniformly random actions;
     returns the env steps taken."""
+    from ilcore.algos.lfo.bco import AgentExperience, collect_experience
     from ilcore.eval import make_env
 
     env = make_env(env_id, env_kwargs)
     env.action_space.seed(seed)
-    observations = []
+    played = AgentExperience()
     try:
-        obs, _ = env.reset(seed=seed + 7)
-        for _ in range(steps):
-            observations.append(obs)
-            obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            if terminated or truncated:
-                obs, _ = env.reset()
+        collect_experience(env, steps, lambda _obs: env.action_space.sample(), played, seed=seed + 7)
     finally:
         env.close()
-    policy.fit_obs_normalization(ispaces.stack(policy.observation_space, observations))
+    policy.fit_obs_normalization(ispaces.stack(policy.observation_space, played.obs))
     return steps
 
 
@@ -379,7 +375,7 @@ def train_ppo(
     from tqdm.auto import tqdm
 
     from ilcore.algos.bc import data_to_tensors, make_adam
-    from ilcore.eval import evaluate, make_vector_env
+    from ilcore.eval import env_spaces, evaluate, make_vector_env
 
     cfg = config or PPOConfig()
     cfg.check()
@@ -391,10 +387,8 @@ def train_ppo(
     if needs_reference and policy is None and reference is None:
         raise ConfigError("KL and log-prob shaping need a reference policy; start from a BC policy or pass one.")
 
-    # Probe the spaces with a one-env vector env before building anything heavy.
-    probe = make_vector_env(env_id, env_kwargs, 1)
-    obs_space, act_space = probe.single_observation_space, probe.single_action_space
-    probe.close()
+    # The spaces, before building anything heavy (a bad env id fails here).
+    obs_space, act_space = env_spaces(env_id, env_kwargs)
     norm_steps = 0
     if policy is None:
         policy = make_policy(obs_space, act_space, hidden=cfg.hidden, seed=cfg.seed)
