@@ -17,12 +17,15 @@ import numpy as np
 import torch
 
 from ilcore import spaces as ispaces
+from ilcore.algos.batches import VALID_CHUNK, Batch, ResidentBatches, StreamedBatches
+from ilcore.algos.batches import data_to_tensors as data_to_tensors  # re-exported: PPO and tests use it
 from ilcore.algos.losses import NLL, Entropy, LossBatch, LossTerm, TotalLoss
+from ilcore import distributed
+from ilcore.data.stream import choose_data_mode, lazy_leaves
+from ilcore.devices import resolve_device
 from ilcore.errors import ConfigError
 from ilcore.policies import ObsTensors, Policy, make_policy
 from ilcore.types import Nested
-
-VALID_CHUNK = 8192  # validation samples per forward pass; bounds memory on big image sets
 
 
 class TransitionSource(Protocol):
@@ -67,6 +70,16 @@ class BCConfig:
     seed: seeds the initial weights, the minibatch order and the noise.
     bootstrap: each member draws its epoch's samples with replacement (bagging) instead of a
         shuffled pass; members then differ by data as well as by initialisation.
+    steps_per_epoch: cap on minibatches per epoch (None: a full pass), as robomimic's
+        ``epoch_every_n_steps``: on a large recording validation and early stopping then happen
+        every this many steps instead of once per (long) pass; each epoch is still a fresh shuffle.
+    device: "auto" (a CUDA GPU when torch sees one), "cpu", "cuda" or "cuda:N"; see
+        :func:`ilcore.devices.resolve_device`. The returned policy is back on the device it
+        started on (the CPU for a fresh one).
+    data_mode: "auto", "memory" (decode every frame into RAM once) or "stream" (read each
+        minibatch's frames from disk in worker processes); see :mod:`ilcore.data.stream` for
+        the auto rule. Both train on the same minibatches.
+    workers: frame-reading processes when streaming (None: one per spare core, at least one).
     """
 
     epochs: int = 50
@@ -83,6 +96,10 @@ class BCConfig:
     head: str | None = None
     seed: int = 0
     bootstrap: bool = False
+    steps_per_epoch: int | None = None
+    device: str = "auto"
+    data_mode: str = "auto"
+    workers: int | None = None
 
     def check(self) -> None:
         if self.epochs < 0:
@@ -99,6 +116,14 @@ class BCConfig:
             raise ConfigError(f"state_noise must be >= 0, got {self.state_noise}.")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1 or None, got {self.patience}.")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ConfigError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}.")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 or None, got {self.workers}.")
+        from ilcore.data.stream import DATA_MODES
+
+        if self.data_mode not in DATA_MODES:
+            raise ConfigError(f"data_mode must be one of {', '.join(DATA_MODES)}, got {self.data_mode!r}.")
 
 
 @dataclass(frozen=True)
@@ -126,24 +151,6 @@ class BCResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int = 0
     stopped_early: bool = False
-
-
-def _leaf_to_numpy(leaf: Any, n: int) -> np.ndarray:
-    if isinstance(leaf, np.ndarray):
-        return leaf
-    # A lazy image array supports fancy indexing; read it all once so training never touches disk.
-    return np.asarray(leaf[np.arange(n)])
-
-
-def data_to_tensors(policy: Policy, data: TransitionSource) -> tuple[ObsTensors, torch.Tensor, torch.Tensor]:
-    """(obs leaf tensors ``(N, ...)``, actions ``(N, *action_shape)``, weights ``(N,)``) in memory."""
-    n = len(data)
-    flat = ispaces.flat_from_nested(policy.observation_space, data.obs)
-    obs = policy.obs_to_tensors(ispaces.nested_from_flat(
-        policy.observation_space, {p: _leaf_to_numpy(v, n) for p, v in flat.items()}))
-    actions = policy.actions_to_tensor(data.actions)
-    weights = data.weights if getattr(data, "weights", None) is not None else np.ones(n, np.float32)
-    return obs, actions, torch.as_tensor(np.asarray(weights, dtype=np.float32))
 
 
 def split_by_episode(episode: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,16 +191,24 @@ def make_adam(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], *
         return cls(params, **kwargs)
 
 
+def validation_sums(policy: Policy, chunks: Iterable[Batch]) -> torch.Tensor:
+    """``[sum of weighted NLL (mean over members), sum of weights]`` (float64, no gradient) over
+    chunks of ``(obs (n, ...), actions (n, ...), weights (n,))``; sums so ranks can add theirs."""
+    total = torch.zeros(2, dtype=torch.float64, device=policy.device)
+    with torch.no_grad():
+        for obs, actions, weights in chunks:
+            lp = policy.log_prob(obs, actions)  # (K, n)
+            total[0] += (-(lp * weights).sum(1)).mean().double()
+            total[1] += weights.sum().double()
+    return total
+
+
 def validation_nll(policy: Policy, obs: ObsTensors, actions: torch.Tensor, weights: torch.Tensor) -> float:
     """Weighted mean NLL over the samples, averaged over members (no gradient)."""
-    total = torch.zeros((), dtype=torch.float64)
-    n = len(actions)
-    with torch.no_grad():
-        for lo in range(0, n, VALID_CHUNK):
-            sl = slice(lo, lo + VALID_CHUNK)
-            lp = policy.log_prob({p: v[sl] for p, v in obs.items()}, actions[sl])  # (K, n)
-            total += (-(lp * weights[sl]).sum(1)).mean().double()
-    return float(total / weights.sum().clamp_min(1e-12))
+    chunks = (({p: v[lo:lo + VALID_CHUNK] for p, v in obs.items()}, actions[lo:lo + VALID_CHUNK],
+               weights[lo:lo + VALID_CHUNK]) for lo in range(0, len(actions), VALID_CHUNK))
+    total = validation_sums(policy, chunks)
+    return float(total[0] / total[1].clamp_min(1e-12))
 
 
 def train_bc(
@@ -235,6 +250,10 @@ def train_bc(
         policy.check_spaces(data.observation_space, data.action_space, where="the training data")
         fresh = False
     k = policy.ensemble
+    ctx = distributed.current()
+    home = next(policy.parameters()).device
+    device = resolve_device(cfg.device, local_rank=ctx.local_rank)
+    policy.to(device)
 
     if getattr(data, "train_mask", None) is None or getattr(data, "valid_mask", None) is None:
         train_mask, valid_mask = split_by_episode(data.episode, cfg.valid_fraction, cfg.seed)
@@ -246,21 +265,30 @@ def train_bc(
     if n_train == 0:
         raise ConfigError("The training split is empty; record more episodes or lower the validation fraction.")
 
-    obs, actions, weights = data_to_tensors(policy, data)
+    frames = lazy_leaves(policy.observation_space, data.obs)
+    data_mode = choose_data_mode(frames, cfg.data_mode, device=device, processes=ctx.local_world_size)
+    # Each rank validates on its share of the held-out rows; the sums are added across ranks.
+    my_valid = valid_idx.numpy()[ctx.rank::ctx.world_size]
+    source: ResidentBatches | StreamedBatches
+    if data_mode == "stream":
+        source = StreamedBatches(policy, data, train_idx.numpy(), my_valid, frames, workers=cfg.workers,
+                                 processes=ctx.local_world_size)
+    else:
+        source = ResidentBatches(policy, data, train_idx.numpy(), my_valid)
     if fresh:
-        policy.fit_obs_normalization({p: v[train_idx] for p, v in obs.items()})
-    valid_obs = {p: v[valid_idx] for p, v in obs.items()}
-    valid_actions, valid_weights = actions[valid_idx], weights[valid_idx]
-    # Keep only training rows resident for the hot loop, so indices need no second lookup.
-    obs = {p: v[train_idx] for p, v in obs.items()}
-    actions, weights = actions[train_idx], weights[train_idx]
+        policy.fit_obs_normalization(source.norm_obs)
+    distributed.broadcast_state(policy)  # every rank starts from rank 0's weights and statistics
 
-    uniform_weights = bool(torch.all(weights == weights[0]))
+    uniform_weights = source.uniform_weights
     loss_fn = TotalLoss([NLL(1.0, beta=cfg.nll_beta), Entropy(cfg.entropy_weight), *extra_terms])
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = make_adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
+    # A CPU generator cannot draw on a GPU; on CPU one generator keeps runs as before.
+    noise_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(cfg.seed)
     steps = math.ceil(n_train / cfg.batch_size)
+    if cfg.steps_per_epoch is not None:
+        steps = min(steps, cfg.steps_per_epoch)
     history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "valid_loss": [], "seconds": [], "samples": []}
     has_valid = len(valid_idx) > 0
     best_loss = math.inf
@@ -276,21 +304,32 @@ def train_bc(
             order = torch.randint(n_train, (k, n_train), generator=gen)
         else:
             order = torch.argsort(torch.rand(k, n_train, generator=gen), dim=1)  # one permutation per member
-        loss_sum = torch.zeros(())
-        for s in range(steps):
-            idx = order[:, s * cfg.batch_size:(s + 1) * cfg.batch_size]  # (K, B)
-            batch_obs = {p: v[idx] for p, v in obs.items()}
-            dist = policy.dist(batch_obs, per_member=True, state_noise=cfg.state_noise, generator=gen)
-            batch = LossBatch(policy, dist, batch_obs, actions[idx], None if uniform_weights else weights[idx])
-            loss, _ = loss_fn(batch)
+        global_batches = [order[:, s * cfg.batch_size:(s + 1) * cfg.batch_size] for s in range(steps)]  # (K, B)
+        # Under torchrun each rank takes every world_size-th column of the global batch.
+        local_batches = [distributed.rank_slice(b, ctx) for b in global_batches]
+        loss_sum = torch.zeros(2, dtype=torch.float64, device=device)  # [sum of step losses, steps]
+        for s, (batch_obs, batch_actions, batch_weights) in enumerate(source.epoch(local_batches)):
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            local_b = local_batches[s].shape[1]
+            if local_b > 0:
+                dist = policy.dist(batch_obs, per_member=True, state_noise=cfg.state_noise, generator=noise_gen)
+                batch = LossBatch(policy, dist, batch_obs, batch_actions, None if uniform_weights else batch_weights)
+                loss, _ = loss_fn(batch)
+                # Scaled so the rank-average of gradients is the gradient of the global batch mean.
+                share = local_b * ctx.world_size / global_batches[s].shape[1]
+                (loss * share if ctx.active else loss).backward()
+                loss_sum += torch.stack([loss.detach().double() * share, torch.ones((), dtype=torch.float64, device=device)])
+            distributed.average_gradients(params, ctx.world_size)
             optimizer.step()
-            loss_sum += loss.detach()
-        samples += k * n_train
-        train_loss = float(loss_sum) / (steps * k)
+        samples += k * min(n_train, steps * cfg.batch_size)
+        loss_sum = distributed.all_reduce_sum(loss_sum)
+        train_loss = float(loss_sum[0] / loss_sum[1].clamp_min(1)) / k
 
-        valid_loss = validation_nll(policy, valid_obs, valid_actions, valid_weights) if has_valid else math.nan
+        if has_valid:
+            sums = distributed.all_reduce_sum(validation_sums(policy, source.valid_chunks()))
+            valid_loss = float(sums[0] / sums[1].clamp_min(1e-12))
+        else:
+            valid_loss = math.nan
         # Without validation data the last epoch counts as the best.
         score = valid_loss if has_valid else -epoch
         if score < best_loss:
@@ -308,15 +347,20 @@ def train_bc(
         if callback is not None:
             report = EpochReport(epoch, cfg.epochs, train_loss, valid_loss if has_valid else None,
                                  best_loss if has_valid else None, k * n_train / max(elapsed, 1e-9), policy)
-            if callback(report) is False:
+            stop = callback(report) is False
+            if ctx.active:  # every rank must leave the loop at the same epoch
+                stop = bool(distributed.all_reduce_sum(torch.tensor([float(stop)], device=device)).item() > 0)
+            if stop:
                 stopped_early = True
                 break
         if has_valid and cfg.patience is not None and since_best >= cfg.patience:
             stopped_early = True
             break
     bar.close()
+    source.close()
 
     policy.load_state_dict(best_state)
+    policy.to(home)
     policy.eval()
     policy.version += 1
     return BCResult(policy=policy, history=history, best_epoch=best_epoch, stopped_early=stopped_early)
