@@ -227,7 +227,7 @@ class Session:
         import torch
 
         with torch.no_grad():
-            out = self.policy.predict(_batch1(obs))
+            out = self.policy.predict_ensemble(_batch1(obs))
         return _index0(out.action), float(np.asarray(out.uncertainty).reshape(-1)[0])
 
     @property

@@ -8,19 +8,45 @@ with ``set_defaults(func=...)`` takes the parsed args and returns a JSON-able di
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import json
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from ilcore.errors import UserError
+from ilcore.runtime import RunInterrupted, configure_threads
 
 # Module names under ilcore.cli, each with register(subparsers).
 SUBCOMMAND_MODULES = ("record", "train", "eval", "info", "interop", "dagger", "finetune")
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to each option whose default means something and whose help does not
+    already state one; options without help text get that alone."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        default = action.default
+        shown = (action.option_strings and default is not None and default is not False
+                 and default is not argparse.SUPPRESS and default != [])
+        text = action.help or ""
+        if shown and "default" not in text and text is not argparse.SUPPRESS:
+            action = copy.copy(action)  # the parser keeps its own action untouched
+            action.help = f"{text} (default: %(default)s)".strip()
+        super().add_argument(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose help shows defaults; sub-commands inherit the class (argparse gives
+    ``add_subparsers`` the parent's type), so every level formats alike."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ilcore", description="Record demonstrations, train and evaluate imitation learners."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -32,7 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # subcommand not built yet
             raise
         module.register(sub)
+    _add_threads_flag(parser)
     return parser
+
+
+def _add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    """Give every runnable (sub)command the same --threads option, applied in :func:`main`."""
+    from ilcore.runtime import THREADS_HELP
+
+    if "func" in parser._defaults and "--threads" not in parser._option_string_actions:
+        parser.add_argument("--threads", type=int, default=None, metavar="N", help=THREADS_HELP)
+    for action in parser._actions:  # argparse keeps no public list of subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                _add_threads_flag(child)
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -43,10 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        # One place sets torch's threads for every command, before any of them imports torch.
+        configure_threads(getattr(args, "threads", None), async_envs=bool(getattr(args, "async_envs", False)))
         result = args.func(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

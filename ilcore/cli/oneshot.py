@@ -15,11 +15,13 @@ from typing import Any
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
 
+# The choices of --encoder, spelled out so `ilcore --help` need not import torch;
+# tests/ilcore/test_api.py checks they equal ilcore.algos.oneshot.ENCODERS.
+ENCODERS = ("final_state", "mean_pool", "attention", "none", "oracle")
+
 
 def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``oneshot`` to the ``ilcore train`` sub-commands; returns the new parser."""
-    from ilcore.algos.oneshot import ENCODERS
-
     p = train_subparsers.add_parser(
         "oneshot",
         help="one-shot imitation: a policy conditioned on one demonstration",
@@ -77,8 +79,6 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
 
 
 def run_train_oneshot(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
-
     from ilcore.algos.oneshot import (
         OneShotConfig,
         collect_expert_demos,
@@ -88,7 +88,6 @@ def run_train_oneshot(args: argparse.Namespace) -> dict[str, Any]:
     )
     from ilcore.envs.particles import task_split
 
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.expert_demos is not None:
         if args.expert_demos < 2:
             raise ConfigError(f"--expert-demos must be at least 2 (one to condition on, one to imitate), got {args.expert_demos}.")

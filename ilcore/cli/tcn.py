@@ -63,11 +63,8 @@ def recording_frames(paths: str | Path | Sequence[str | Path]) -> tuple[list[np.
 
 
 def run_train_tcn(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
-
     from ilcore.algos.lfo.tcn import TCNConfig, embedding_quality, train_tcn
 
-    torch.set_num_threads(1)  # the triplet batches are small; more threads only contend
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}.")
     episodes, space, env_id, env_kwargs = recording_frames(args.data)

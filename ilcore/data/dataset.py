@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -22,8 +22,8 @@ from ilcore.data.reader import Recording, open_recording
 from ilcore.errors import FormatError, UserError
 from ilcore.types import Actor, Nested
 
-if TYPE_CHECKING:
-    from gymnasium import spaces as gym_spaces
+# A real import (ilcore.spaces has loaded gymnasium already) so typing.get_type_hints resolves.
+from gymnasium import spaces as gym_spaces  # noqa: E402
 
 ACTOR_NAMES = np.array([a.name.lower() for a in sorted(Actor, key=int)])
 

@@ -21,9 +21,11 @@ from ilcore.data.labels import apply_records, parse_lines, read_overlay_file
 from ilcore.errors import FormatError, SpaceMismatchError
 from ilcore.types import Episode, EpisodeMeta
 
+# A real import (ilcore.spaces has loaded gymnasium already) so typing.get_type_hints resolves.
+from gymnasium import spaces as gym_spaces  # noqa: E402
+
 if TYPE_CHECKING:
     import h5py
-    from gymnasium import spaces as gym_spaces
 
 
 def read_session_json(folder: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -29,8 +29,8 @@ from ilcore.data.labels import OverlayWriter, label_record, retract_record
 from ilcore.errors import FormatError, SpaceMismatchError, UserError
 from ilcore.types import Actor, Label
 
-if TYPE_CHECKING:
-    from gymnasium import spaces as gym_spaces
+# A real import (ilcore.spaces has loaded gymnasium already) so typing.get_type_hints resolves.
+from gymnasium import spaces as gym_spaces  # noqa: E402
 
 
 def default_session_path(env_id: str, parent: str | Path = "recordings") -> Path:

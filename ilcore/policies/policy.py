@@ -64,7 +64,7 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class PolicyOutput:
-    """What :meth:`Policy.predict` returns for a batch of N observations.
+    """What :meth:`Policy.predict_ensemble` returns for a batch of N observations.
 
     action: ``(N, *action_shape)`` the ensemble's action (mean of member means for Box, argmax of
         the mean member probabilities for discrete actions), env dtype.
@@ -305,7 +305,45 @@ class Policy(nn.Module):
 
     # ------------------------------------------------------------------ numpy in, numpy out
 
-    def predict(self, obs_batch: Nested) -> PolicyOutput:
+    def predict(
+        self,
+        observation: Nested,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """stable-baselines3's contract: ``(action, None)`` for one observation or a batch.
+
+        One observation (shaped like the observation space) gives one action without a batch
+        axis; a batch ``(N, *obs_shape)`` (for Dict spaces: every leaf with the same leading N)
+        gives ``(N, *action_shape)``. ``state`` and ``episode_start`` exist for SB3 callers and are
+        ignored (the policy has no recurrent state). Unlike SB3 the default is deterministic, as in
+        :meth:`act`. For disagreement and member actions use :meth:`predict_ensemble`.
+        """
+        single = self._is_single_observation(observation)
+        batch = ispaces.map_leaves(lambda x: np.asarray(x)[None], observation) if single else observation
+        actions = self.act_batch(batch, deterministic)
+        return (actions[0] if single else actions), None
+
+    def _is_single_observation(self, observation: Nested) -> bool:
+        """True for one observation, False for a batch; raises SpaceMismatchError for neither."""
+        flat = ispaces.flat_from_nested(self.observation_space, observation)
+        verdicts = set()
+        for path, leaf in ispaces.flat_items(self.observation_space):
+            shape, want = np.shape(flat[path]), tuple(leaf.shape or ())
+            if shape == want:
+                verdicts.add(True)
+            elif len(shape) == len(want) + 1 and shape[1:] == want:
+                verdicts.add(False)
+            else:
+                raise SpaceMismatchError(
+                    f"Observation {path or 'value'} has shape {shape}; the policy expects {want} for one "
+                    f"observation or (N{''.join(f', {d}' for d in want)}) for a batch.")
+        if len(verdicts) != 1:
+            raise SpaceMismatchError("Observation leaves disagree on whether this is one observation or a batch.")
+        return verdicts.pop()
+
+    def predict_ensemble(self, obs_batch: Nested) -> PolicyOutput:
         """Ensemble action, disagreement and member actions for a nested batch of N observations."""
         with torch.inference_mode():
             d = self.dist(self.obs_to_tensors(obs_batch))

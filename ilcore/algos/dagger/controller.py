@@ -197,7 +197,7 @@ class DaggerController:
         if self.policy is None:
             p = Proposal(None, math.nan, False, QueryReason.DEMO.value, None, True)
         else:
-            out = self.policy.predict(_batch_one(obs))
+            out = self.policy.predict_ensemble(_batch_one(obs))
             action = _unbatch_action(out.action)
             unc = float(np.asarray(out.uncertainty).reshape(-1)[0])
             if mix_draw < beta:
@@ -379,7 +379,7 @@ class DaggerController:
             policy.eval()
         if calibrate and self._last_round_obs and hasattr(policy, "predict"):
             # Threshold in the new policy's units: its disagreement on the states it will roughly revisit.
-            unc = np.asarray(policy.predict(_stack(self._last_round_obs)).uncertainty, dtype=np.float64)
+            unc = np.asarray(policy.predict_ensemble(_stack(self._last_round_obs)).uncertainty, dtype=np.float64)
             self.gate.calibrate(self._last_round_obs, unc)
 
     def set_labelled_states(self, observations: np.ndarray) -> None:
@@ -390,7 +390,7 @@ class DaggerController:
         """Recalibrate the gate on given learner-driven states with the current policy (resume)."""
         self._last_round_obs = list(observations)
         if self.policy is not None and self._last_round_obs:
-            unc = np.asarray(self.policy.predict(_stack(self._last_round_obs)).uncertainty, dtype=np.float64)
+            unc = np.asarray(self.policy.predict_ensemble(_stack(self._last_round_obs)).uncertainty, dtype=np.float64)
             self.gate.calibrate(self._last_round_obs, unc)
 
     def _reset_round_totals(self) -> None:

@@ -57,7 +57,7 @@ def test_box_head_lowers_nll_and_matches_pendulum_actions(head):
     else:  # an NLL, which may go negative
         assert history["valid_loss"][-1] < history["valid_loss"][0] - 1.0
     obs = data.obs[data.valid_mask]
-    predicted = result.policy.predict(obs).action
+    predicted = result.policy.predict_ensemble(obs).action
     error = np.abs(predicted - data.actions[data.valid_mask])[:, 0]  # actions span [-2, 2]
     assert np.median(error) < 0.1, np.median(error)
     if head == "mse":
@@ -94,7 +94,7 @@ def test_same_seed_same_weights_and_members_see_different_batches():
     b = train_bc(data, cfg, progress=False).policy
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
-    out = a.predict(data.obs[:50])
+    out = a.predict_ensemble(data.obs[:50])
     assert out.member_actions.shape == (3, 50, 1)
     assert out.uncertainty.mean() > 0
 

@@ -50,7 +50,7 @@ def test_every_space_gives_actions_of_the_space_and_survives_a_round_trip(obs_na
     act_space, head = ACTION_SPACES[act_name]
     policy = make_policy(obs_space, act_space, hidden=(16,), ensemble=3, head=head, cnn_features=8, seed=0)
     samples, batch = _batch(obs_space, 5)
-    out = policy.predict(batch)
+    out = policy.predict_ensemble(batch)
     shape = () if isinstance(act_space, S.Discrete) else act_space.shape
     assert out.action.shape == (5, *shape)
     assert out.member_actions.shape == (3, 5, *shape)
@@ -64,8 +64,8 @@ def test_every_space_gives_actions_of_the_space_and_survives_a_round_trip(obs_na
 
     policy.save(tmp_path / "ckpt")
     again = Policy.load(tmp_path / "ckpt")
-    np.testing.assert_array_equal(again.predict(batch).member_actions, out.member_actions)
-    np.testing.assert_array_equal(again.predict(batch).uncertainty, out.uncertainty)
+    np.testing.assert_array_equal(again.predict_ensemble(batch).member_actions, out.member_actions)
+    np.testing.assert_array_equal(again.predict_ensemble(batch).uncertainty, out.uncertainty)
 
 
 def test_squashed_gaussian_log_prob_matches_torch_distributions():
@@ -121,7 +121,7 @@ def test_trained_ensemble_disagrees_more_off_distribution_than_on_it():
     policy = train_bc(data, BCConfig(epochs=8, ensemble=5, hidden=(64, 64), seed=0), progress=False).policy
     on = data.obs[data.valid_mask]
     off = np.random.default_rng(0).uniform([-4, -5, -0.4, -5], [4, 5, 0.4, 5], (len(on), 4)).astype(np.float32)
-    out_on, out_off = policy.predict(on), policy.predict(off)
+    out_on, out_off = policy.predict_ensemble(on), policy.predict_ensemble(off)
     assert not np.allclose(policy.trunk.net[0].weight[0].detach(), policy.trunk.net[0].weight[1].detach())
     assert out_off.uncertainty.mean() > 3 * out_on.uncertainty.mean()
     assert out_off.vote_disagreement.mean() > out_on.vote_disagreement.mean()
@@ -194,7 +194,7 @@ def test_seeded_construction_is_reproducible_and_leaves_global_rng_alone():
     assert torch.equal(before, after)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
-    assert not math.isnan(float(a.predict(np.zeros((1, 2), np.float32)).uncertainty[0]))
+    assert not math.isnan(float(a.predict_ensemble(np.zeros((1, 2), np.float32)).uncertainty[0]))
 
 
 

@@ -1,0 +1,42 @@
+"""One progress-bar style for every long command: tqdm on stderr, so ``--json`` keeps stdout clean.
+
+On a terminal the bar redraws a few times a second; when stderr is a file or a pipe (CI logs,
+``2> log``) it updates at most every 30 s, so a long run leaves a handful of lines, not thousands.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+T = TypeVar("T")
+
+TTY_INTERVAL_S = 0.1
+LOG_INTERVAL_S = 30.0
+
+
+def progress_bar(
+    iterable: Iterable[T] | None = None,
+    *,
+    total: float | None = None,
+    desc: str | None = None,
+    unit: str = "it",
+    enabled: bool = True,
+    leave: bool = False,
+    **kwargs: Any,
+) -> "tqdm[T]":
+    """A tqdm bar on stderr (``enabled=False``: a silent one that still counts).
+
+    Use as an iterator wrapper (``for ep in progress_bar(range(n), desc="eval", unit="ep")``) or
+    manually (``bar = progress_bar(total=steps, unit="step"); bar.update(1); bar.close()``).
+    """
+    from tqdm import tqdm
+
+    tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    kwargs.setdefault("mininterval", TTY_INTERVAL_S if tty else LOG_INTERVAL_S)
+    kwargs.setdefault("dynamic_ncols", tty)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled,
+                leave=leave, **kwargs)
