@@ -123,38 +123,123 @@ def _check_key(key: Any) -> None:
                                  "without '/').")
 
 
-def space_from_json(d: Mapping[str, Any]) -> spaces.Space:
-    """Inverse of :func:`space_to_json`; raises FormatError on a description it cannot read."""
+# Bounds on a space read from a file: a few bytes of JSON must not make a reader allocate
+# gigabytes (a Box of shape [100000, 100000]) or recurse without end. 2**24 elements is a
+# 4096 x 4096 RGBA frame; real observation and action spaces are far smaller.
+MAX_LEAF_ELEMENTS = 2**24
+MAX_SPACE_DEPTH = 32
+MAX_SPACE_LEAVES = 4096
+MAX_DISCRETE_N = 2**62  # values and n + start must stay inside int64
+
+
+def space_from_json(d: Mapping[str, Any], where: str = "A stored space description") -> spaces.Space:
+    """Inverse of :func:`space_to_json`; raises FormatError (naming ``where``) on a description it
+    cannot read or one beyond the bounds above."""
+    counter = [0]
     try:
-        kind = d["type"]
-        if kind == "Box":
-            dtype = np.dtype(d["dtype"])
-            shape = tuple(int(v) for v in d["shape"])
-            return spaces.Box(
-                low=_decode_array(d["low"], shape, dtype),
-                high=_decode_array(d["high"], shape, dtype),
-                shape=shape,
-                dtype=dtype,
-            )
-        if kind == "Discrete":
-            return spaces.Discrete(int(d["n"]), start=int(d.get("start", 0)))
-        if kind == "MultiDiscrete":
-            dtype = np.dtype(d.get("dtype", "int64"))
-            return spaces.MultiDiscrete(
-                np.asarray(d["nvec"], dtype=dtype), dtype=dtype, start=np.asarray(d.get("start", 0), dtype=dtype)
-            )
-        if kind == "MultiBinary":
-            return spaces.MultiBinary(d["n"])
-        if kind == "Dict":
-            # OrderedDict: gymnasium sorts the keys of a plain dict, which would lose the order.
-            return spaces.Dict(OrderedDict((k, space_from_json(s)) for k, s in d["spaces"]))
-        if kind == "Tuple":
-            return spaces.Tuple([space_from_json(s) for s in d["spaces"]])
-    except FormatError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FormatError(f"A stored space description is malformed ({type(exc).__name__}: {exc}).") from None
-    raise FormatError(f"A stored space has the unknown type {kind!r}.")
+        return _space_from_json(d, 0, counter)
+    except _SpaceError as exc:
+        reason = str(exc)
+    except (KeyError, TypeError, ValueError, OverflowError, IndexError, AssertionError, RecursionError,
+            SpaceMismatchError) as exc:
+        detail = str(exc).rstrip(".").replace(". ", "; ")[:200]
+        reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    raise FormatError(f"{where} is malformed ({reason}).")
+
+
+class _SpaceError(Exception):
+    """Why a stored space description is refused (message without the location)."""
+
+
+def _int(value: Any, what: str, lo: int, hi: int) -> int:
+    """An integer field of a space description, within [lo, hi] (bools and fractions refused)."""
+    if isinstance(value, np.integer):
+        value = int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _SpaceError(f"{what} is not an integer")
+    if not lo <= value <= hi:
+        raise _SpaceError(f"{what} {value if abs(value) < 10**20 else 'of ' + str(len(str(value))) + ' digits'} "
+                          f"is outside [{lo}, {hi}]")
+    return value
+
+
+def _shape(value: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) > 8:
+        raise _SpaceError(f"{what} is not a list of at most 8 sizes")
+    shape = tuple(_int(v, f"a size in {what}", 0, MAX_LEAF_ELEMENTS) for v in value)
+    if math.prod(shape) > MAX_LEAF_ELEMENTS:
+        raise _SpaceError(f"{what} {list(shape)} holds more than {MAX_LEAF_ELEMENTS} elements")
+    return shape
+
+
+def _numeric_dtype(value: Any, kinds: str) -> np.dtype:
+    if not isinstance(value, str):
+        raise _SpaceError("dtype is not a string")
+    dtype = np.dtype(value)
+    if dtype.kind not in kinds or dtype.fields is not None or dtype.shape:
+        raise _SpaceError(f"dtype {value!r} is not a plain numeric type")
+    return dtype
+
+
+def _space_from_json(d: Any, depth: int, counter: list[int]) -> spaces.Space:
+    if not isinstance(d, Mapping):
+        raise _SpaceError("a space is not a JSON object")
+    if depth > MAX_SPACE_DEPTH:
+        raise _SpaceError(f"spaces are nested more than {MAX_SPACE_DEPTH} deep")
+    kind = d.get("type")
+    if kind in ("Box", "Discrete", "MultiDiscrete", "MultiBinary"):
+        counter[0] += 1
+        if counter[0] > MAX_SPACE_LEAVES:
+            raise _SpaceError(f"it has more than {MAX_SPACE_LEAVES} leaf spaces")
+    if kind == "Box":
+        dtype = _numeric_dtype(d["dtype"], "biuf")
+        shape = _shape(d["shape"], "the Box shape")
+        return spaces.Box(
+            low=_decode_array(d["low"], shape, dtype),
+            high=_decode_array(d["high"], shape, dtype),
+            shape=shape,
+            dtype=dtype,
+        )
+    if kind == "Discrete":
+        n = _int(d["n"], "Discrete n", 1, MAX_DISCRETE_N)
+        start = _int(d.get("start", 0), "Discrete start", -MAX_DISCRETE_N, MAX_DISCRETE_N)
+        return spaces.Discrete(n, start=start)
+    if kind == "MultiDiscrete":
+        dtype = _numeric_dtype(d.get("dtype", "int64"), "iu")
+        nvec = np.asarray(d["nvec"])
+        if nvec.dtype.kind not in "iu" or nvec.size == 0 or nvec.size > MAX_LEAF_ELEMENTS or nvec.ndim > 8:
+            raise _SpaceError("MultiDiscrete nvec is not a non-empty array of integers")
+        if np.any(nvec < 1) or np.any(nvec > np.iinfo(dtype).max):
+            raise _SpaceError(f"MultiDiscrete nvec holds a value outside [1, {np.iinfo(dtype).max}]")
+        start = np.asarray(d.get("start", 0))
+        if start.dtype.kind not in "iu":
+            raise _SpaceError("MultiDiscrete start is not an integer array")
+        return spaces.MultiDiscrete(nvec.astype(dtype), dtype=dtype, start=start.astype(dtype))
+    if kind == "MultiBinary":
+        n = d["n"]
+        if isinstance(n, list):
+            return spaces.MultiBinary(list(_shape(n, "MultiBinary n")))
+        return spaces.MultiBinary(_int(n, "MultiBinary n", 0, MAX_LEAF_ELEMENTS))
+    if kind == "Dict":
+        pairs = d["spaces"]
+        if not isinstance(pairs, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+            raise _SpaceError("Dict spaces is not a list of [key, space] pairs")
+        keys = [k for k, _ in pairs]
+        for key in keys:
+            _check_key(key)
+        if len(set(keys)) != len(keys):
+            raise _SpaceError("a Dict space repeats a key")
+        # OrderedDict: gymnasium sorts the keys of a plain dict, which would lose the order.
+        return spaces.Dict(OrderedDict((k, _space_from_json(s, depth + 1, counter)) for k, s in pairs))
+    if kind == "Tuple":
+        subs = d["spaces"]
+        if not isinstance(subs, list):
+            raise _SpaceError("Tuple spaces is not a list")
+        return spaces.Tuple([_space_from_json(s, depth + 1, counter) for s in subs])
+    text = repr(kind)
+    raise _SpaceError(f"unknown type {text if len(text) <= 40 else text[:37] + '...'}")
 
 
 def space_key(space: spaces.Space) -> str:
@@ -321,11 +406,12 @@ def concatenate(space: spaces.Space, batches: Sequence[Nested]) -> Nested:
     return nested_from_flat(space, {path: np.concatenate([f[path] for f in flats]) for path, _ in flat_items(space)})
 
 
-def check_batch(space: spaces.Space, nested: Nested, n: int) -> None:
+def check_batch(space: spaces.Space, nested: Nested, n: int, *, bounded: bool = False) -> None:
     """Raise SpaceMismatchError naming the first leaf whose shape, dtype or values do not fit.
 
-    Box bounds are not checked (envs such as CartPole observe outside their bounds); the
-    integer ranges of Discrete, MultiDiscrete and MultiBinary are.
+    Box bounds are not checked by default (envs such as CartPole observe outside their
+    bounds); with ``bounded`` (actions) a Box value must be finite and inside its bounds. The
+    integer ranges of Discrete, MultiDiscrete and MultiBinary are always checked.
     """
     leaves = dict(flat_items(space))
     for path, value in flat_from_nested(space, nested).items():
@@ -347,6 +433,10 @@ def check_batch(space: spaces.Space, nested: Nested, n: int) -> None:
             bad = (arr < leaf.start) | (arr >= leaf.start + leaf.nvec)
         elif isinstance(leaf, spaces.MultiBinary):
             bad = (arr != 0) & (arr != 1)
+        elif bounded and isinstance(leaf, spaces.Box):
+            if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+                raise SpaceMismatchError(f"Leaf {name!r} holds NaN or infinite values.")
+            bad = (arr < leaf.low) | (arr > leaf.high)
         else:
             continue
         if np.any(bad):

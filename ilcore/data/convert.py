@@ -12,6 +12,7 @@ truncations, like this format, so episodes map one to one:
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,12 @@ def export_minari(
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
     rec = open_recording(recording_or_paths)
+    if out_dir is not None:
+        root = Path(out_dir)
+        if root.exists() and not root.is_dir():
+            raise UserError(f"{root} exists and is not a folder; --out names the Minari datasets folder.")
+        if (root / dataset_id).exists():
+            raise UserError(f"{root / dataset_id} already exists; choose another dataset id or remove it first.")
     buffers = []
     for i, ep in enumerate(rec.episodes()):
         if ep.actions is None or ep.length == 0:
@@ -132,35 +139,64 @@ def _env_spec(env_id: str, env_kwargs: dict[str, Any]) -> Any:
     return spec
 
 
+MAX_MINARI_METADATA_BYTES = 16 << 20
+
+
 def _load_minari(id_or_path: str | Path) -> "minari.MinariDataset":
     minari = _minari()
     path = Path(id_or_path)
     if path.exists():
         data = path / "data" if (path / "data").is_dir() else path
-        if not (data / "metadata.json").exists():
+        meta = data / "metadata.json"
+        if not meta.is_file():
             raise FormatError(f"{path} is not a Minari dataset (no metadata.json).")
-        return minari.MinariDataset(data)
+        if meta.stat().st_size > MAX_MINARI_METADATA_BYTES:
+            raise FormatError(f"{meta} is too large to be Minari metadata.")
+        with _foreign(path):
+            return minari.MinariDataset(data)
     try:
         return minari.load_dataset(str(id_or_path))
     except (FileNotFoundError, ValueError) as exc:
         raise FormatError(f"There is no local Minari dataset {str(id_or_path)!r} ({exc}).") from None
 
 
+@contextmanager
+def _foreign(origin: Any) -> Iterator[None]:
+    """Minari reading a damaged dataset fails in many ways (KeyError, OSError, JSON errors deep
+    inside it); the person needs one sentence, not its traceback. Our own errors pass through."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (MemoryError, RecursionError, OSError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            AssertionError, OverflowError) as exc:
+        raise FormatError(f"{origin} is not a readable Minari dataset ({type(exc).__name__}).") from None
+
+
 def import_minari(id_or_path: str | Path, out: str | Path, *, env_id: str | None = None) -> Path:
     """Turn a Minari dataset (a local id or a dataset folder) into a new session folder at ``out``."""
-    ds = _load_minari(id_or_path)
-    spec = ds.spec.env_spec if hasattr(ds, "spec") else None
-    env_id = env_id or (spec.id if spec is not None else None) or "unknown"
-    env_kwargs = dict(spec.kwargs) if spec is not None and spec.kwargs else {}
-    env_kwargs = {k: v for k, v in env_kwargs.items() if _jsonable(v)}
-    obs_space, act_space = ds.observation_space, ds.action_space
     out = Path(out)
     if out.exists():
         raise UserError(f"{out} already exists; choose a new folder for the imported session.")
-    with SessionWriter(out, env_id=env_id, observation_space=obs_space, action_space=act_space,
-                       env_kwargs=env_kwargs, autosave_interval=None) as writer:
-        for ep in ds.iterate_episodes():
-            _import_episode(writer, ep, obs_space, act_space, str(id_or_path))
+    ds = _load_minari(id_or_path)
+    with _foreign(id_or_path):
+        spec = ds.spec.env_spec if hasattr(ds, "spec") else None
+        env_id = env_id or (spec.id if spec is not None else None) or "unknown"
+        env_kwargs = dict(spec.kwargs) if spec is not None and spec.kwargs else {}
+        env_kwargs = {k: v for k, v in env_kwargs.items() if _jsonable(v)}
+        obs_space, act_space = ds.observation_space, ds.action_space
+        # The spaces become this session's: hold them to the bounds of a recorded space.
+        for name, space in (("observation", obs_space), ("action", act_space)):
+            sp.space_from_json(sp.space_to_json(space), f"The {name} space of the Minari dataset {id_or_path}")
+        try:
+            with SessionWriter(out, env_id=env_id, observation_space=obs_space, action_space=act_space,
+                               env_kwargs=env_kwargs, autosave_interval=None) as writer:
+                for ep in ds.iterate_episodes():
+                    _import_episode(writer, ep, obs_space, act_space, str(id_or_path))
+        except BaseException:
+            # The folder is new (checked above): a failed import leaves nothing half-made behind.
+            shutil.rmtree(out, ignore_errors=True)
+            raise
     return out
 
 

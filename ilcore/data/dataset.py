@@ -19,6 +19,7 @@ from ilcore import spaces as sp
 from ilcore.data import format as fmt
 from ilcore.data.labels import label_from_record
 from ilcore.data.reader import Recording, open_recording
+from ilcore.data.validate import check_actions, check_observations
 from ilcore.errors import FormatError, UserError
 from ilcore.types import Actor, Nested
 
@@ -254,47 +255,44 @@ def load_transitions(
         with source.open_many(source.local_ids()) as handles:
             for local, h in handles:
                 g, where = h.group, h.where
-                if not use_labels and fmt.is_observation_only(g):
+                records = overlay.get(local, [])
+                # Checked before anything is allocated: shapes, dtypes, labels, overlay steps.
+                layout = rec.check(h, records)
+                if not use_labels and layout.observation_only:
                     continue  # no executed actions to train on (labels given later still count)
-                actors = fmt.read_dataset(g, "actors", where)
-                length = len(actors)  # one actor per executed step (saves an attribute read)
+                length = layout.length
+                actors = fmt.read_dataset(g, "actors", where, (length,), kinds="iu")
                 e = len(episode_ids)
                 episode_ids.append(rec._global(k, local))
-                for path, _ in obs_leaves:
+                for path, leaf in obs_leaves:
                     name = fmt.leaf_name("observations", path)
                     if path in lazy_paths:
                         full = name if h.name == "/" else f"{h.name}/{name}"
                         lazy_segments[path].append((h.file, full, length + 1))
                     else:
-                        part = fmt.read_dataset(g, name, where)
-                        if len(part) != length + 1:
-                            raise FormatError(f"{where} is damaged: it has {len(part)} observations for {length} steps.")
+                        part = fmt.read_dataset(g, name, where, (length + 1, *sp.leaf_shape(leaf)))
+                        check_observations(part, where)
                         obs_parts[path].append(part)
                 if use_labels:
-                    try:
-                        lab = g["labels"]
-                    except KeyError:
-                        raise FormatError(f"{where} is damaged: the labels group is missing.") from None
-                    records = overlay.get(local, [])
-                    file_steps = fmt.read_dataset(lab, "step", where)
+                    file_steps = layout.label_steps
                     n_file = len(file_steps)
                     steps, rows = effective_label_rows(file_steps, length, records)
-                    for path, _ in act_leaves:
-                        target_parts[path].append(fmt.read_dataset(lab, fmt.leaf_name("action", path), where))
-                    voc = fmt.loads(lab.attrs.get("vocabulary", '{"source":[],"reason":[]}'), where)
+                    for path, value in sp.flat_from_nested(act_space, layout.label_actions).items():
+                        target_parts[path].append(value)
+                    voc = layout.vocabulary
                     src_lut = np.asarray([code(s) for s in voc["source"]] or [0], dtype=np.int64)
                     rsn_lut = np.asarray([code(s) for s in voc["reason"]] or [0], dtype=np.int64)
                     file_rows = rows >= 0
                     src = np.empty(len(rows), dtype=np.int64)
                     rsn = np.empty(len(rows), dtype=np.int64)
                     if file_rows.all():
-                        src[:] = src_lut[fmt.read_dataset(lab, "source", where)[rows]]
-                        rsn[:] = rsn_lut[fmt.read_dataset(lab, "reason", where)[rows]]
+                        src[:] = src_lut[layout.label_source[rows]]
+                        rsn[:] = rsn_lut[layout.label_reason[rows]]
                         target_rows = rows + target_offset
                     else:
                         fr = rows[file_rows]
-                        src[file_rows] = src_lut[fmt.read_dataset(lab, "source", where)[fr]]
-                        rsn[file_rows] = rsn_lut[fmt.read_dataset(lab, "reason", where)[fr]]
+                        src[file_rows] = src_lut[layout.label_source[fr]]
+                        rsn[file_rows] = rsn_lut[layout.label_reason[fr]]
                         label_records = [r for r in records if r["op"] == "label"]
                         target_rows = np.empty(len(rows), dtype=np.int64)
                         target_rows[file_rows] = fr + target_offset
@@ -308,9 +306,14 @@ def load_transitions(
                     target_offset += n_file
                 else:
                     steps = np.arange(length, dtype=np.int64)
-                    for path, _ in act_leaves:
-                        target_parts[path].append(fmt.read_dataset(g, fmt.leaf_name("actions", path), where))
+                    executed = fmt.read_nested(g, "actions", act_space, where, length)
+                    check_actions(act_space, executed, length, where)
+                    for path, value in sp.flat_from_nested(act_space, executed).items():
+                        target_parts[path].append(value)
                     target_rows = steps + target_offset
+                    if len(actors) and int(actors.max()) >= len(ACTOR_NAMES):
+                        raise FormatError(f"{where} is damaged: it names an actor code {int(actors.max())} "
+                                          "that does not exist.")
                     src = np.asarray([code(n) for n in ACTOR_NAMES], dtype=np.int64)[actors]
                     rsn = np.full(length, code("executed"), dtype=np.int64)
                     target_offset += length
@@ -322,7 +325,7 @@ def load_transitions(
                 source_code_parts.append(src)
                 reason_code_parts.append(rsn)
                 term = np.zeros(len(steps), dtype=bool)
-                if bool(g.attrs.get("terminated", False)) and len(steps):
+                if layout.terminated and len(steps):
                     term[steps == length - 1] = True
                 terminal_parts.append(term)
                 obs_offset += length + 1

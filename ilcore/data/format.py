@@ -57,34 +57,63 @@ def leaf_name(root: str, path: str) -> str:
     return f"{root}/{path}" if path else root
 
 
+def short_repr(value: Any, limit: int = 40) -> str:
+    """repr() cut to ``limit`` characters, for naming a bad value in a one-line message."""
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def check_header(attrs: Any, expected: str, where: str) -> None:
     """Refuse foreign HDF5 objects and newer schema versions with one sentence."""
     fmt = attrs.get("format")
     if isinstance(fmt, bytes):
-        fmt = fmt.decode()
-    if fmt != expected:
+        fmt = fmt.decode("utf-8", errors="replace")
+    if not isinstance(fmt, str) or fmt != expected:
         if fmt in (FORMAT_EPISODE, FORMAT_PACKED, FORMAT_SESSION):
             raise FormatError(f"{where} is an ilcore {fmt.split('-')[1]} file, not the {expected.split('-')[1]} "
                               "expected here.")
         raise FormatError(f"{where} is an HDF5 file but not an ilcore recording.")
-    version = int(attrs.get("schema_version", -1))
+    raw = attrs.get("schema_version", None)
+    version = raw.item() if isinstance(raw, np.generic) else raw
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise FormatError(f"{where} has an invalid recording schema version {short_repr(raw)}.")
     if version > SCHEMA_VERSION:
-        raise FormatError(f"{where} uses recording schema version {version}, newer than version {SCHEMA_VERSION} "
-                          "that this ilcore reads; upgrade ilcore to open it.")
+        raise FormatError(f"{where} uses recording schema version {short_repr(version)}, newer than version "
+                          f"{SCHEMA_VERSION} that this ilcore reads; upgrade ilcore to open it.")
     if version < 1:
-        raise FormatError(f"{where} has an invalid recording schema version {version}.")
+        raise FormatError(f"{where} has an invalid recording schema version {short_repr(version)}.")
+
+
+def check_regular_file(path: Path | str, where: str | None = None) -> None:
+    """Refuse a path that is missing, unreadable or not a regular file, before anything opens it
+    (opening a FIFO named like an episode would block forever)."""
+    import stat
+
+    where = where or str(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FormatError(f"{where} does not exist.") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise FormatError(f"{where} cannot be read ({reason}).") from None
+    if not stat.S_ISREG(mode):
+        raise FormatError(f"{where} is not a regular file.")
 
 
 def open_h5(path: Path | str, where: str | None = None) -> "h5py.File":
-    """Open an HDF5 file read-only, turning h5py's errors into one-sentence FormatErrors."""
+    """Open an HDF5 file read-only, turning h5py's errors into one-sentence FormatErrors.
+
+    Only regular files are opened (a FIFO or device would block or never end)."""
     import h5py
 
     where = where or str(path)
+    check_regular_file(path, where)
     try:
         return h5py.File(path, "r")
     except FileNotFoundError:
         raise FormatError(f"{where} does not exist.") from None
-    except OSError:
+    except (OSError, ValueError, UnicodeError):
         raise FormatError(f"{where} is not a readable HDF5 file (it is truncated, corrupt or of another type).") \
             from None
 
@@ -315,62 +344,99 @@ def is_observation_only(group: "h5py.Group") -> bool:
     return bool(group.attrs.get("observation_only", False))
 
 
-def read_nested(group: "h5py.Group", root: str, space: "gym_spaces.Space", where: str) -> Any:
-    """Read every leaf of ``space`` stored under ``root`` into a nested array."""
+# Bounds a reader trusts before it allocates: an episode longer than this is refused, and every
+# array it reads must be as large as its episode says and actually stored in the file.
+MAX_EPISODE_STEPS = 10_000_000
+MAX_LABELS_PER_STEP = 16  # file labels per step (demo, live query, intervention, ...); more is damage
+
+NUMERIC_KINDS = "biuf"
+
+
+def read_nested(group: "h5py.Group", root: str, space: "gym_spaces.Space", where: str, n: int) -> Any:
+    """Read every leaf of ``space`` stored under ``root`` (``n`` rows each) into a nested array."""
     flat = {}
-    for path, _ in sp.flat_items(space):
-        flat[path] = read_dataset(group, leaf_name(root, path), where)
+    for path, leaf in sp.flat_items(space):
+        flat[path] = read_dataset(group, leaf_name(root, path), where, (n, *sp.leaf_shape(leaf)))
     return sp.nested_from_flat(space, flat)
 
 
-def read_dataset(group: "h5py.Group", name: str, where: str) -> np.ndarray:
-    """Read a whole dataset. Plain numeric datasets go through h5py's low-level API, which
-    skips the high-level object's per-call bookkeeping (the loader reads thousands of small
-    datasets, where that bookkeeping costs as much as the data)."""
+def _hard_link(group: "h5py.Group", name: str, where: str) -> None:
+    """Every component of ``name`` must be a plain (hard) link: soft links may loop and external
+    links point into other files (any file on the machine)."""
     import h5py
 
+    parts = name.split("/")
+    for i in range(len(parts)):
+        prefix = "/".join(parts[: i + 1])
+        try:
+            kind = group.id.links.get_info(prefix.encode()).type
+        except (KeyError, RuntimeError):
+            raise FormatError(f"{where} is damaged: {prefix!r} is missing.") from None
+        if kind != h5py.h5l.TYPE_HARD:
+            raise FormatError(f"{where} holds a soft or external link at {prefix!r}, which recordings never use.")
+
+
+def open_group(group: "h5py.Group", name: str, where: str) -> "h5py.Group":
+    """A sub-group reached through hard links only."""
+    import h5py
+
+    _hard_link(group, name, where)
+    obj = group[name]
+    if not isinstance(obj, h5py.Group):
+        raise FormatError(f"{where} is damaged: {name!r} is not a group.")
+    return obj
+
+
+def open_dataset(group: "h5py.Group", name: str, where: str, shape: tuple[int, ...] | None = None,
+                 kinds: str = NUMERIC_KINDS) -> Any:
+    """The low-level dataset ``name``, checked before anything is read: reached through hard
+    links, stored inside this file, of a plain dtype of one of ``kinds``, of exactly ``shape``
+    (when given) and with all its data present (a dataset declared huge but never written is
+    refused instead of allocated)."""
+    import h5py
+
+    _hard_link(group, name, where)
     try:
         dsid = h5py.h5d.open(group.id, name.encode())
-        dtype = dsid.dtype
-        if dtype.kind in "biuf" and dtype.fields is None:
-            out = np.empty(dsid.shape, dtype=dtype)
-            if out.size:
-                dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-            return out
-        return group[name][()]
     except KeyError:
-        raise FormatError(f"{where} is damaged: the dataset {name!r} is missing.") from None
-    except OSError:
-        raise FormatError(f"{where} is damaged: the dataset {name!r} cannot be read.") from None
+        raise FormatError(f"{where} is damaged: {name!r} is not a dataset.") from None
+    dtype = dsid.dtype
+    if dtype.kind not in kinds or dtype.fields is not None or dtype.shape:
+        raise FormatError(f"{where} is damaged: the dataset {name!r} has the unexpected type {dtype}.")
+    if shape is not None and dsid.shape != tuple(shape):
+        raise FormatError(f"{where} is damaged: the dataset {name!r} has shape {dsid.shape}, expected "
+                          f"{tuple(shape)}.")
+    dcpl = dsid.get_create_plist()
+    layout = dcpl.get_layout()
+    if layout not in (h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED) or dcpl.get_external_count():
+        raise FormatError(f"{where} is damaged: the dataset {name!r} keeps its data outside the file.")
+    count = int(np.prod(dsid.shape, dtype=np.float64)) if dsid.shape else 1
+    if count and layout == h5py.h5d.CHUNKED:
+        chunks = dcpl.get_chunk()
+        expected = int(np.prod([-(-n // c) for n, c in zip(dsid.shape, chunks)], dtype=np.float64))
+        present = dsid.get_num_chunks()
+    elif count and layout == h5py.h5d.CONTIGUOUS:
+        expected, present = count * dtype.itemsize, dsid.get_storage_size()
+    else:
+        expected = present = 0
+    if present < expected:
+        raise FormatError(f"{where} is damaged: the dataset {name!r} declares shape {dsid.shape} but holds "
+                          "less data than that.")
+    return dsid
 
 
-def read_file_labels(group: "h5py.Group", action_space: "gym_spaces.Space", episode_id: str,
-                     where: str) -> list[Label]:
-    """Labels stored in an episode group, in the order they were given."""
-    labels = group.get("labels")
-    if labels is None:
-        raise FormatError(f"{where} is damaged: the labels group is missing.")
-    vocab = loads(labels.attrs.get("vocabulary", "{}"), where)
-    steps = read_dataset(labels, "step", where)
-    source = read_dataset(labels, "source", where)
-    reason = read_dataset(labels, "reason", where)
-    rounds = read_dataset(labels, "round", where)
-    latency = read_dataset(labels, "latency_ms", where)
-    times = read_dataset(labels, "time", where)
-    actions = read_nested(labels, "action", action_space, where)
+def read_dataset(group: "h5py.Group", name: str, where: str, shape: tuple[int, ...] | None = None,
+                 kinds: str = NUMERIC_KINDS) -> np.ndarray:
+    """Read a whole dataset, checked first by :func:`open_dataset`. Plain numeric datasets go
+    through h5py's low-level API, which skips the high-level object's per-call bookkeeping (the
+    loader reads thousands of small datasets, where that bookkeeping costs as much as the data)."""
+    import h5py
+
+    dsid = open_dataset(group, name, where, shape, kinds)
     try:
-        return [
-            Label(
-                episode=episode_id,
-                step=int(steps[i]),
-                action=sp.index(actions, i),
-                source=vocab["source"][source[i]],
-                reason=vocab["reason"][reason[i]],
-                round=int(rounds[i]),
-                latency_ms=float(latency[i]),
-                time=float(times[i]),
-            )
-            for i in range(len(steps))
-        ]
-    except (KeyError, IndexError, ValueError):
-        raise FormatError(f"{where} is damaged: its label arrays do not agree.") from None
+        out = np.empty(dsid.shape, dtype=dsid.dtype)
+        if out.size:
+            dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+        return out
+    except (OSError, ValueError, TypeError):
+        raise FormatError(f"{where} is damaged: the dataset {name!r} cannot be read.") from None

@@ -15,17 +15,21 @@ label; everything popped stays in the files for audit.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from ilcore import fileio
 from ilcore.data.format import dumps, nested_from_json, nested_to_json
 from ilcore.errors import FormatError
 from ilcore.types import Label
 
 if TYPE_CHECKING:
     from gymnasium import spaces as gym_spaces
+
+MAX_STEP = 2**53  # steps and rounds in records: exact in JSON doubles, far beyond any real episode
 
 
 def label_record(label: Label) -> dict[str, Any]:
@@ -61,31 +65,70 @@ def label_from_record(rec: dict[str, Any], action_space: "gym_spaces.Space", epi
     )
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+def record_problem(rec: Any) -> str | None:
+    """Why ``rec`` is not a valid overlay record (None when it is). Actions are checked against
+    the action space later, by the reader, which knows the space."""
+    if not isinstance(rec, dict) or rec.get("op") not in ("label", "retract"):
+        return "it is not a label or retract record"
+    if not isinstance(rec.get("episode"), str):
+        return "its episode is not a name"
+    step = rec.get("step")
+    if not _is_int(step) or not 0 <= step < MAX_STEP:
+        return "its step is not an integer in range"
+    if rec["op"] == "retract":
+        return None
+    if rec.get("action") is None:
+        return "it has no action"
+    for name in ("source", "reason"):
+        if not isinstance(rec.get(name), str):
+            return f"its {name} is missing or not text"
+    if not _is_int(rec.get("round", 0)) or not 0 <= rec.get("round", 0) < MAX_STEP:
+        return "its round is not a non-negative integer"
+    for name in ("latency_ms", "time"):
+        if not _is_number(rec.get(name, 0.0)):
+            return f"its {name} is not a finite number"
+    return None
+
+
 def parse_lines(lines: Sequence[str], where: str) -> list[dict[str, Any]]:
-    """Parse overlay lines; a torn (unparsable or unterminated) last line is ignored."""
+    """Parse and check overlay lines; a torn (unparsable or unterminated) last line is ignored."""
     records: list[dict[str, Any]] = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-            if not isinstance(rec, dict) or rec.get("op") not in ("label", "retract"):
-                raise ValueError
-            int(rec["step"]), str(rec["episode"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, RecursionError):
             if i == len(lines) - 1:
                 break  # torn by a crash mid-write
             raise FormatError(f"{where} has a corrupt record on line {i + 1}.") from None
+        problem = record_problem(rec)
+        if problem is not None:
+            raise FormatError(f"{where} has an invalid record on line {i + 1} ({problem}).")
         records.append(rec)
     return records
 
 
 def read_overlay_file(path: Path) -> list[dict[str, Any]]:
     """All complete records of an overlay file (missing file: none)."""
+    import stat
+
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise FormatError(f"{path} is not a regular file.")
         data = path.read_bytes()
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise FormatError(f"{path} cannot be read ({exc.strerror or type(exc).__name__}).") from None
     text = data.decode("utf-8", errors="replace")
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -112,17 +155,24 @@ def apply_records(file_labels: Iterable[Label], records: Iterable[dict[str, Any]
 
 
 class OverlayWriter:
-    """Appends records to ``labels.jsonl``, one fsync per record."""
+    """Appends records to ``labels.jsonl``, one fsync per record.
+
+    A record is written with one unbuffered ``write`` and fsynced before ``append`` returns.
+    If that fails (a full disk), the file is cut back to where the record began, so nothing is
+    left half-written and no buffered bytes can land later; the error is a StorageError and
+    every label acknowledged before it stays.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: Any = None
+        self._fd: int | None = None
 
-    def _open(self) -> Any:
-        if self._fh is None:
-            self._drop_torn_tail()
-            self._fh = open(self.path, "ab")
-        return self._fh
+    def _open(self) -> int:
+        if self._fd is None:
+            with fileio.writing(f"open the label file {self.path}"):
+                self._drop_torn_tail()
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._fd
 
     def _drop_torn_tail(self) -> None:
         # A crash may have left a partial last line; appending after it would glue the next
@@ -139,12 +189,23 @@ class OverlayWriter:
                 os.fsync(fh.fileno())
 
     def append(self, record: dict[str, Any]) -> None:
-        fh = self._open()
-        fh.write((dumps(record) + "\n").encode("utf-8"))
-        fh.flush()
-        os.fsync(fh.fileno())
+        line = (dumps(record) + "\n").encode("utf-8")
+        fd = self._open()
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, start)  # drop the torn record: freeing space cannot fail for lack of it
+                os.fsync(fd)
+            except OSError:
+                pass  # the torn tail is then ignored by readers and dropped by the next writer
+            raise fileio.storage_error(exc, f"save the label to {self.path}") from None
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)

@@ -19,6 +19,9 @@ from ilcore.data import format as fmt
 from ilcore.data.reader import Recording, open_recording
 from ilcore.errors import UserError
 
+# What an episode group holds (docs/format.md); anything else in a group is not copied.
+EPISODE_MEMBERS = ("observations", "actions", "actors", "rewards", "wall_time", "infos", "labels")
+
 
 def pack(src: "str | Path | Recording | Sequence[str | Path]", dst: str | Path) -> Path:
     """Pack a recording into one file at ``dst`` (refuses to overwrite); returns ``dst``."""
@@ -43,16 +46,24 @@ def pack(src: "str | Path | Recording | Sequence[str | Path]", dst: str | Path) 
             episodes = out.create_group("episodes")
             lines: list[str] = []
             for k, source in enumerate(rec.sources):
+                overlay = rec.overlay_by_episode(k)
+                packed: set[str] = set()
                 with source.open_many(source.local_ids()) as handles:
                     for local, h in handles:
+                        # A pack is what others will train on: check it as a trainer would.
+                        rec.check(h, overlay.get(local, []), actions=True)
                         gid = rec._global(k, local).replace(":", "_")
                         group = episodes.create_group(gid)
                         for key, value in h.group.attrs.items():
                             group.attrs[key] = value
                         group.attrs["episode_id"] = gid
-                        for name in h.group:
-                            h.group.copy(h.group[name], group, name=name)
+                        for name in EPISODE_MEMBERS:
+                            if name in h.group:
+                                h.group.copy(h.group[name], group, name=name)
+                        packed.add(local)
                 for record in source.overlay_records():
+                    if str(record["episode"]) not in packed:
+                        continue  # labels of discarded episodes stay in the session, not in the pack
                     record = dict(record)
                     record["episode"] = rec._global(k, str(record["episode"])).replace(":", "_")
                     lines.append(fmt.dumps(record))

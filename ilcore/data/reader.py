@@ -7,7 +7,6 @@ writer appends; :meth:`Recording.refresh` picks up episodes finished since.
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,10 @@ import numpy as np
 from ilcore import spaces as sp
 from ilcore.data import format as fmt
 from ilcore.data.labels import apply_records, parse_lines, read_overlay_file
+from ilcore.data.validate import (EpisodeLayout, attr_json_object, attr_text, check_actions, check_episode,
+                                  check_overlay, check_overlay_steps, json_text, stored_space)
 from ilcore.errors import FormatError, SpaceMismatchError
-from ilcore.types import Episode, EpisodeMeta
+from ilcore.types import Episode, Label
 
 # A real import (ilcore.spaces has loaded gymnasium already) so typing.get_type_hints resolves.
 from gymnasium import spaces as gym_spaces  # noqa: E402
@@ -28,33 +29,57 @@ if TYPE_CHECKING:
     import h5py
 
 
+MAX_SESSION_JSON_BYTES = 1 << 20  # session.json holds a few spaces; megabytes of it is not a session
+
+
+def check_path(path: Path) -> None:
+    """Refuse paths no file system call should see: too long or not encodable as a file name."""
+    text = str(path)
+    if len(text) > 4096:
+        raise FormatError(f"The path {text[:60]}... is longer than 4096 characters.")
+    if "\x00" in text:
+        raise FormatError(f"The path {text[:60]!r} contains a NUL character.")
+
+
 def read_session_json(folder: Path) -> dict[str, Any]:
     """The parsed ``session.json`` of a session folder (spaces as gymnasium spaces)."""
+    import stat
+
     path = folder / fmt.SESSION_FILE
+    check_path(path)
     if not folder.is_dir():
         raise FormatError(f"{folder} does not exist.") if not folder.exists() else \
             FormatError(f"{folder} is not a folder.")
     try:
-        text = path.read_text(encoding="utf-8")
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise FormatError(f"{path} is not a regular file.")
+        if st.st_size > MAX_SESSION_JSON_BYTES:
+            raise FormatError(f"{path} is {st.st_size} bytes, too large to be a session description.")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise FormatError(f"{folder} is not a recording session (it has no {fmt.SESSION_FILE}).") from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise FormatError(f"{path} is not valid JSON.") from None
+    except OSError as exc:
+        raise FormatError(f"{path} cannot be read ({exc.strerror or type(exc).__name__}).") from None
+    data = json_text(raw, str(path))
     if not isinstance(data, dict) or data.get("format") != fmt.FORMAT_SESSION:
         raise FormatError(f"{path} is not an ilcore session description.")
     fmt.check_header(data, fmt.FORMAT_SESSION, str(path))
-    try:
-        return {
-            "env_id": str(data["env_id"]),
-            "env_kwargs": dict(data.get("env_kwargs") or {}),
-            "observation_space": sp.space_from_json(data["observation_space"]),
-            "action_space": sp.space_from_json(data["action_space"]),
-            "created": data.get("created"),
-        }
-    except KeyError as exc:
-        raise FormatError(f"{path} lacks the field {exc.args[0]!r}.") from None
+    for key in ("env_id", "observation_space", "action_space"):
+        if key not in data:
+            raise FormatError(f"{path} lacks the field {key!r}.")
+    if not isinstance(data["env_id"], str) or not data["env_id"]:
+        raise FormatError(f"{path} has an env_id that is not a name.")
+    env_kwargs = data.get("env_kwargs") or {}
+    if not isinstance(env_kwargs, dict):
+        raise FormatError(f"{path} has env_kwargs that are not a JSON object.")
+    return {
+        "env_id": data["env_id"],
+        "env_kwargs": env_kwargs,
+        "observation_space": stored_space(data["observation_space"], "observation", str(path)),
+        "action_space": stored_space(data["action_space"], "action", str(path)),
+        "created": data.get("created"),
+    }
 
 
 @dataclass
@@ -104,16 +129,31 @@ class _SessionSource(_Source):
         self._records: list[dict[str, Any]] = []
         self.refresh()
 
-    def refresh(self) -> None:
-        episodes = self.folder / fmt.EPISODES_DIR
+    def _list(self, folder_name: str) -> list[str]:
+        folder = self.folder / folder_name
         names = []
-        if episodes.is_dir():
-            for entry in episodes.iterdir():
+        if folder.is_dir():
+            for entry in folder.iterdir():
                 n = entry.name
                 if n.endswith(fmt.EPISODE_SUFFIX) and not n.endswith(fmt.PARTIAL_SUFFIX):
                     names.append(n[: -len(fmt.EPISODE_SUFFIX)])
-        self._ids = sorted(names)
-        self._records = read_overlay_file(self.folder / fmt.OVERLAY_FILE)
+        return sorted(names)
+
+    def refresh(self) -> None:
+        overlay = self.folder / fmt.OVERLAY_FILE
+        try:
+            self._ids = self._list(fmt.EPISODES_DIR)
+            records = read_overlay_file(overlay)
+            # Overlay labels of discarded episodes stay (for audit); they are not loaded.
+            known = set(self._ids) | set(self._list(fmt.DISCARDED_DIR))
+            if any(r["episode"] not in known for r in records):
+                # An episode may have finished between the listing and the overlay read.
+                self._ids = self._list(fmt.EPISODES_DIR)
+                known |= set(self._ids)
+        except OSError as exc:
+            raise FormatError(f"{self.folder} cannot be listed ({exc.strerror or type(exc).__name__}).") from None
+        check_overlay(records, self.action_space, known, str(overlay))
+        self._records = records
 
     def local_ids(self) -> list[str]:
         return list(self._ids)
@@ -134,33 +174,52 @@ class _SessionSource(_Source):
         yield gen()
 
 
+MAX_OVERLAY_RECORDS = 100_000_000  # a packed overlay larger than this is damage, not labels
+
+
 class _FileSource(_Source):
     """A packed file (many episodes) or a lone episode file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.label = str(path)
+        self.label = where = str(path)
         with fmt.open_h5(path) as f:
             kind = f.attrs.get("format")
-            kind = kind.decode() if isinstance(kind, bytes) else kind
+            kind = kind.decode("utf-8", errors="replace") if isinstance(kind, bytes) else kind
             self.packed = kind == fmt.FORMAT_PACKED
-            fmt.check_header(f.attrs, fmt.FORMAT_PACKED if self.packed else fmt.FORMAT_EPISODE, str(path))
+            fmt.check_header(f.attrs, fmt.FORMAT_PACKED if self.packed else fmt.FORMAT_EPISODE, where)
             a = f.attrs
-            try:
-                self.env_id = str(a["env_id"])
-                self.env_kwargs = fmt.loads(a["env_kwargs"], str(path))
-                self.observation_space = sp.space_from_json(fmt.loads(a["observation_space"], str(path)))
-                self.action_space = sp.space_from_json(fmt.loads(a["action_space"], str(path)))
-            except KeyError as exc:
-                raise FormatError(f"{path} lacks the attribute {exc.args[0]!r}.") from None
+            self.env_id = attr_text(a, "env_id", where)
+            self.env_kwargs = attr_json_object(a, "env_kwargs", where)
+            self.observation_space = stored_space(json_text(attr_text(a, "observation_space", where),
+                                                            f"the observation space of {where}"), "observation", where)
+            self.action_space = stored_space(json_text(attr_text(a, "action_space", where),
+                                                       f"the action space of {where}"), "action", where)
             if self.packed:
-                self._ids = sorted(f["episodes"].keys()) if "episodes" in f else []
-                lines = [s.decode() if isinstance(s, bytes) else str(s) for s in f["overlay"][()]] \
-                    if "overlay" in f else []
-                self._records = parse_lines(lines, str(path))
+                self._ids = sorted(fmt.open_group(f, "episodes", where).keys()) if "episodes" in f else []
+                self._records = parse_lines(self._overlay_lines(f, where), where) if "overlay" in f else []
+                check_overlay(self._records, self.action_space, set(self._ids), f"the overlay of {where}")
             else:
-                self._ids = [str(a.get("episode_id", path.stem))]
+                self._ids = [attr_text(a, "episode_id", where, default=path.stem)]
                 self._records = []
+
+    @staticmethod
+    def _overlay_lines(f: "h5py.File", where: str) -> list[str]:
+        dsid = fmt.open_dataset(f, "overlay", where, kinds="OSU")
+        if len(dsid.shape) != 1 or dsid.shape[0] > MAX_OVERLAY_RECORDS:
+            raise FormatError(f"{where} is damaged: its overlay has shape {dsid.shape}.")
+        try:
+            values = f["overlay"][()]
+        except (OSError, ValueError, TypeError):
+            raise FormatError(f"{where} is damaged: its overlay cannot be read.") from None
+        lines = []
+        for v in values:
+            if isinstance(v, bytes):
+                v = v.decode("utf-8", errors="replace")
+            if not isinstance(v, str):
+                raise FormatError(f"{where} is damaged: its overlay does not hold text.")
+            lines.append(v)
+        return lines
 
     def refresh(self) -> None:
         pass  # a file source never changes under a reader
@@ -179,10 +238,9 @@ class _FileSource(_Source):
                     if self.packed:
                         name = f"episodes/{local}"
                         where = f"{self.path} (episode {local})"
-                        try:
-                            group = f[name]
-                        except KeyError:
-                            raise FormatError(f"{self.path} has no episode {local!r}.") from None
+                        if local not in self._ids:
+                            raise FormatError(f"{self.path} has no episode {local!r}.")
+                        group = fmt.open_group(f, name, where)
                         fmt.check_header(group.attrs, fmt.FORMAT_EPISODE, where)
                     else:
                         name, where, group = "/", str(self.path), f
@@ -192,9 +250,15 @@ class _FileSource(_Source):
 
 
 def _open_source(path: Path) -> _Source:
-    if path.is_dir():
+    check_path(path)
+    try:
+        is_dir = path.is_dir()
+        exists = is_dir or path.exists()
+    except OSError as exc:
+        raise FormatError(f"{path} cannot be read ({exc.strerror or type(exc).__name__}).") from None
+    if is_dir:
         return _SessionSource(path)
-    if not path.exists():
+    if not exists:
         raise FormatError(f"{path} does not exist.")
     return _FileSource(path)
 
@@ -272,42 +336,58 @@ class Recording:
                 for local, handle in it:
                     yield self._read_episode(handle, self._global(k, local), overlay.get(local, []))
 
+    def check(self, h: EpisodeHandle, records: Sequence[dict[str, Any]], *, actions: bool = False) -> EpisodeLayout:
+        """Check an episode (and the overlay records that label it) before reading its data;
+        with ``actions``, also read its executed actions and check them against the space."""
+        layout = check_episode(h.group, h.where, self.observation_space, self.action_space, self.env_id)
+        check_overlay_steps(records, layout.length, h.where)
+        if actions and not layout.observation_only:
+            executed = fmt.read_nested(h.group, "actions", self.action_space, h.where, layout.length)
+            check_actions(self.action_space, executed, layout.length, h.where)
+        return layout
+
     def _read_episode(self, h: EpisodeHandle, episode_id: str, records: list[dict[str, Any]]) -> Episode:
         g, where = h.group, h.where
-        a = g.attrs
-        length = int(a.get("length", -1))
-        obs = fmt.read_nested(g, "observations", self.observation_space, where)
-        observation_only = fmt.is_observation_only(g)
-        actions = None if observation_only else fmt.read_nested(g, "actions", self.action_space, where)
-        try:
-            sp.check_batch(self.observation_space, obs, length + 1)
-            if actions is not None:
-                sp.check_batch(self.action_space, actions, length)
-        except SpaceMismatchError as exc:
-            raise SpaceMismatchError(f"{where} does not fit its recording's spaces: {exc}") from None
-        infos_group = g.get("infos")
-        infos = {name: infos_group[name][()] for name in infos_group} if infos_group is not None else {}
-        meta = EpisodeMeta(
-            env_id=str(a.get("env_id", self.env_id)),
-            env_kwargs=fmt.loads(a.get("env_kwargs", "{}"), where),
-            seed=int(a["seed"]) if "seed" in a else None,
-            round=int(a.get("round", 0)),
-            policy_version=int(a["policy_version"]) if "policy_version" in a else None,
-            attrs={**fmt.loads(a.get("attrs", "{}"), where), "incomplete": bool(a.get("incomplete", False))},
-        )
-        file_labels = fmt.read_file_labels(g, self.action_space, episode_id, where)
+        layout = self.check(h, records)
+        t = layout.length
+        obs = fmt.read_nested(g, "observations", self.observation_space, where, t + 1)
+        actions = None
+        if not layout.observation_only:
+            actions = fmt.read_nested(g, "actions", self.action_space, where, t)
+            check_actions(self.action_space, actions, t, where)
+        infos = {}
+        if layout.info_names:
+            infos_group = fmt.open_group(g, "infos", where)
+            infos = {name: fmt.read_dataset(infos_group, name, where, (t,)) for name in layout.info_names}
+        labels = g["labels"]
+        rounds = fmt.read_dataset(labels, "round", where, (len(layout.label_steps),))
+        latency = fmt.read_dataset(labels, "latency_ms", where, (len(layout.label_steps),))
+        times = fmt.read_dataset(labels, "time", where, (len(layout.label_steps),))
+        file_labels = [
+            Label(
+                episode=episode_id,
+                step=int(layout.label_steps[i]),
+                action=sp.index(layout.label_actions, i),
+                source=layout.vocabulary["source"][layout.label_source[i]],
+                reason=layout.vocabulary["reason"][layout.label_reason[i]],
+                round=int(rounds[i]),
+                latency_ms=float(latency[i]),
+                time=float(times[i]),
+            )
+            for i in range(len(layout.label_steps))
+        ]
         try:
             return Episode(
                 id=episode_id,
                 observations=obs,
                 actions=actions,
-                actors=None if observation_only else fmt.read_dataset(g, "actors", where),
-                rewards=_known_rewards(fmt.read_dataset(g, "rewards", where)),
-                terminated=bool(a.get("terminated", False)),
-                truncated=bool(a.get("truncated", False)),
+                actors=None if layout.observation_only else fmt.read_dataset(g, "actors", where, (t,), kinds="iu"),
+                rewards=_known_rewards(fmt.read_dataset(g, "rewards", where, (t,))),
+                terminated=layout.terminated,
+                truncated=layout.truncated,
                 infos=infos,
-                wall_time=fmt.read_dataset(g, "wall_time", where),
-                meta=meta,
+                wall_time=fmt.read_dataset(g, "wall_time", where, (t,)),
+                meta=layout.meta,
                 labels=tuple(apply_records(file_labels, records, self.action_space, episode_id)),
             )
         except ValueError as exc:
@@ -316,7 +396,10 @@ class Recording:
     # -- summary ---------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """What ``ilcore info --json`` prints (labels counted as effective labels, one per step)."""
+        """What ``ilcore info --json`` prints (labels counted as effective labels, one per step).
+
+        Every episode is checked (attributes, dataset shapes and types, labels, executed actions
+        against the action space); observations are not read."""
         from ilcore.data.dataset import effective_label_rows
 
         n_steps = 0
@@ -330,24 +413,22 @@ class Recording:
             with source.open_many(source.local_ids()) as it:
                 for local, h in it:
                     g, where = h.group, h.where
-                    length = int(g.attrs.get("length", 0))
+                    records = overlay.get(local, [])
+                    layout = self.check(h, records, actions=True)
+                    length = layout.length
                     n_steps += length
                     n_episodes += 1
-                    ret = float(np.sum(fmt.read_dataset(g, "rewards", where)))
+                    ret = float(np.sum(fmt.read_dataset(g, "rewards", where, (length,))))
                     if not np.isnan(ret):  # observation-only episodes may have unknown rewards
                         returns.append(ret)
-                    incomplete += bool(g.attrs.get("incomplete", False))
-                    lab = g["labels"]
-                    vocab = fmt.loads(lab.attrs.get("vocabulary", "{}"), where)
-                    steps = fmt.read_dataset(lab, "step", where)
-                    _, rows = effective_label_rows(steps, length + 1, overlay.get(local, []))
-                    src_codes = fmt.read_dataset(lab, "source", where)
-                    rsn_codes = fmt.read_dataset(lab, "reason", where)
-                    records = overlay.get(local, [])
+                    incomplete += layout.incomplete
+                    vocab = layout.vocabulary
+                    _, rows = effective_label_rows(layout.label_steps, length + 1, records)
                     extras = [r for r in records if r["op"] == "label"]
                     for row in rows.tolist():
                         if row >= 0:
-                            s, r = vocab["source"][src_codes[row]], vocab["reason"][rsn_codes[row]]
+                            s = vocab["source"][layout.label_source[row]]
+                            r = vocab["reason"][layout.label_reason[row]]
                         else:
                             rec = extras[-row - 1]
                             s, r = str(rec["source"]), str(rec["reason"])
