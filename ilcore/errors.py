@@ -15,3 +15,7 @@ class SpaceMismatchError(UserError):
 
 class ConfigError(UserError):
     """A bad option, keymap, env id or checkpoint."""
+
+
+class StorageError(UserError):
+    """Writing failed: full disk, quota, read-only filesystem, no permission. Nothing half-written stays."""

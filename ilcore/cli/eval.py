@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ilcore.cli.args import non_negative_int, positive_int
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
 
@@ -15,9 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # Not required=True here: `ilcore eval oneshot --policy ...` parses --policy in its own subparser.
     p.add_argument("--policy", metavar="RUN", help="checkpoint folder written by `ilcore train` (required)")
     p.add_argument("--env", metavar="ENV", help="gymnasium env id (default: the env the policy was trained on)")
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-envs", type=int, default=None, help="parallel envs (default min(episodes, 8))")
+    p.add_argument("--episodes", type=positive_int, default=20)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--num-envs", type=positive_int, default=None, help="parallel envs (default min(episodes, 8))")
     add_json_flag(p)
     p.set_defaults(func=run_eval)
     from ilcore.cli.oneshot import add_eval_parser

@@ -88,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write or read the command did not anticipate (full disk, permissions)
+        from ilcore.fileio import describe_os_error
+
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except RunInterrupted as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
         return 130

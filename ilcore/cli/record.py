@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ilcore.cli.args import non_negative_float, non_negative_int, positive_int
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
 
@@ -27,11 +28,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--env", required=True, metavar="ENV", help="gymnasium env id, e.g. CartPole-v1")
     p.add_argument("--expert", choices=("scripted",), default="scripted",
                    help="who drives (people record with `python -m app`)")
-    p.add_argument("--episodes", type=int, default=10, metavar="N", help="episodes to record (default 10)")
+    p.add_argument("--episodes", type=positive_int, default=10, metavar="N", help="episodes to record (default 10)")
     p.add_argument("--out", default=None, metavar="PATH",
                    help="new session folder (default recordings/ENV-DATE)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="episode i is reset with seed S+i")
-    p.add_argument("--noise", type=float, default=0.0, metavar="X",
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="episode i is reset with seed S+i")
+    p.add_argument("--noise", type=non_negative_float, default=0.0, metavar="X",
                    help="DART noise on executed actions: Gaussian std as a fraction of the half range "
                         "(Box) or random-action probability (Discrete); labels stay clean")
     p.add_argument("--env-kwargs", default=None, metavar="JSON", help='kwargs for gym.make, e.g. \'{"continuous": true}\'')
@@ -69,7 +70,8 @@ def record_scripted(
     """Record ``episodes`` scripted-expert episodes into the new session folder ``out``.
 
     Returns ``{"out", "episodes", "steps", "mean_return"}``. Raises ConfigError for an unknown
-    env id, an env without a scripted expert, or bad noise.
+    env id, an env without a scripted expert, or bad noise; StorageError when the disk fills
+    (every episode finished before stays, nothing half-written does).
     """
     import numpy as np
     from tqdm import tqdm
@@ -80,6 +82,8 @@ def record_scripted(
     from ilcore.experts import NoisyExpert, make_expert
     from ilcore.types import Actor, QueryReason
 
+    if not (np.isfinite(noise) and noise >= 0):  # NoisyExpert checks only noise > 0
+        raise ConfigError(f"noise must be a finite number >= 0, got {noise}.")
     env_kwargs = dict(env_kwargs or {})
     env = make_env(env_id, env_kwargs)
     returns: list[float] = []

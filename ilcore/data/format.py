@@ -16,6 +16,7 @@ HDF5 group (the root of an episode file, or ``episodes/<id>`` inside a packed fi
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from ilcore import fileio
 from ilcore import spaces as sp
 from ilcore.errors import FormatError
 from ilcore.types import Label
@@ -41,11 +43,12 @@ SCHEMA_VERSION = 1
 SESSION_FILE = "session.json"
 EPISODES_DIR = "episodes"
 DISCARDED_DIR = "discarded"
+CORRUPT_DIR = "corrupt"  # autosaves found unreadable when a session was reopened for writing
 OVERLAY_FILE = "labels.jsonl"
 LOCK_FILE = "writer.lock"
 EPISODE_SUFFIX = ".h5"
 PARTIAL_SUFFIX = ".partial.h5"
-TMP_SUFFIX = ".tmp"
+TMP_SUFFIX = fileio.TMP_SUFFIX
 ACTOR_UNKNOWN = 255  # actors value of observation-only episodes: nobody's action was recorded
 
 IMAGE_COMPRESSION = "gzip"
@@ -287,53 +290,25 @@ def write_episode_file(
 ) -> None:
     """Write an episode file atomically: temp name, fsync, os.replace, fsync the folder.
 
-    A crash at any point leaves either the old file (or none) or the complete new one.
+    A crash at any point leaves either the old file (or none) or the complete new one. The
+    HDF5 image is built in memory and written with plain file writes: HDF5 never sees the disk,
+    so a full disk is one clean StorageError (the temp file removed) instead of HDF5 failing
+    inside its own object finalisers, which crashed the process (exit 139).
     """
     import h5py
 
-    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            write_episode_group(f, content, observation_space, action_space)
-        fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    image = io.BytesIO()
+    with h5py.File(image, "w") as f:
+        write_episode_group(f, content, observation_space, action_space)
+    fileio.write_bytes_atomic(path, image.getbuffer(), what=f"episode file {path}")
 
 
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+fsync_path = fileio.fsync_path
+fsync_dir = fileio.fsync_dir
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, default=_json_default)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fileio.write_json_atomic(path, obj, default=_json_default)
 
 
 # ----------------------------------------------------------------------------- reading one group

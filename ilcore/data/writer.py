@@ -7,7 +7,13 @@ Guarantees (see docs/format.md, "Crash safety"):
   ``<id>.partial.h5``, marked incomplete; resuming turns it into a normal, incomplete episode,
   so a crash loses at most the last second;
 - labels given later go to the append-only overlay, fsynced per label;
-- a lock file keeps a second writer out; the lock of a dead process is taken over.
+- a lock file keeps a second writer out; the lock of a dead process is taken over;
+- opening a session for writing removes the temp files a killed writer left, and moves an
+  autosave that cannot be read to ``corrupt/`` (see :attr:`SessionWriter.recovery_messages`)
+  instead of promoting it;
+- a failed write (full disk, ...) raises one StorageError, leaves no temp file, keeps every
+  finished episode and the last autosave of the one in progress, and (at close, or when
+  opening fails) always releases the lock.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ilcore import fileio
 from ilcore import spaces as sp
 from ilcore.data import format as fmt
 from ilcore.data.labels import OverlayWriter, label_record, retract_record
-from ilcore.errors import FormatError, SpaceMismatchError, UserError
+from ilcore.errors import FormatError, SpaceMismatchError, StorageError, UserError
 from ilcore.types import Actor, Label
 
 # A real import (ilcore.spaces has loaded gymnasium already) so typing.get_type_hints resolves.
@@ -70,10 +77,14 @@ class SessionLock:
                         from None
                 self.path.unlink(missing_ok=True)  # stale: its writer died
                 continue
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(me)
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(me)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:  # e.g. a full disk: an empty lock file must not stay behind
+                self.path.unlink(missing_ok=True)
+                raise fileio.storage_error(exc, f"take the writer lock of {self.path.parent}") from None
             self._held = True
             return
         raise UserError(f"Could not take the writer lock of the session {self.path.parent}.")
@@ -88,13 +99,7 @@ class SessionLock:
             return f"{pid} on {host}"  # cannot check another machine: assume it is alive
         if pid == os.getpid():
             return str(pid)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return str(pid)
-        return str(pid)
+        return str(pid) if fileio.pid_alive(pid) else None
 
     def release(self) -> None:
         if self._held:
@@ -143,31 +148,51 @@ class SessionWriter:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="ilcore-writer") if background else None
         )
         self._closed = False
+        # What opening found and set aside (corrupt autosaves), for the caller to show.
+        self.recovery_messages: list[str] = []
 
         session_file = self.path / fmt.SESSION_FILE
-        if session_file.exists():
-            if not resume:
-                raise UserError(f"The session {self.path} already exists; open it with resume=True to add episodes.")
-            self._check_existing(session_file)
-            self._lock.acquire()
-        else:
-            if self.path.exists() and any(self.path.iterdir()):
-                raise FormatError(f"{self.path} is a non-empty folder that is not a recording session.")
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._lock.acquire()
-            self._episodes.mkdir(exist_ok=True)
-            fmt.write_json_atomic(session_file, {
-                "format": fmt.FORMAT_SESSION,
-                "schema_version": fmt.SCHEMA_VERSION,
-                "env_id": env_id,
-                "env_kwargs": self.env_kwargs,
-                "observation_space": self._obs_json,
-                "action_space": self._act_json,
-                "created": datetime.now(timezone.utc).isoformat(),
-            })
-        self._episodes.mkdir(exist_ok=True)
-        self._recover()
-        self._next_index = self._scan_next_index()
+        created_folder = False
+        try:
+            if session_file.exists():
+                if not resume:
+                    raise UserError(f"The session {self.path} already exists; open it with resume=True to add "
+                                    "episodes.")
+                self._check_existing(session_file)
+                self._lock.acquire()
+            else:
+                if self.path.exists() and any(self.path.iterdir()):
+                    raise FormatError(f"{self.path} is a non-empty folder that is not a recording session.")
+                with fileio.writing(f"create the session folder {self.path}"):
+                    created_folder = not self.path.exists()
+                    self.path.mkdir(parents=True, exist_ok=True)
+                    self._lock.acquire()
+                    self._episodes.mkdir(exist_ok=True)
+                fmt.write_json_atomic(session_file, {
+                    "format": fmt.FORMAT_SESSION,
+                    "schema_version": fmt.SCHEMA_VERSION,
+                    "env_id": env_id,
+                    "env_kwargs": self.env_kwargs,
+                    "observation_space": self._obs_json,
+                    "action_space": self._act_json,
+                    "created": datetime.now(timezone.utc).isoformat(),
+                })
+            with fileio.writing(f"prepare the session {self.path} for writing"):
+                self._episodes.mkdir(exist_ok=True)
+                self._recover()
+            self._next_index = self._scan_next_index()
+        except BaseException:
+            # A refused or failed open must not keep the session locked, nor leave a half-made folder.
+            self._lock.release()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+            if created_folder and not session_file.exists():
+                for leftover in (self._episodes, self.path):
+                    try:
+                        leftover.rmdir()
+                    except OSError:
+                        pass
+            raise
 
     # -- opening ---------------------------------------------------------------------
 
@@ -183,21 +208,59 @@ class SessionWriter:
                 raise SpaceMismatchError(f"The session {self.path} has {name} space {theirs}, not {mine}.")
 
     def _recover(self) -> None:
-        """Finish what a crashed writer left: partial episodes become incomplete ones."""
-        for entry in self._episodes.iterdir():
-            if entry.name.endswith(fmt.TMP_SUFFIX):
-                entry.unlink(missing_ok=True)  # an unfinished atomic write; never visible to readers
-            elif entry.name.endswith(fmt.PARTIAL_SUFFIX):
-                final = entry.with_name(entry.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.EPISODE_SUFFIX)
-                if final.exists():
-                    entry.unlink()  # the finished file landed; the partial was about to be removed
-                else:
-                    os.replace(entry, final)  # written as incomplete=True already
+        """Finish what a crashed writer left (we hold the lock, so no other writer is live):
+        temp files of unfinished atomic writes are removed, readable autosaves become
+        incomplete episodes, unreadable ones are moved to ``corrupt/``."""
+        for folder in (self.path, self._episodes):
+            for entry in folder.iterdir():
+                if fileio.tmp_owner_pid(entry.name) is not None and entry.is_file():
+                    entry.unlink(missing_ok=True)  # an unfinished atomic write; never visible to readers
+        for entry in sorted(self._episodes.iterdir()):
+            if not entry.name.endswith(fmt.PARTIAL_SUFFIX):
+                continue
+            final = entry.with_name(entry.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.EPISODE_SUFFIX)
+            if final.exists():
+                entry.unlink()  # the finished file landed; the partial was about to be removed
+                continue
+            problem = self._autosave_problem(entry)
+            if problem is None:
+                os.replace(entry, final)  # written as incomplete=True already
+                continue
+            corrupt = self.path / fmt.CORRUPT_DIR
+            corrupt.mkdir(exist_ok=True)
+            target = corrupt / entry.name
+            n = 1
+            while target.exists():  # never overwrite an earlier one
+                target = corrupt / f"{entry.name}.{n}"
+                n += 1
+            os.replace(entry, target)
+            fmt.fsync_dir(corrupt)
+            self.recovery_messages.append(
+                f"The autosave {entry.name} could not be read ({problem}); it was moved to {target} "
+                "and the episode it held was not restored.")
         fmt.fsync_dir(self._episodes)
+
+    def _autosave_problem(self, path: Path) -> str | None:
+        """None if the autosave reads back whole as an episode of this session, else why not."""
+        from ilcore.data.reader import open_recording
+
+        if not path.is_file():
+            return "it is not a regular file"
+        try:
+            rec = open_recording(path, env_id=self.env_id, observation_space=self.observation_space,
+                                 action_space=self.action_space)
+            if rec.episode_ids() != [path.name[: -len(fmt.PARTIAL_SUFFIX)]]:
+                return "it names another episode"
+            for _ in rec.episodes():
+                pass
+        except Exception as exc:  # noqa: BLE001 - anything unreadable is set aside, never promoted
+            return str(exc).rstrip(".") if isinstance(exc, UserError) else type(exc).__name__
+        return None
 
     def _scan_next_index(self) -> int:
         best = -1
-        for folder in (self._episodes, self.path / fmt.DISCARDED_DIR):
+        # corrupt/ too: a new episode must not take the id of one set aside there.
+        for folder in (self._episodes, self.path / fmt.DISCARDED_DIR, self.path / fmt.CORRUPT_DIR):
             if folder.is_dir():
                 for entry in folder.iterdir():
                     idx = _index_of(entry.name)
@@ -261,8 +324,9 @@ class SessionWriter:
         if not src.exists():
             raise UserError(f"The session {self.path} has no finished episode {episode_id!r}.")
         dst_dir = self.path / fmt.DISCARDED_DIR
-        dst_dir.mkdir(exist_ok=True)
-        os.replace(src, dst_dir / src.name)
+        with fileio.writing(f"move {src.name} to {dst_dir}"):
+            dst_dir.mkdir(exist_ok=True)
+            os.replace(src, dst_dir / src.name)
         fmt.fsync_dir(self._episodes)
         fmt.fsync_dir(dst_dir)
 
@@ -283,14 +347,28 @@ class SessionWriter:
         if self._executor is None:
             fn(*args)
             return
-        self._pending = [f for f in self._pending if not f.done() or f.exception() is not None]
+        self._raise_failed()
+        self._pending = [f for f in self._pending if not f.done()]
         self._pending.append(self._executor.submit(fn, *args))
+
+    def _raise_failed(self) -> None:
+        """Re-raise (once) the first error of a finished background write, so a full disk stops
+        the caller at its next step instead of only at close."""
+        for fut in self._pending:
+            if fut.done() and fut.exception() is not None:
+                self._pending.remove(fut)
+                fut.result()
 
     def flush(self) -> None:
         """Wait for background writes; re-raise the first error one of them hit."""
         pending, self._pending = self._pending, []
+        first: BaseException | None = None
         for fut in pending:
-            fut.result()
+            exc = fut.exception()
+            if exc is not None and first is None:
+                first = exc
+        if first is not None:
+            raise first
 
     def close(self) -> None:
         """Write episodes still open as incomplete ones, wait for writes, release the lock.
@@ -301,19 +379,30 @@ class SessionWriter:
         """
         if self._closed:
             return
+        first: BaseException | None = None
         try:
             for rec in list(self._open_recorders.values()):
-                if rec.num_steps == 0:
-                    rec.discard()
-                else:
-                    rec._finish(incomplete=True)
-            self.flush()
+                try:  # one failed write must not stop the others from being tried
+                    if rec.num_steps == 0:
+                        rec.discard()
+                    else:
+                        rec._finish(incomplete=True)
+                except Exception as exc:  # noqa: BLE001 - re-raised below
+                    first = first or exc
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - re-raised below
+                first = first or exc
+            if first is not None:
+                raise first
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
-            self._overlay.close()
-            self._lock.release()
-            self._closed = True
+            try:
+                self._overlay.close()
+            finally:
+                self._lock.release()
+                self._closed = True
 
     def _check_open(self) -> None:
         if self._closed:
@@ -432,7 +521,7 @@ class EpisodeRecorder:
         self._check_live()
         self._done = True
         self._writer._open_recorders.pop(self.episode_id, None)
-        self._writer._submit(self._partial.unlink, True)
+        self._writer._submit(_remove, self._partial)
 
     def _finish(self, incomplete: bool) -> str:
         content = self._content(incomplete=incomplete)  # may refuse bad data: the recorder stays live
@@ -503,6 +592,11 @@ class EpisodeRecorder:
     def _check_live(self) -> None:
         if self._done:
             raise UserError(f"Episode {self.episode_id} is already finished or discarded.")
+
+
+def _remove(path: Path) -> None:
+    with fileio.writing(f"remove {path}"):
+        path.unlink(missing_ok=True)
 
 
 def _info_columns(infos: list[Mapping[str, Any] | None]) -> dict[str, np.ndarray]:

@@ -8,9 +8,8 @@ used when each member trains on its own minibatch).
 
 from __future__ import annotations
 
-import json
+import math
 import os
-import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -23,6 +22,7 @@ from torch import nn
 
 from ilcore import spaces as ispaces
 from ilcore.errors import ConfigError, FormatError, SpaceMismatchError
+from ilcore.policies import checkpoint
 from ilcore.policies.heads import ActionDist, CategoricalHead, GaussianHead
 from ilcore.policies.networks import EnsembleCNN, EnsembleMLP
 from ilcore.types import Nested
@@ -272,6 +272,11 @@ class Policy(nn.Module):
                 x = x[torch.as_tensor(mask, device=x.device)]
             if len(x) == 0:
                 continue
+            if not bool(torch.isfinite(x).all()):
+                # NaN statistics would turn every weight NaN: refuse before training, not at save.
+                where = f"observation leaf {path!r}" if path else "the observations"
+                raise FormatError(f"The training data holds NaN or infinite values in {where}; "
+                                  "refusing to train on it.")
             mean = x.mean(0)
             std = x.std(0, unbiased=False)
             std = torch.where(std < 1e-6, torch.ones_like(std), std)
@@ -387,64 +392,35 @@ class Policy(nn.Module):
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``config.json`` and ``weights.pt`` (a plain state_dict) into the folder ``path``.
 
-        Each file is written to a temporary name and renamed into place, so a reader never sees
-        a half-written file.
+        NaN/inf weights or statistics are refused (ConfigError) before anything is written; both
+        files go to temp names first and are renamed into place only when both are written, so a
+        failure (a full disk: StorageError) leaves the previous checkpoint, never a half of one.
         """
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
         doc = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, **asdict(self.config)}
-        weights_tmp = folder / f".{WEIGHTS_FILE}.tmp"
-        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, weights_tmp)
-        os.replace(weights_tmp, folder / WEIGHTS_FILE)
-        config_tmp = folder / f".{CONFIG_FILE}.tmp"
-        config_tmp.write_text(json.dumps(doc, indent=1, allow_nan=False))
-        os.replace(config_tmp, folder / CONFIG_FILE)
-        return folder
+        return checkpoint.save_checkpoint(Path(path), CONFIG_FILE, doc, WEIGHTS_FILE, self.state_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Policy":
         """Rebuild a policy saved with :meth:`save`; raises ConfigError on anything unreadable.
 
-        Weights are read with ``torch.load(weights_only=True)``, which refuses any pickle that
-        would construct arbitrary objects (and so could run code).
+        Nothing is allocated before the config is checked: field types and ranges, obs_norm
+        lengths, a network of at most ``checkpoint.MAX_PARAMETERS`` values (counted on the meta
+        device), and a weights file whose tensor names and shapes match it exactly, with finite
+        values. Weights are read with ``torch.load(weights_only=True)``, which refuses any pickle
+        that would construct arbitrary objects (and so could run code).
         """
         folder = Path(path)
         cfg_path = folder / CONFIG_FILE
-        if not cfg_path.is_file():
-            raise ConfigError(f"No policy checkpoint at {folder} (expected {cfg_path}).")
+        doc = checkpoint.read_config(cfg_path)
+        checkpoint.check_format(doc, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, cfg_path)
+        config = _config_from_doc(doc, cfg_path)
+        shapes = checkpoint.shapes_on_meta(lambda: cls(config), f"The policy config {cfg_path}")
+        state = checkpoint.load_weights(folder / WEIGHTS_FILE, shapes, cfg_path)
         try:
-            doc = json.loads(cfg_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"The policy config {cfg_path} is not readable JSON ({exc}).") from None
-        if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigError(f"{cfg_path} is not an ilcore policy checkpoint.")
-        if int(doc.get("format_version", 0)) > CHECKPOINT_VERSION:
-            raise ConfigError(
-                f"The checkpoint {folder} was written by a newer ilcore (format {doc['format_version']}); upgrade ilcore."
-            )
-        fields = {k: doc[k] for k in PolicyConfig.__dataclass_fields__ if k in doc}
-        try:
-            config = PolicyConfig(**fields)
             policy = cls(config)
-        except (TypeError, KeyError, ValueError, FormatError) as exc:
-            raise ConfigError(f"The policy config {cfg_path} is malformed ({exc}).") from None
-        weights_path = folder / WEIGHTS_FILE
-        try:
-            state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise ConfigError(f"The checkpoint {folder} has no {WEIGHTS_FILE}.") from None
-        except pickle.UnpicklingError:
-            raise ConfigError(
-                f"Refusing {weights_path}: it holds pickled objects beyond plain tensors, which could run code when loaded."
-            ) from None
-        except Exception as exc:  # corrupt zip, truncated file, ...: all unreadable to a person alike
-            raise ConfigError(f"The weights file {weights_path} is unreadable ({type(exc).__name__}).") from None
-        if not isinstance(state, dict):
-            raise ConfigError(f"The weights file {weights_path} does not hold a state dict.")
-        try:
             policy.load_state_dict(state)
-        except RuntimeError:
-            raise ConfigError(f"The weights in {weights_path} do not match the network described by {cfg_path}.") from None
+        except (TypeError, KeyError, ValueError, RuntimeError, FormatError) as exc:
+            raise ConfigError(f"The policy config {cfg_path} is malformed ({exc}).") from None
         return policy
 
     # ------------------------------------------------------------------ space checks
@@ -459,6 +435,73 @@ class Policy(nn.Module):
             raise SpaceMismatchError(
                 f"The policy acts in {self.action_space} but {where} expects {action_space}."
             )
+
+
+# Far above any real network; the parameter cap is the real bound, these only keep the meta
+# build itself (one module per layer) quick.
+MAX_HIDDEN_LAYERS = 64
+MAX_ENSEMBLE = 1024
+
+
+def _config_from_doc(doc: Mapping[str, Any], cfg_path: Path) -> PolicyConfig:
+    """A PolicyConfig from a checkpoint's JSON, every field's type and range checked."""
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"The policy config {cfg_path} is malformed ({what}).")
+
+    def count(name: str, low: int, high: int | None = None) -> int:
+        value = doc.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            limit = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise bad(f"{name} must be an integer {limit}, got {checkpoint._short(value)}")
+        return value
+
+    for name in ("observation_space", "action_space"):
+        if not isinstance(doc.get(name), dict):
+            raise bad(f"{name} is missing or not an object")
+    hidden = doc.get("hidden", [256, 256])
+    if not isinstance(hidden, list) or len(hidden) > MAX_HIDDEN_LAYERS or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden):
+        raise bad(f"hidden must be a list of at most {MAX_HIDDEN_LAYERS} positive integers, "
+                  f"got {checkpoint._short(hidden)}")
+    head = doc.get("head", "categorical")
+    if head not in HEADS:
+        raise bad(f"head must be one of {', '.join(HEADS)}, got {checkpoint._short(head)}")
+    ensemble = count("ensemble", 1, MAX_ENSEMBLE) if "ensemble" in doc else 1
+    cnn_features = count("cnn_features", 1) if "cnn_features" in doc else 512
+    version = count("version", 0) if "version" in doc else 0
+    meta = doc.get("meta", {})
+    if not isinstance(meta, dict):
+        raise bad("meta must be an object")
+    try:
+        obs_space = ispaces.space_from_json(doc["observation_space"])
+        ispaces.space_from_json(doc["action_space"])
+    except FormatError as exc:
+        raise bad(str(exc).rstrip(".")) from None
+    obs_norm = doc.get("obs_norm", {})
+    _check_obs_norm(obs_norm, obs_space, bad)
+    return PolicyConfig(observation_space=doc["observation_space"], action_space=doc["action_space"],
+                        hidden=list(hidden), head=head, ensemble=ensemble, cnn_features=cnn_features,
+                        obs_norm=obs_norm, version=version, meta=meta)
+
+
+def _check_obs_norm(obs_norm: Any, space: gym.Space, bad: Any) -> None:
+    """obs_norm must give, for vector Box leaves only, finite means and positive finite stds of the leaf's size."""
+    if not isinstance(obs_norm, dict):
+        raise bad("obs_norm must be an object")
+    sizes = {path: int(np.prod(leaf.shape, dtype=np.int64)) for path, leaf in ispaces.flat_items(space)
+             if isinstance(leaf, gspaces.Box) and not ispaces.is_image(leaf)}
+    for path, stats in obs_norm.items():
+        if path not in sizes:
+            raise bad(f"obs_norm names {checkpoint._short(path)}, which is not a vector observation leaf")
+        if not isinstance(stats, dict):
+            raise bad(f"obs_norm[{path!r}] must be an object with mean and std")
+        for key in ("mean", "std"):
+            values = stats.get(key)
+            if not isinstance(values, list) or len(values) != sizes[path] or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+                raise bad(f"obs_norm[{path!r}][{key!r}] must be {sizes[path]} finite numbers")
+        if not all(v > 0 for v in stats["std"]):
+            raise bad(f"obs_norm[{path!r}]['std'] must be positive")
 
 
 def _obs_tensor_dtype(leaf: gym.Space) -> torch.dtype:
