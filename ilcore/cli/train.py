@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
+import io
 import math
 from pathlib import Path
 from typing import Any
 
+from ilcore import fileio
+from ilcore.cli.args import check_run_out, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
 
@@ -19,27 +21,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           description="Train a policy by behavioural cloning on recorded labels.")
     bc.add_argument("--data", nargs="+", required=True, metavar="PATH", help="recording folder(s) or file(s)")
     bc.add_argument("--out", required=True, metavar="RUN", help="folder for the checkpoint, curve.png and history.json")
-    bc.add_argument("--epochs", type=int, default=50)
-    bc.add_argument("--ensemble", type=int, default=1, metavar="K", help="number of ensemble members")
-    bc.add_argument("--batch-size", type=int, default=64)
-    bc.add_argument("--lr", type=float, default=1e-3)
-    bc.add_argument("--weight-decay", type=float, default=0.0)
-    bc.add_argument("--entropy", type=float, default=0.0, help="entropy bonus weight")
-    bc.add_argument("--nll-beta", type=float, default=1.0,
+    bc.add_argument("--epochs", type=positive_int, default=50)
+    bc.add_argument("--ensemble", type=positive_int, default=1, metavar="K", help="number of ensemble members")
+    bc.add_argument("--batch-size", type=positive_int, default=64)
+    bc.add_argument("--lr", type=positive_float, default=1e-3)
+    bc.add_argument("--weight-decay", type=non_negative_float, default=0.0)
+    bc.add_argument("--entropy", type=non_negative_float, default=0.0, help="entropy bonus weight")
+    bc.add_argument("--nll-beta", type=non_negative_float, default=1.0,
                     help="beta-NLL exponent for Gaussian heads (0: plain -log pi; default 1)")
     bc.add_argument("--hidden", default="256,256", help="MLP widths, comma-separated")
     bc.add_argument("--head", choices=("auto", "categorical", "gaussian", "mse"), default="auto")
-    bc.add_argument("--state-noise", type=float, default=0.0, help="Gaussian noise std on normalised observations")
-    bc.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
-    bc.add_argument("--valid-fraction", type=float, default=0.1, help="share of episodes held out for validation")
+    bc.add_argument("--state-noise", type=non_negative_float, default=0.0, help="Gaussian noise std on normalised observations")
+    bc.add_argument("--patience", type=non_negative_int, default=10, help="early-stopping patience in epochs (0: off)")
+    bc.add_argument("--valid-fraction", type=fraction, default=0.1, help="share of episodes held out for validation")
     bc.add_argument("--bootstrap", action="store_true", help="each member trains on a bootstrap resample")
     bc.add_argument("--labels", choices=("label", "action"), default="label",
                     help="train on the effective labels (default) or on the executed actions")
     bc.add_argument("--init", metavar="RUN", help="warm-start from this checkpoint")
-    bc.add_argument("--seed", type=int, default=0)
+    bc.add_argument("--seed", type=non_negative_int, default=0)
     bc.add_argument("--eval-env", metavar="ENV", help="evaluate on this gymnasium env after training")
-    bc.add_argument("--eval-episodes", type=int, default=20)
-    bc.add_argument("--eval-every", type=int, default=0, metavar="E", help="also evaluate every E epochs (0: only at the end)")
+    bc.add_argument("--eval-episodes", type=positive_int, default=20)
+    bc.add_argument("--eval-every", type=non_negative_int, default=0, metavar="E", help="also evaluate every E epochs (0: only at the end)")
     bc.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_flag(bc)
     bc.set_defaults(func=run_train_bc)
@@ -89,7 +91,9 @@ def save_curve(history: dict[str, list[float]], evals: list[dict[str, Any]], pat
     ax.legend(lines, labels, loc="best")
     ax.set_title("behavioural cloning")
     fig.tight_layout()
-    fig.savefig(path)
+    image = io.BytesIO()  # rendered in memory: a full disk then leaves no half-written picture
+    fig.savefig(image, format=Path(path).suffix.lstrip(".") or "png")
+    fileio.write_bytes_atomic(path, image.getbuffer())
 
 
 def run_train_bc(args: argparse.Namespace) -> dict[str, Any]:
@@ -102,6 +106,7 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--epochs must be >= 1, got {args.epochs}.")
     if not 0 <= args.valid_fraction < 1:
         raise ConfigError(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}.")
+    out = check_run_out(args.out, args.data)  # before any work: never write a run into a recording
     recording = open_recording(args.data if len(args.data) > 1 else args.data[0])
     data = load_transitions(recording, labels=args.labels, valid_fraction=args.valid_fraction, seed=args.seed)
     if len(data) == 0:
@@ -145,13 +150,12 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any]:
     if args.eval_env:
         final_eval = run_eval(policy, epochs_run)
 
-    out = Path(args.out)
     policy.save(out)
-    (out / "history.json").write_text(json.dumps(
+    fileio.write_json_atomic(out / "history.json",
         {"history": result.history, "evals": evals, "best_epoch": result.best_epoch,
          "stopped_early": result.stopped_early, "transitions": len(data),
          "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()}},
-        indent=1, default=float))
+        indent=1, default=float)
     save_curve(result.history, evals, out / "curve.png")
 
     best = result.best_epoch - 1
