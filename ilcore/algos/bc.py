@@ -8,8 +8,10 @@ minibatch stream, and all K minibatches go through the network in ONE vectorised
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import gymnasium as gym
@@ -137,6 +139,10 @@ class EpochReport:
     best_valid_loss: float | None
     samples_per_s: float
     policy: Policy
+    train_nll: float = math.nan  # plain -log pi on the training batches: comparable with valid_loss
+    best_epoch: int = 0
+    # Builds a BCTrainState of the run after this epoch (copies tensors; call it only when saving).
+    state: Callable[[], "BCTrainState"] | None = None
 
 
 @dataclass
@@ -151,6 +157,8 @@ class BCResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int = 0
     stopped_early: bool = False
+    interrupted: bool = False  # should_stop said so: the weights are the best of the epochs finished
+    final_state: "BCTrainState | None" = None  # where a resumed run continues (None when interrupted before epoch 1 ended)
 
 
 def split_by_episode(episode: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,6 +227,8 @@ def train_bc(
     progress: bool = True,
     callback: Callable[[EpochReport], bool | None] | None = None,
     extra_terms: Sequence[LossTerm] = (),
+    should_stop: Callable[[], bool] | None = None,
+    resume: "BCTrainState | None" = None,
 ) -> BCResult:
     """Train (or, given ``policy``, continue training) an ensemble policy by behavioural cloning.
 
@@ -231,11 +241,17 @@ def train_bc(
         progress: show a tqdm bar over epochs.
         callback: called after every epoch with an :class:`EpochReport`; returning False stops.
         extra_terms: further loss terms added to NLL and the entropy bonus.
+        should_stop: polled after every batch (every epoch under torchrun); True ends training
+            there with the best weights of the finished epochs and ``interrupted`` set (Ctrl-C
+            via :func:`ilcore.runtime.stop_on_interrupt`).
+        resume: continue a run from :func:`load_train_state` (weights, optimizer, random
+            streams, best-so-far and history) at the epoch after the saved one; pass the run's
+            policy as ``policy``.
 
     Returns:
         BCResult whose policy carries the best-validation weights and ``version`` bumped by one.
     """
-    from tqdm.auto import tqdm
+    from ilcore.progress import progress_bar
 
     cfg = config or BCConfig()
     cfg.check()
@@ -289,15 +305,41 @@ def train_bc(
     steps = math.ceil(n_train / cfg.batch_size)
     if cfg.steps_per_epoch is not None:
         steps = min(steps, cfg.steps_per_epoch)
-    history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "valid_loss": [], "seconds": [], "samples": []}
+    history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "train_nll": [], "valid_loss": [], "seconds": [],
+                                       "samples": []}
     has_valid = len(valid_idx) > 0
     best_loss = math.inf
     best_state = {name: t.detach().clone() for name, t in policy.state_dict().items()}
     best_epoch, since_best, stopped_early, samples = 0, 0, False, 0
-    started = time.perf_counter()
+    first_epoch, interrupted, seconds_before = 1, False, 0.0
+    if resume is not None:
+        policy.load_state_dict(resume.weights)
+        optimizer.load_state_dict(resume.optimizer)
+        gen.set_state(resume.generator)
+        if noise_gen is not gen and resume.noise_generator is not None:
+            noise_gen.set_state(resume.noise_generator)
+        best_state = {name: t.to(device) for name, t in resume.best_weights.items()}
+        best_loss, best_epoch, since_best = resume.best_loss, resume.best_epoch, resume.since_best
+        history = {key: list(vals) for key, vals in resume.history.items()}
+        history.setdefault("train_nll", [math.nan] * len(history["epoch"]))
+        samples, first_epoch = resume.samples, resume.epoch + 1
+        seconds_before = history["seconds"][-1] if history["seconds"] else 0.0
+    started = time.perf_counter() - seconds_before
+
+    def snapshot(epoch: int) -> BCTrainState:
+        return BCTrainState(
+            epoch=epoch, weights=_cpu_state(policy.state_dict()), optimizer=_cpu_optimizer_state(optimizer),
+            generator=gen.get_state(), noise_generator=None if noise_gen is gen else noise_gen.get_state().cpu(),
+            best_weights=_cpu_state(best_state), best_loss=best_loss, best_epoch=best_epoch,
+            since_best=since_best, samples=samples, history={k: list(v) for k, v in history.items()})
 
     policy.train()
-    bar = tqdm(range(1, cfg.epochs + 1), desc="bc", unit="epoch", disable=not progress, leave=False)
+    bar = progress_bar(range(first_epoch, cfg.epochs + 1), desc="bc", unit="epoch", enabled=progress,
+                       initial=first_epoch - 1, total=cfg.epochs)
+    # Plain NLL on training batches only costs extra when the objective differs from it.
+    plain_objective = cfg.entropy_weight == 0 and not extra_terms and (cfg.nll_beta == 0 or not isinstance(policy.action_space, gym.spaces.Box))
+    plain_nll = NLL(1.0, beta=0.0)
+    last_done = 0
     for epoch in bar:
         epoch_start = time.perf_counter()
         if cfg.bootstrap:
@@ -307,7 +349,7 @@ def train_bc(
         global_batches = [order[:, s * cfg.batch_size:(s + 1) * cfg.batch_size] for s in range(steps)]  # (K, B)
         # Under torchrun each rank takes every world_size-th column of the global batch.
         local_batches = [distributed.rank_slice(b, ctx) for b in global_batches]
-        loss_sum = torch.zeros(2, dtype=torch.float64, device=device)  # [sum of step losses, steps]
+        loss_sum = torch.zeros(3, dtype=torch.float64, device=device)  # [sum of step losses, steps, sum of NLLs]
         for s, (batch_obs, batch_actions, batch_weights) in enumerate(source.epoch(local_batches)):
             optimizer.zero_grad(set_to_none=True)
             local_b = local_batches[s].shape[1]
@@ -315,15 +357,28 @@ def train_bc(
                 dist = policy.dist(batch_obs, per_member=True, state_noise=cfg.state_noise, generator=noise_gen)
                 batch = LossBatch(policy, dist, batch_obs, batch_actions, None if uniform_weights else batch_weights)
                 loss, _ = loss_fn(batch)
+                if plain_objective:
+                    nll = loss.detach()
+                else:
+                    with torch.no_grad():
+                        nll = plain_nll(batch).mean()
                 # Scaled so the rank-average of gradients is the gradient of the global batch mean.
                 share = local_b * ctx.world_size / global_batches[s].shape[1]
                 (loss * share if ctx.active else loss).backward()
-                loss_sum += torch.stack([loss.detach().double() * share, torch.ones((), dtype=torch.float64, device=device)])
+                loss_sum += torch.stack([loss.detach().double() * share, torch.ones((), dtype=torch.float64, device=device),
+                                         nll.double() * share])
             distributed.average_gradients(params, ctx.world_size)
             optimizer.step()
+            # Under torchrun the ranks agree on stopping once per epoch (below), never mid-epoch.
+            if should_stop is not None and not ctx.active and should_stop():
+                interrupted = True
+                break
+        if interrupted:
+            break
         samples += k * min(n_train, steps * cfg.batch_size)
         loss_sum = distributed.all_reduce_sum(loss_sum)
         train_loss = float(loss_sum[0] / loss_sum[1].clamp_min(1)) / k
+        train_nll = float(loss_sum[2] / loss_sum[1].clamp_min(1)) / k
 
         if has_valid:
             sums = distributed.all_reduce_sum(validation_sums(policy, source.valid_chunks()))
@@ -340,27 +395,113 @@ def train_bc(
         elapsed = time.perf_counter() - epoch_start
         history["epoch"].append(epoch)
         history["train_loss"].append(train_loss)
+        history["train_nll"].append(train_nll)
         history["valid_loss"].append(valid_loss)
         history["seconds"].append(time.perf_counter() - started)
         history["samples"].append(samples)
+        last_done = epoch
         bar.set_postfix(train=f"{train_loss:.4f}", valid=f"{valid_loss:.4f}" if has_valid else "-")
         if callback is not None:
             report = EpochReport(epoch, cfg.epochs, train_loss, valid_loss if has_valid else None,
-                                 best_loss if has_valid else None, k * n_train / max(elapsed, 1e-9), policy)
+                                 best_loss if has_valid else None, k * n_train / max(elapsed, 1e-9), policy,
+                                 train_nll=train_nll, best_epoch=best_epoch, state=lambda e=epoch: snapshot(e))
             stop = callback(report) is False
             if ctx.active:  # every rank must leave the loop at the same epoch
                 stop = bool(distributed.all_reduce_sum(torch.tensor([float(stop)], device=device)).item() > 0)
             if stop:
                 stopped_early = True
                 break
+        if should_stop is not None and ctx.active:
+            wants = torch.tensor([float(should_stop())], device=device)
+            if distributed.all_reduce_sum(wants).item() > 0:
+                interrupted = True
+                break
         if has_valid and cfg.patience is not None and since_best >= cfg.patience:
             stopped_early = True
             break
     bar.close()
     source.close()
+    # Resume from the last finished epoch's numbers; an interrupted epoch's updates are kept.
+    final_state = snapshot(last_done) if last_done > 0 or resume is not None else None
 
     policy.load_state_dict(best_state)
     policy.to(home)
     policy.eval()
     policy.version += 1
-    return BCResult(policy=policy, history=history, best_epoch=best_epoch, stopped_early=stopped_early)
+    return BCResult(policy=policy, history=history, best_epoch=best_epoch, stopped_early=stopped_early,
+                    interrupted=interrupted, final_state=final_state)
+
+
+TRAIN_STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class BCTrainState:
+    """Everything :func:`train_bc` needs to continue a run exactly where an epoch ended.
+
+    weights / best_weights: the policy's state dict now and at the best epoch (CPU tensors).
+    optimizer: the optimizer's state dict (Adam moments and step counts).
+    generator / noise_generator: ``torch.Generator.get_state()`` of the minibatch order (and of
+        the state noise, when it runs on another device).
+    best_loss, best_epoch, since_best: the early-stopping bookkeeping.
+    history: the per-epoch history so far (see :class:`BCResult`).
+    """
+
+    epoch: int
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    generator: torch.Tensor
+    noise_generator: torch.Tensor | None
+    best_weights: dict[str, torch.Tensor]
+    best_loss: float
+    best_epoch: int
+    since_best: int
+    samples: int
+    history: dict[str, list[float]]
+
+
+def _cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: t.detach().to("cpu", copy=True) for name, t in state.items()}
+
+
+def _cpu_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    state = optimizer.state_dict()
+    return {"state": {k: {n: (v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else v)
+                          for n, v in s.items()} for k, s in state["state"].items()},
+            "param_groups": [dict(g) for g in state["param_groups"]]}
+
+
+def save_train_state(folder: str | Path, state: BCTrainState) -> Path:
+    """Write ``train_state.pt`` into a run folder (temp file + rename: never half-written)."""
+    from dataclasses import asdict
+
+    path = Path(folder) / TRAIN_STATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{TRAIN_STATE_FILE}.tmp")
+    torch.save({"format": "ilcore-bc-train-state", "format_version": 1, **asdict(state)}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_train_state(folder: str | Path) -> BCTrainState:
+    """Read ``train_state.pt`` from a run folder; ConfigError when it is missing or unreadable.
+
+    Loaded with ``weights_only=True``: tensors, numbers, strings and containers only, no code.
+    """
+    path = Path(folder) / TRAIN_STATE_FILE
+    if not path.is_file():
+        raise ConfigError(f"{folder} has no {TRAIN_STATE_FILE}, so it cannot be resumed (was it written by "
+                          "`ilcore train bc` with this version, and did it finish at least one epoch?).")
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "cannot resume from this"
+        raise ConfigError(f"The training state {path} is unreadable ({type(exc).__name__}).") from None
+    if not isinstance(doc, dict) or doc.get("format") != "ilcore-bc-train-state":
+        raise ConfigError(f"{path} is not an ilcore BC training state.")
+    if int(doc.get("format_version", 0)) > 1:
+        raise ConfigError(f"{path} was written by a newer ilcore; upgrade ilcore to resume it.")
+    try:
+        return BCTrainState(**{k: doc[k] for k in BCTrainState.__dataclass_fields__})
+    except KeyError as exc:
+        raise ConfigError(f"The training state {path} lacks {exc.args[0]!r}.") from None
+
