@@ -48,6 +48,11 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"The environment variable {name}={value!r} is not an integer (set by torchrun).") from None
 
 
+def env_local_rank() -> int:
+    """This process's index on its host as torchrun set it (0 outside torchrun)."""
+    return _env_int("LOCAL_RANK", 0)
+
+
 def launched_by_torchrun() -> bool:
     return _env_int("WORLD_SIZE", 1) > 1
 
