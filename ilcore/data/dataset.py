@@ -19,7 +19,7 @@ from ilcore import spaces as sp
 from ilcore.data import format as fmt
 from ilcore.data.labels import label_from_record
 from ilcore.data.reader import Recording, open_recording
-from ilcore.data.validate import check_actions, check_observations
+from ilcore.data.validate import check_actions, check_observations, reading
 from ilcore.errors import FormatError, UserError
 from ilcore.types import Actor, Nested
 
@@ -252,7 +252,7 @@ def load_transitions(
     target_offset = 0  # rows of target actions read so far (file labels, or executed actions)
     for k, source in enumerate(rec.sources):
         overlay = rec.overlay_by_episode(k)
-        with source.open_many(source.local_ids()) as handles:
+        with reading(source.label), source.open_many(source.local_ids()) as handles:
             for local, h in handles:
                 g, where = h.group, h.where
                 records = overlay.get(local, [])

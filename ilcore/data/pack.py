@@ -17,6 +17,7 @@ from typing import Sequence
 from ilcore import spaces as sp
 from ilcore.data import format as fmt
 from ilcore.data.reader import Recording, open_recording
+from ilcore.data.validate import reading
 from ilcore.errors import UserError
 
 # What an episode group holds (docs/format.md); anything else in a group is not copied.
@@ -48,7 +49,7 @@ def pack(src: "str | Path | Recording | Sequence[str | Path]", dst: str | Path) 
             for k, source in enumerate(rec.sources):
                 overlay = rec.overlay_by_episode(k)
                 packed: set[str] = set()
-                with source.open_many(source.local_ids()) as handles:
+                with reading(source.label), source.open_many(source.local_ids()) as handles:
                     for local, h in handles:
                         # A pack is what others will train on: check it as a trainer would.
                         rec.check(h, overlay.get(local, []), actions=True)

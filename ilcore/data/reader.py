@@ -18,7 +18,8 @@ from ilcore import spaces as sp
 from ilcore.data import format as fmt
 from ilcore.data.labels import apply_records, parse_lines, read_overlay_file
 from ilcore.data.validate import (EpisodeLayout, attr_json_object, attr_text, check_actions, check_episode,
-                                  check_overlay, check_overlay_steps, json_text, stored_space)
+                                  check_overlay, check_overlay_steps, json_text, reading,
+                                  stored_space)
 from ilcore.errors import FormatError, SpaceMismatchError
 from ilcore.types import Episode, Label
 
@@ -285,6 +286,7 @@ class Recording:
         self.action_space: "gym_spaces.Space" = first.action_space
         self.env_id: str = first.env_id
         self.env_kwargs: dict[str, Any] = dict(first.env_kwargs)
+        self._space_keys: tuple[str, str] | None = None
 
     # -- ids -------------------------------------------------------------------------
 
@@ -339,14 +341,22 @@ class Recording:
     def check(self, h: EpisodeHandle, records: Sequence[dict[str, Any]], *, actions: bool = False) -> EpisodeLayout:
         """Check an episode (and the overlay records that label it) before reading its data;
         with ``actions``, also read its executed actions and check them against the space."""
-        layout = check_episode(h.group, h.where, self.observation_space, self.action_space, self.env_id)
-        check_overlay_steps(records, layout.length, h.where)
-        if actions and not layout.observation_only:
-            executed = fmt.read_nested(h.group, "actions", self.action_space, h.where, layout.length)
-            check_actions(self.action_space, executed, layout.length, h.where)
+        if self._space_keys is None:
+            self._space_keys = (sp.space_key(self.observation_space), sp.space_key(self.action_space))
+        with reading(h.where):
+            layout = check_episode(h.group, h.where, self.observation_space, self.action_space, self.env_id,
+                                   self._space_keys)
+            check_overlay_steps(records, layout.length, h.where)
+            if actions and not layout.observation_only:
+                executed = fmt.read_nested(h.group, "actions", self.action_space, h.where, layout.length)
+                check_actions(self.action_space, executed, layout.length, h.where)
         return layout
 
     def _read_episode(self, h: EpisodeHandle, episode_id: str, records: list[dict[str, Any]]) -> Episode:
+        with reading(h.where):
+            return self._read_checked_episode(h, episode_id, records)
+
+    def _read_checked_episode(self, h: EpisodeHandle, episode_id: str, records: list[dict[str, Any]]) -> Episode:
         g, where = h.group, h.where
         layout = self.check(h, records)
         t = layout.length
@@ -410,7 +420,7 @@ class Recording:
         by_reason: dict[str, int] = {}
         for k, source in enumerate(self.sources):
             overlay = self.overlay_by_episode(k)
-            with source.open_many(source.local_ids()) as it:
+            with reading(source.label), source.open_many(source.local_ids()) as it:
                 for local, h in it:
                     g, where = h.group, h.where
                     records = overlay.get(local, [])

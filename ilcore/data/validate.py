@@ -15,8 +15,9 @@ recording, their steps against the episode they label.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -132,10 +133,24 @@ def stored_space(value: Any, name: str, where: str) -> "gym_spaces.Space":
 
 
 def check_episode(group: "h5py.Group", where: str, observation_space: "gym_spaces.Space",
-                  action_space: "gym_spaces.Space", env_id: str) -> EpisodeLayout:
-    """Check an episode group against the format and the recording's spaces (see the module doc)."""
+                  action_space: "gym_spaces.Space", env_id: str,
+                  space_keys: tuple[str, str] | None = None) -> EpisodeLayout:
+    """Check an episode group against the format and the recording's spaces (see the module doc).
+
+    ``space_keys``: :func:`ilcore.spaces.space_key` of the two spaces (computed once per
+    recording); an episode whose own space attributes differ was recorded for other spaces."""
+    import json
+
     a = group.attrs
     fmt.check_header(a, fmt.FORMAT_EPISODE, where)
+    if space_keys is not None:
+        for name, key in zip(("observation", "action"), space_keys):
+            attr = f"{name}_space"
+            if attr in a:
+                mine = json_text(attr_text(a, attr, where), f"the {attr} attribute of {where}")
+                if json.dumps(mine, sort_keys=True, separators=(",", ":")) != key:
+                    raise SpaceMismatchError(f"{where} was recorded with another {name} space than its "
+                                             "recording declares.")
     actors = fmt.open_dataset(group, "actors", where, kinds="iu")
     if len(actors.shape) != 1:
         raise FormatError(f"{where} is damaged: the dataset 'actors' has shape {actors.shape}, expected (T,).")
@@ -248,6 +263,8 @@ def check_overlay(records: Iterable[dict[str, Any]], action_space: "gym_spaces.S
         if rec["op"] != "label":
             continue
         try:
+            if not _numeric_json(rec["action"], 0):
+                raise TypeError
             action = nested_from_json(action_space, rec["action"])
         except (KeyError, TypeError, ValueError, IndexError, OverflowError):
             raise SpaceMismatchError(f"{where} has a label for episode {fmt.short_repr(episode)} step {rec['step']} "
@@ -257,6 +274,28 @@ def check_overlay(records: Iterable[dict[str, Any]], action_space: "gym_spaces.S
         except SpaceMismatchError:
             raise SpaceMismatchError(f"{where} has a label for episode {fmt.short_repr(episode)} step {rec['step']} "
                                      f"whose action {fmt.short_repr(rec['action'])} is not in {action_space}.") from None
+
+
+def _numeric_json(value: Any, depth: int) -> bool:
+    """True for numbers (not text, not null) nested in lists and objects, at most 16 deep."""
+    if depth > 16:
+        return False
+    if isinstance(value, list):
+        return all(_numeric_json(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(_numeric_json(v, depth + 1) for v in value.values())
+    return isinstance(value, (int, float))
+
+
+@contextmanager
+def reading(where: str) -> Iterator[None]:
+    """Errors HDF5 raises on damage the checks cannot see (a flipped bit in a heap or a chunk)
+    become one sentence about ``where``."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        detail = str(exc).splitlines()[0][:120].rstrip(".") if str(exc) else type(exc).__name__
+        raise FormatError(f"{where} is damaged ({detail}).") from None
 
 
 def check_overlay_steps(records: Iterable[dict[str, Any]], length: int, where: str) -> None:
