@@ -72,7 +72,7 @@ def check_header(attrs: Any, expected: str, where: str) -> None:
     if isinstance(fmt, bytes):
         fmt = fmt.decode("utf-8", errors="replace")
     if not isinstance(fmt, str) or fmt != expected:
-        if fmt in (FORMAT_EPISODE, FORMAT_PACKED, FORMAT_SESSION):
+        if isinstance(fmt, str) and fmt in (FORMAT_EPISODE, FORMAT_PACKED, FORMAT_SESSION):
             raise FormatError(f"{where} is an ilcore {fmt.split('-')[1]} file, not the {expected.split('-')[1]} "
                               "expected here.")
         raise FormatError(f"{where} is an HDF5 file but not an ilcore recording.")
