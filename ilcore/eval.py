@@ -125,11 +125,16 @@ def env_spaces(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> tupl
 
 
 def make_vector_env(env_id: str, env_kwargs: Mapping[str, Any] | None, num_envs: int,
-                    wrappers: Sequence[Callable[[gym.Env], gym.Env]] = ()) -> gym.vector.VectorEnv:
-    """``num_envs`` copies of ``env_id`` in a SyncVectorEnv with NEXT_STEP autoreset.
+                    wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (), *,
+                    asynchronous: bool = False) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of ``env_id`` with NEXT_STEP autoreset, stepped in this process
+    (SyncVectorEnv) or, with ``asynchronous``, each in its own worker process (AsyncVectorEnv).
 
-    ``wrappers`` are applied in order to each sub-env (each gets its own instances). Raises
-    ConfigError for an unknown env id.
+    Async pays off when one env step costs more than the inter-process round trip (CarRacing's
+    Box2D physics and rendering); for classic control the sync version is faster. ``wrappers``
+    are applied in order to each sub-env (each gets its own instances; with ``asynchronous``
+    they must be picklable by cloudpickle, as closures and classes are). Raises ConfigError
+    for an unknown env id or a non-positive ``num_envs``.
     """
     kwargs = dict(env_kwargs or {})
 
@@ -140,7 +145,14 @@ def make_vector_env(env_id: str, env_kwargs: Mapping[str, Any] | None, num_envs:
         return env
 
     check_env_id(env_id)
-    return gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    if num_envs < 1:
+        raise ConfigError(f"num_envs must be >= 1, got {num_envs}.")
+    mode = gym.vector.AutoresetMode.NEXT_STEP
+    if asynchronous:
+        # Fail on bad kwargs here with one sentence, not as a traceback from a worker process.
+        make_env(env_id, kwargs).close()
+        return gym.vector.AsyncVectorEnv([make] * num_envs, autoreset_mode=mode)
+    return gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=mode)
 
 
 def _act_batch_fn(policy: Any, observation_space: gym.Space) -> Callable[[Nested], Any]:
@@ -174,6 +186,7 @@ def evaluate(
     seed: int = 0,
     env_kwargs: Mapping[str, Any] | None = None,
     num_envs: int | None = None,
+    asynchronous: bool = False,
 ) -> EvalResult:
     """Run exactly ``episodes`` episodes of ``policy`` (deterministic actions) and summarise them.
 
@@ -185,13 +198,15 @@ def evaluate(
         policy: anything with ``act_batch(obs_batch) -> actions`` (a :class:`~ilcore.policies.Policy`)
             or, slower, ``act(obs) -> action``.
         env_id: a registered gymnasium id; unknown ids raise ConfigError.
+        asynchronous: step the envs in worker processes (see :func:`make_vector_env`); the
+            returns are the same as with sync envs.
     Raises:
         SpaceMismatchError: the policy was built for other observation or action spaces.
     """
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}.")
     n_envs = min(num_envs or 8, episodes)
-    venv = make_vector_env(env_id, env_kwargs, n_envs)
+    venv = make_vector_env(env_id, env_kwargs, n_envs, asynchronous=asynchronous)
     try:
         _check_spaces(policy, venv, env_id)
         act_batch = _act_batch_fn(policy, venv.single_observation_space)

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ilcore.cli.compute import add_vector_env_flags
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
 
@@ -42,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="env steps training only the critic before policy updates "
                         "(default: 2 rollouts when starting from a checkpoint, 0 from scratch)")
     p.add_argument("--num-envs", type=int, default=8)
+    add_vector_env_flags(p, num_envs=False)
     p.add_argument("--n-steps", type=int, default=128, help="steps per env per rollout")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
@@ -100,7 +102,7 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError("--bc-weight needs demonstrations: pass --demos (the checkpoint does not name its data).")
         demos = load_transitions(paths if len(paths) > 1 else paths[0], valid_fraction=0.0)
     config = PPOConfig(
-        num_envs=args.num_envs, n_steps=args.n_steps, epochs=args.epochs, batch_size=args.batch_size,
+        num_envs=args.num_envs, async_envs=args.async_envs, n_steps=args.n_steps, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, policy_lr=args.policy_lr, gamma=args.gamma, gae_lambda=args.gae_lambda, clip=args.clip,
         ent_coef=args.ent_coef, hidden=parse_hidden(args.hidden), critic_hidden=parse_hidden(args.critic_hidden),
         obs_norm_steps=args.obs_norm_steps,

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ilcore.cli.compute import add_device_flag
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError, FormatError, SpaceMismatchError
 
@@ -51,6 +52,7 @@ def add_bco_parser(train_subparsers: argparse._SubParsersAction) -> None:
     bco.add_argument("--eval-episodes", type=int, default=10, help="evaluate each cloned policy (0: never)")
     bco.add_argument("--seed", type=int, default=0)
     bco.add_argument("--quiet", action="store_true", help="no per-iteration lines")
+    add_device_flag(bco)
     add_json_flag(bco)
     bco.set_defaults(func=run_train_bco)
 
@@ -86,8 +88,10 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
         alpha=args.alpha, pre_demo_steps=args.pre_demo_steps, iterations=args.iterations, seed=args.seed,
         exploration=args.exploration, sticky_prob=args.sticky_prob, rollout_epsilon=args.rollout_epsilon,
         labels=args.labels,
-        idm=BCConfig(epochs=args.idm_epochs, batch_size=128, hidden=hidden, patience=5, seed=args.seed),
-        bc=BCConfig(epochs=args.epochs, hidden=hidden, patience=10, seed=args.seed, ensemble=args.ensemble),
+        idm=BCConfig(epochs=args.idm_epochs, batch_size=128, hidden=hidden, patience=5, seed=args.seed,
+                     device=args.device),
+        bc=BCConfig(epochs=args.epochs, hidden=hidden, patience=10, seed=args.seed, ensemble=args.ensemble,
+                    device=args.device),
     )
     config.check()
     evaluate_fn: Callable[[Any], float] | None = None

@@ -120,3 +120,29 @@ def test_random_return_is_seeded_and_far_below_the_expert():
     a = random_return("CartPole-v1", 10, seed=5)
     assert a == random_return("CartPole-v1", 10, seed=5)
     assert 5.0 < a < 60.0  # a random CartPole policy drops the pole in a few dozen steps
+
+
+def test_async_envs_give_the_same_returns_as_sync():
+    """AsyncVectorEnv steps each env in its own process; with the same seeds the returns match."""
+    from ilcore.experts import make_expert
+
+    expert = make_expert("CartPole-v1")
+    sync = evaluate(expert, "CartPole-v1", episodes=4, seed=3, num_envs=2)
+    asyn = evaluate(expert, "CartPole-v1", episodes=4, seed=3, num_envs=2, asynchronous=True)
+    np.testing.assert_array_equal(asyn.returns, sync.returns)
+    np.testing.assert_array_equal(asyn.lengths, sync.lengths)
+
+
+def test_async_vector_env_refuses_bad_input_with_one_sentence():
+    from ilcore.errors import ConfigError
+    from ilcore.eval import make_vector_env
+
+    venv = make_vector_env("CartPole-v1", None, 2, asynchronous=True)
+    try:
+        assert type(venv).__name__ == "AsyncVectorEnv" and venv.num_envs == 2
+    finally:
+        venv.close()
+    with pytest.raises(ConfigError, match="Bad env kwargs"):
+        make_vector_env("CartPole-v1", {"nonsense": 1}, 2, asynchronous=True)
+    with pytest.raises(ConfigError, match="num_envs"):
+        make_vector_env("CartPole-v1", None, 0)

@@ -59,6 +59,7 @@ class PPOConfig:
     """Options of :func:`train_ppo` (defaults follow stable-baselines3's PPO where they overlap).
 
     num_envs: parallel envs (rounded up to a multiple of the policy's ensemble size K).
+    async_envs: step the envs in worker processes (AsyncVectorEnv; see ``ilcore.eval.make_vector_env``).
     n_steps: steps per env per rollout; a rollout holds ``num_envs * n_steps`` samples.
     epochs: passes over each rollout.
     batch_size: samples per member per gradient step.
@@ -100,6 +101,7 @@ class PPOConfig:
     """
 
     num_envs: int = 8
+    async_envs: bool = False
     n_steps: int = 128
     epochs: int = 10
     batch_size: int = 64
@@ -415,7 +417,8 @@ def train_ppo(
 
     n_envs = math.ceil(cfg.num_envs / k) * k
     # The innermost wrapper keeps the env's own reward in info, for the true returns reported.
-    venv = make_vector_env(env_id, env_kwargs, n_envs, [_KeepTrueReward, *wrappers] if wrappers else ())
+    venv = make_vector_env(env_id, env_kwargs, n_envs, [_KeepTrueReward, *wrappers] if wrappers else (),
+                           asynchronous=cfg.async_envs)
     if wrappers and (ispaces.space_key(venv.single_observation_space) != ispaces.space_key(obs_space)
                      or ispaces.space_key(venv.single_action_space) != ispaces.space_key(act_space)):
         venv.close()
