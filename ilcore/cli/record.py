@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +73,12 @@ def record_scripted(
     (every episode finished before stays, nothing half-written does).
     """
     import numpy as np
-    from tqdm import tqdm
 
     import ilcore.envs  # noqa: F401  (registers the project's own env ids)
     from ilcore.data import SessionWriter
     from ilcore.eval import make_env
     from ilcore.experts import NoisyExpert, make_expert
+    from ilcore.progress import progress_bar
     from ilcore.types import Actor, QueryReason
 
     if not (np.isfinite(noise) and noise >= 0):  # NoisyExpert checks only noise > 0
@@ -93,8 +92,12 @@ def record_scripted(
         noisy = NoisyExpert(expert, noise, rng=seed) if noise > 0 else None
         with SessionWriter(out, env_id=env_id, observation_space=env.observation_space,
                            action_space=env.action_space, env_kwargs=env_kwargs) as writer:
-            bar = tqdm(range(episodes), desc=f"record {env_id}", unit="ep", file=sys.stderr, disable=not progress)
-            for i in bar:
+            # Counts steps, not episodes: one CarRacing episode is minutes of work. The total is the
+            # time limit times the episodes, tightened as episodes end early.
+            limit = env.spec.max_episode_steps if env.spec is not None else None
+            bar = progress_bar(total=episodes * limit if limit else None, desc=f"record {env_id}", unit="step",
+                               enabled=progress)
+            for i in range(episodes):
                 episode_seed = seed + i
                 obs, reset_info = env.reset(seed=episode_seed)
                 (noisy or expert).reset()
@@ -116,13 +119,17 @@ def record_scripted(
                         recorder.step(action, Actor.SCRIPTED, float(reward), terminated, truncated, obs)
                         total += float(reward)
                         done = terminated or truncated
+                        bar.update(1)
                 except BaseException:
                     recorder.discard()  # never leave half an episode looking finished
                     raise
                 recorder.finish()
                 returns.append(total)
                 steps += recorder.num_steps
-                bar.set_postfix(ret=f"{total:.1f}")
+                if limit and bar.total is not None:
+                    bar.total -= max(limit - recorder.num_steps, 0)
+                bar.set_postfix(ep=f"{i + 1}/{episodes}", ret=f"{total:.1f}")
+            bar.close()
     finally:
         env.close()
     return {"out": str(out), "episodes": len(returns), "steps": steps, "mean_return": float(np.mean(returns))}
