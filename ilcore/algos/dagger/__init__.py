@@ -9,8 +9,15 @@ from ilcore.algos.dagger.controller import (
     Proposal,
     RetrainConfig,
     RoundResult,
+    StepOutcome,
+    StepPlan,
+    Totals,
+    TrainedPolicy,
+    calibration_states,
+    query_mode_for,
     retrain_policy,
     sample_weights,
+    train_next_policy,
 )
 from ilcore.algos.dagger.gates import (
     AllGate,
@@ -26,7 +33,8 @@ from ilcore.algos.dagger.gates import (
     make_gate,
 )
 from ilcore.algos.dagger.labelers import LIVE, REVIEW, TAKEOVER, ExpertLabeler, LabelContext, Labeler
-from ilcore.algos.dagger.run import DaggerRunConfig, DaggerRunResult, RoundStats, run_dagger, scan_session
+from ilcore.algos.dagger.resume import Recovered, SessionScan, resume_controller, scan_session
+from ilcore.algos.dagger.run import DaggerRunConfig, DaggerRunResult, RoundLog, RoundStats, episode_seed, run_dagger
 from ilcore.algos.dagger.schedules import Constant, Exponential, Linear, Schedule, parse_schedule
 
 __all__ = [
@@ -35,4 +43,6 @@ __all__ = [
     "LabelContext", "Labeler", "Linear", "NeverGate", "NoveltyGate", "Proposal", "REVIEW", "RetrainConfig",
     "RoundResult", "RoundStats", "Schedule", "TAKEOVER", "disagreement", "make_gate", "parse_schedule",
     "retrain_policy", "run_dagger", "sample_weights", "scan_session",
+    "StepOutcome", "StepPlan", "Totals", "TrainedPolicy", "calibration_states", "query_mode_for", "train_next_policy",
+    "Recovered", "SessionScan", "resume_controller", "RoundLog", "episode_seed",
 ]

@@ -4,10 +4,11 @@ One round of use::
 
     ctrl.begin_episode(obs, seed=s)
     while not done:
-        p = ctrl.propose(obs)                     # learner action, uncertainty, gate decision
-        ...decide who acts (p.expert_drives, a takeover), ask for a label if p.query...
-        obs, r, term, trunc, info = env.step(executed)
-        ctrl.commit(executed, actor, r, term, trunc, obs, label=..., label_reason=..., latency_ms=...)
+        plan = ctrl.plan_step(obs, takeover=...)  # who drives, who is asked, why (the one rule)
+        answer = labeller.label(obs, ...) if plan.ask else None   # a person may take their time
+        out = ctrl.resolve(plan, answer)          # what runs, who acted, which label
+        obs, r, term, trunc, info = env.step(out.action)
+        ctrl.commit_outcome(out, r, term, trunc, obs, latency_ms=...)
     ctrl.end_episode()
     ...more episodes; answer ctrl.review_queue() items with ctrl.answer(q, action)...
     result = ctrl.end_round()                     # retrain on every label, recalibrate, next round
@@ -17,7 +18,7 @@ Nothing here pumps events, sleeps or touches a screen: the pygame app and the bl
 the :class:`~ilcore.data.SessionWriter` as it happens, and the per-step gate outcome is stored in
 the step's info (``dagger_uncertainty``, ``dagger_query``, ``dagger_threshold``), so a killed
 session's state (round, review queue, label totals) is rebuilt from its recordings alone
-(:func:`scan_session`).
+(:func:`ilcore.algos.dagger.resume.resume_controller`).
 
 Round 0 is the demonstration round: with no policy yet, the labeller drives and every step is
 a label with reason "demo". The learner first drives in round 1.
@@ -34,14 +35,21 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ilcore.algos.dagger.gates import Gate, GateDecision, flatten_obs
+from ilcore.algos.dagger.labelers import LIVE, TAKEOVER
 from ilcore.algos.dagger.schedules import Constant, Schedule
 from ilcore.errors import ConfigError
+from ilcore.fileio import write_json_atomic
 from ilcore.types import Actor, Label, Query, QueryReason
 
 # Keys this controller adds to each step's info (scalars, so they are stored per step).
 INFO_UNCERTAINTY = "dagger_uncertainty"
 INFO_QUERY = "dagger_query"
 INFO_THRESHOLD = "dagger_threshold"
+
+STATE_FILE = "dagger_state.json"  # the controller's round and installed policy, in the session folder
+POLICIES_DIR = "policies"  # each trained policy: <session>/policies/v<NNN> (config, weights, calibration states)
+CALIBRATION_FILE = "calibration.npz"
+QUERY_MODES = ("live", "deferred", "mixed")
 
 TrainFn = Callable[[Sequence[Path], Any], Any]
 """(recording paths, previous policy or None) -> new policy; see :func:`retrain_policy`."""
@@ -71,10 +79,51 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class StepPlan:
+    """The one rule for a step: who drives it, whether the labeller must answer first, and why.
+
+    proposal: the controller's :class:`Proposal` at this state
+    ask:      None: nobody is asked (the learner drives; a gate query, if any, is deferred to
+              review); ``TAKEOVER``: the labeller drives this step (a demonstration, a beta-mixed
+              step or an intervention) and its answer is the action executed and the label;
+              ``LIVE``: the labeller is asked now; the learner's action is executed either way
+    reason:   the QueryReason value a label given here is stored with
+    """
+
+    proposal: Proposal
+    ask: str | None
+    reason: str | None
+
+    @property
+    def learner_action(self) -> Any:
+        return self.proposal.learner_action
+
+    @property
+    def deferred(self) -> bool:
+        """The gate asked, but the question goes to the review queue instead of being asked now."""
+        return self.ask is None and self.proposal.query
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What to execute and record for a planned step (from :meth:`DaggerController.resolve`).
+
+    deferred: the gate asked and no label came: the state goes to the review queue
+    """
+
+    action: Any
+    actor: Actor
+    label: Any
+    reason: str | None
+    deferred: bool = False
+
+
+@dataclass(frozen=True)
 class RoundResult:
     """Totals for one finished round (``round`` is the round that just ended).
 
-    gate_rate:  asked / learner-driven steps (the gate's realized query rate; nan if none)
+    query_rate: asked / learner-driven steps of the round (nan if the learner never drove) --
+        the one definition of the query rate, used by the CLI, the app's HUD and summary.json
     label_rate: labels given / steps visited in the round (every kind of label)
     threshold:  the gate's threshold after recalibration (None for gates without one)
     """
@@ -86,11 +135,33 @@ class RoundResult:
     queries: int
     labels: int
     human_seconds: float
-    gate_rate: float
+    query_rate: float
     label_rate: float
     threshold: float | None
     policy_version: int | None
     trained: bool
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Progress counters, owned by the controller and rebuilt from the session folder on resume.
+
+    labels:        effective labels (one per labelled step: what ``ilcore info`` counts)
+    human_seconds: the labeller's time over every active label (retracted ones excluded)
+    round_*:       the running round only; ``round_query_rate`` = asked / learner-driven steps
+    """
+
+    episodes: int
+    labels: int
+    human_seconds: float
+    round: int
+    round_episodes: int
+    round_learner_steps: int
+    round_asked: int
+
+    @property
+    def round_query_rate(self) -> float | None:
+        return None if self.round_learner_steps == 0 else self.round_asked / self.round_learner_steps
 
 
 @dataclass
@@ -103,6 +174,17 @@ class _EpisodeState:
     proposal: Proposal | None = None
     deferred: list[tuple[int, float, str]] = field(default_factory=list)  # (step, priority, reason)
     deferred_obs: dict[int, Any] = field(default_factory=dict)
+    retracts: list[int] = field(default_factory=list)  # label undos of this episode, applied once it has an id
+
+
+def query_mode_for(mode: str, round: int, rounds: int | None) -> str:
+    """"live" or "deferred" for a round: ``mode`` is live, deferred, or mixed (live, then the last
+    of ``rounds`` rounds deferred, so its questions are answered in one review)."""
+    if mode not in QUERY_MODES:
+        raise ConfigError(f"query mode must be one of {', '.join(QUERY_MODES)}, not {mode!r}")
+    if mode == "mixed":
+        return "deferred" if rounds is not None and round >= rounds else "live"
+    return mode
 
 
 class DaggerController:
@@ -120,13 +202,22 @@ class DaggerController:
         train_fn: replaces :func:`retrain_policy`: ``train_fn(paths, previous_policy) -> policy``.
         label_source: stored as the ``source`` of the labels committed here ("human",
             "scripted", "simulated", ...).
-        round: the round to start in (resume); see :func:`scan_session`.
+        labeller_actor: the Actor stored for steps the labeller drives.
+        query_mode: "live" (ask at the step), "deferred" (queue for review) or "mixed" (live,
+            the last of ``rounds`` deferred); see :func:`query_mode_for`.
+        rounds: the planned number of learner rounds (only "mixed" reads it).
+        round: the round to start in (resume); see :func:`resume_controller`.
         seed: seeds the per-episode random draws (beta-mixing, beta-querying), which depend only on
             (seed, round, episode number in the round), so a resumed run draws the same way.
         defer_unanswered: a learner-driven step the gate asked about, committed without a label,
             goes to the review queue (priority = disagreement).
         queue: review-queue items to start with (resume).
         episodes_in_round: episodes of ``round`` already recorded (resume; keeps random draws aligned).
+        calibrate_fn: ``calibrate_fn(policy) -> observations`` the new policy would visit (a silent
+            rollout, :func:`calibration_states`); every installed policy calibrates the gate on
+            them before the round's first question. Without it, a policy installed with no
+            ``calibration_obs`` is calibrated on the last round's states re-scored.
+        totals: counters to start from (resume; :class:`SessionScan`).
     """
 
     def __init__(
@@ -140,12 +231,18 @@ class DaggerController:
         retrain: Any = None,
         train_fn: TrainFn | None = None,
         label_source: str = "human",
+        labeller_actor: Actor | int = Actor.HUMAN,
+        query_mode: str = "live",
+        rounds: int | None = None,
         round: int = 0,
         seed: int = 0,
         defer_unanswered: bool = True,
         queue: Sequence[Query] = (),
         episodes_in_round: int = 0,
+        calibrate_fn: Callable[[Any], Sequence[Any]] | None = None,
+        scan: Any = None,
     ) -> None:
+        query_mode_for(query_mode, 0, rounds)  # refuses an unknown mode now, not at the first step
         self.env_id = env_id
         self.writer = writer
         self.gate = gate
@@ -154,24 +251,62 @@ class DaggerController:
         self.retrain_config = retrain
         self.train_fn = train_fn
         self.label_source = label_source
+        self.labeller_actor = Actor(int(labeller_actor))
+        self.query_mode = query_mode
+        self.rounds = rounds
         self.round = int(round)
         self.seed = int(seed)
         self.defer_unanswered = defer_unanswered
+        self.calibrate_fn = calibrate_fn
+        self.policy_path: Path | None = None  # the installed policy's folder, when it was loaded from one
         self._queue: dict[tuple[str, int], Query] = {(q.episode, q.step): q for q in queue}
         self._query_obs: dict[tuple[str, int], Any] = {}
         self._episode: _EpisodeState | None = None
         self._learner_obs: list[Any] = []  # learner-driven states of this round (gate calibration)
         self._learner_unc: list[float] = []
         self._last_round_obs: list[Any] = []
+        # (episode id, step) -> latencies (s) of the active labels there, oldest first; the
+        # running episode's steps are keyed (None, step) until it has an id.
+        self._labelled: dict[tuple[str | None, int], list[float]] = {}
+        self._episode_count = 0
+        self._episode_round: dict[str, int] = {}
         self._reset_round_totals()
         self._episodes = int(episodes_in_round)
+        if scan is not None:
+            self._labelled = {k: list(v) for k, v in scan.label_latencies.items()}
+            self._episode_count = int(scan.episodes)
+            self._episode_round = dict(scan.episode_round)
+            self._learner_steps = int(scan.learner_steps.get(self.round, 0))
+            self._queries = int(scan.asked.get(self.round, 0))
         self.gate.start_round(self.round)
+
+    # ------------------------------------------------------------------ state the app shows
+
+    def totals(self) -> Totals:
+        return Totals(
+            episodes=self._episode_count, labels=len(self._labelled),
+            human_seconds=float(sum(sum(v) for v in self._labelled.values())), round=self.round,
+            round_episodes=self._episodes, round_learner_steps=self._learner_steps, round_asked=self._queries,
+        )
+
+    @property
+    def episodes_in_round(self) -> int:
+        return self._episodes
+
+    @property
+    def round_query_mode(self) -> str:
+        return query_mode_for(self.query_mode, self.round, self.rounds)
 
     # ------------------------------------------------------------------ episodes
 
     @property
     def in_episode(self) -> bool:
         return self._episode is not None
+
+    @property
+    def episode_step(self) -> int:
+        """Steps committed in the running episode (0 when none runs)."""
+        return 0 if self._episode is None else self._episode.step
 
     @property
     def policy_version(self) -> int | None:
@@ -197,7 +332,7 @@ class DaggerController:
         if self.policy is None:
             p = Proposal(None, math.nan, False, QueryReason.DEMO.value, None, True)
         else:
-            out = self.policy.predict_ensemble(_batch_one(obs))
+            out = self.policy.predict_ensemble(batch_one(obs))
             action = _unbatch_action(out.action)
             unc = float(np.asarray(out.uncertainty).reshape(-1)[0])
             if mix_draw < beta:
@@ -207,6 +342,51 @@ class DaggerController:
                 p = Proposal(action, unc, d.query, d.reason, d.threshold, False, d.value)
         ep.proposal = p
         return p
+
+    def plan_step(self, obs: Any | None = None, *, takeover: bool | Callable[[Any], bool] = False) -> StepPlan:
+        """Who drives this step and who is asked, by the one rule the CLI and the app share.
+
+        In order: round 0 and beta-mixed steps are the labeller's (reason "demo"); a takeover
+        (``takeover`` True, or a callable given the learner's action that says so -- HG-DAgger's
+        labeller, or a person holding the takeover key) is an intervention; a gate query is asked
+        now in a live round and deferred to review otherwise; else the learner drives unasked.
+        """
+        p = self.propose(obs)
+        if p.expert_drives:
+            return StepPlan(p, TAKEOVER, QueryReason.DEMO.value)
+        if takeover(p.learner_action) if callable(takeover) else takeover:
+            return StepPlan(p, TAKEOVER, QueryReason.INTERVENTION.value)
+        if p.query and self.round_query_mode == "live":
+            return StepPlan(p, LIVE, p.reason or QueryReason.UNCERTAINTY.value)
+        return StepPlan(p, None, p.reason if p.query else None)
+
+    def resolve(self, plan: StepPlan, answer: Any | None, *, took_over: bool = False) -> StepOutcome | None:
+        """What to execute given the labeller's ``answer`` to ``plan`` (None: declined / skipped).
+
+        ``took_over``: the labeller drove instead of answering a live question (an intervention).
+        Returns None when nobody can drive (a demonstration step the labeller declined).
+        """
+        learner = plan.learner_action
+        if answer is not None and (plan.ask == TAKEOVER or took_over):
+            reason = QueryReason.INTERVENTION.value if took_over and plan.ask != TAKEOVER else plan.reason
+            return StepOutcome(answer, self.labeller_actor, answer, reason)
+        if plan.ask == TAKEOVER:
+            if learner is None:
+                return None
+            return StepOutcome(learner, Actor.LEARNER, None, None)  # the labeller declined to drive
+        if plan.ask == LIVE and answer is not None:
+            return StepOutcome(learner, Actor.LEARNER, answer, plan.reason)
+        return StepOutcome(learner, Actor.LEARNER, None, None, deferred=plan.proposal.query)
+
+    def commit_outcome(
+        self, outcome: StepOutcome, reward: float, terminated: bool, truncated: bool, next_obs: Any, *,
+        latency_ms: float = 0.0, info: dict | None = None,
+    ) -> int:
+        """:meth:`commit` for a resolved step."""
+        return self.commit(
+            outcome.action, outcome.actor, reward, terminated, truncated, next_obs, label=outcome.label,
+            label_reason=outcome.reason, latency_ms=latency_ms if outcome.label is not None else 0.0, info=info,
+        )
 
     def commit(
         self,
@@ -257,8 +437,7 @@ class DaggerController:
                 step, label, source=self.label_source, reason=label_reason, round=self.round,
                 latency_ms=float(latency_ms),
             )
-            self._labels += 1
-            self._human_seconds += float(latency_ms) / 1000.0
+            self._count_label(None, step, latency_ms)
         elif p is not None and p.query and actor == Actor.LEARNER and self.defer_unanswered:
             self.defer(step, p.uncertainty, p.reason or QueryReason.REVIEW.value)
         self._steps += 1
@@ -281,16 +460,61 @@ class DaggerController:
         """Finish (or discard) the current episode; returns its id (None when discarded)."""
         ep = self._require_episode()
         self._episode = None
+        running = [k for k in self._labelled if k[0] is None]
         if discard:
             ep.recorder.discard()
+            for k in running:
+                del self._labelled[k]
             return None
         episode_id = ep.recorder.finish()
+        for k in running:
+            self._labelled[(episode_id, k[1])] = self._labelled.pop(k)
+        if ep.retracts:
+            self.writer.flush()  # the overlay can only undo a label in an episode that is written
+            for step in ep.retracts:
+                self.writer.retract_label(episode_id, step)
         for step, prio, reason in ep.deferred:
             q = Query(episode=episode_id, step=step, priority=prio, reason=reason, round=self.round)
             self._queue[(episode_id, step)] = q
             self._query_obs[(episode_id, step)] = ep.deferred_obs[step]
         self._episodes += 1
+        self._episode_count += 1
+        self._episode_round[episode_id] = self.round
         return episode_id
+
+    def discard_episode(self, episode_id: str) -> None:
+        """Move a finished episode aside (``discarded/``): its labels and queue items no longer count."""
+        self.writer.discard_episode(episode_id)
+        for k in [k for k in self._labelled if k[0] == episode_id]:
+            del self._labelled[k]
+        for k in [k for k in self._queue if k[0] == episode_id]:
+            self._queue.pop(k)
+            self._query_obs.pop(k, None)
+        self._episode_count -= 1
+        if self._episode_round.pop(episode_id, self.round) == self.round and self._episodes > 0:
+            self._episodes -= 1
+
+    def retract(self, episode: str | None, step: int) -> None:
+        """Undo the latest active label at (episode, step); ``episode=None``: the running episode
+        (the undo is written to the overlay once the episode has an id). Older labels there become
+        effective again; nothing is deleted."""
+        key = (episode, int(step))
+        stack = self._labelled.get(key)
+        if not stack:
+            raise ConfigError(f"there is no label to undo at step {step}" + (f" of {episode}" if episode else ""))
+        if episode is None:
+            self._require_episode().retracts.append(int(step))
+        else:
+            self.writer.flush()  # a just-finished episode must be on disk before its label is undone
+            self.writer.retract_label(episode, int(step))
+        stack.pop()
+        if not stack:
+            del self._labelled[key]
+
+    def _count_label(self, episode: str | None, step: int, latency_ms: float) -> None:
+        self._labelled.setdefault((episode, int(step)), []).append(float(latency_ms) / 1000.0)
+        self._labels += 1
+        self._human_seconds += float(latency_ms) / 1000.0
 
     # ------------------------------------------------------------------ review queue
 
@@ -317,10 +541,13 @@ class DaggerController:
         )
         self.writer.add_label(lab)
         self._queue.pop((query.episode, query.step), None)
-        self._query_obs.pop((query.episode, query.step), None)
-        self._labels += 1
-        self._human_seconds += float(latency_ms) / 1000.0
+        self._count_label(query.episode, query.step, latency_ms)
         return lab
+
+    def unanswer(self, query: Query) -> None:
+        """Undo a review answer: retract its label and put the item back in the queue."""
+        self.retract(query.episode, query.step)
+        self._queue[(query.episode, query.step)] = query
 
     def skip(self, query: Query) -> None:
         """Drop a review-queue item without labelling it."""
@@ -332,7 +559,7 @@ class DaggerController:
     def end_round(self, train: bool = True) -> RoundResult:
         """Close the round: retrain on every label so far (unless ``train=False``, e.g. when the
         app trains in a background process and later calls :meth:`set_policy`), recalibrate the
-        gate on this round's learner-driven states, and move to the next round."""
+        gate, and move to the next round."""
         if self._episode is not None:
             raise ConfigError("end the running episode before ending the round")
         if hasattr(self.writer, "flush"):
@@ -347,40 +574,60 @@ class DaggerController:
             else:
                 new_policy = retrain_policy(paths, self.retrain_config, previous=self.policy)
             self._install(new_policy, finished + 1)
-            if _wants_labelled_states(self.gate):
-                from ilcore.data import load_transitions
-
-                self.gate.set_labelled(labelled_observations(load_transitions(paths, labels="label")))
         else:
             self.gate.calibrate(self._last_round_obs, last_unc)
         threshold = _gate_threshold(self.gate)
         result = RoundResult(
             round=finished, episodes=self._episodes, steps=self._steps, learner_steps=self._learner_steps,
             queries=self._queries, labels=self._labels, human_seconds=self._human_seconds,
-            gate_rate=self._queries / self._learner_steps if self._learner_steps else math.nan,
+            query_rate=self._queries / self._learner_steps if self._learner_steps else math.nan,
             label_rate=self._labels / self._steps if self._steps else math.nan,
             threshold=threshold, policy_version=self.policy_version, trained=train,
         )
         self.round = finished + 1
         self._reset_round_totals()
         self.gate.start_round(self.round)
+        self._save_state()
         return result
 
-    def set_policy(self, policy: Any, *, calibrate: bool = True) -> None:
-        """Install a policy trained elsewhere (a background process) and recalibrate the gate on
-        the last finished round's learner-driven states."""
-        self._install(policy, self.round, calibrate=calibrate)
+    def set_policy(self, policy: Any, *, calibrate: bool = True, calibration_obs: Sequence[Any] | None = None) -> None:
+        """Install a policy trained elsewhere (a background process) and calibrate the gate in its
+        units before it asks: on ``calibration_obs`` (states it visits, e.g. from the training
+        worker's silent rollout), else on ``calibrate_fn(policy)``, else on the last round's states."""
+        self._install(policy, int(getattr(policy, "version", self.round)), calibrate=calibrate,
+                      calibration_obs=calibration_obs)
 
-    def _install(self, policy: Any, version: int, calibrate: bool = True) -> None:
+    def install_saved(self, path: str | Path, *, calibrate: bool = True) -> Any:
+        """Load a policy saved by :func:`train_next_policy` (with its calibration states) and install it."""
+        from ilcore.policies import Policy
+
+        policy = Policy.load(path)
+        states = load_calibration_states(path, self.writer.observation_space) if calibrate else None
+        self._install(policy, int(getattr(policy, "version", self.round)), calibrate=calibrate,
+                      calibration_obs=states, path=Path(path))
+        return policy
+
+    def _install(self, policy: Any, version: int, calibrate: bool = True,
+                 calibration_obs: Sequence[Any] | None = None, path: Path | None = None) -> None:
         if hasattr(policy, "version"):
             policy.version = int(version)
         self.policy = policy
+        self.policy_path = path
         if hasattr(policy, "eval"):
             policy.eval()
-        if calibrate and self._last_round_obs and hasattr(policy, "predict"):
-            # Threshold in the new policy's units: its disagreement on the states it will roughly revisit.
-            unc = np.asarray(policy.predict_ensemble(_stack(self._last_round_obs)).uncertainty, dtype=np.float64)
-            self.gate.calibrate(self._last_round_obs, unc)
+        if _wants_labelled_states(self.gate) and hasattr(self.writer, "observation_space"):
+            from ilcore.data import load_transitions
+
+            self.gate.set_labelled(labelled_observations(load_transitions([Path(self.writer.path)], labels="label")))
+        if calibrate and hasattr(policy, "predict_ensemble"):
+            states = list(calibration_obs) if calibration_obs is not None else None
+            if states is None and self.calibrate_fn is not None:
+                states = list(self.calibrate_fn(policy))
+            if not states:
+                states = self._last_round_obs  # re-scored by the new policy: its units, the old states
+            if states:
+                self.gate.calibrate(states, policy_uncertainty(policy, states))
+        self._save_state(path)
 
     def set_labelled_states(self, observations: np.ndarray) -> None:
         """Tell novelty gates which states are labelled, (N, D) flattened observations."""
@@ -390,8 +637,22 @@ class DaggerController:
         """Recalibrate the gate on given learner-driven states with the current policy (resume)."""
         self._last_round_obs = list(observations)
         if self.policy is not None and self._last_round_obs:
-            unc = np.asarray(self.policy.predict_ensemble(_stack(self._last_round_obs)).uncertainty, dtype=np.float64)
-            self.gate.calibrate(self._last_round_obs, unc)
+            self.gate.calibrate(self._last_round_obs, policy_uncertainty(self.policy, self._last_round_obs))
+
+    def _save_state(self, policy_path: Path | None = None) -> None:
+        """Record the round (and the installed policy) in the session folder for resume."""
+        folder = Path(self.writer.path)
+        if not folder.is_dir():
+            return  # in-memory writers (tests)
+        state = read_controller_state(folder)
+        state["round"] = self.round
+        if policy_path is not None:
+            try:
+                state["policy"] = str(Path(policy_path).resolve().relative_to(folder.resolve()))
+            except ValueError:
+                state["policy"] = str(Path(policy_path).resolve())
+            state["policy_version"] = self.policy_version
+        write_json_atomic(folder / STATE_FILE, state)
 
     def _reset_round_totals(self) -> None:
         self._episodes = 0
@@ -414,7 +675,8 @@ class DaggerController:
 
 @dataclass
 class RetrainConfig:
-    """How each round's policy is trained from all labels so far.
+    """How each round's policy is trained from all labels so far -- the one recipe that
+    ``ilcore dagger``, ``run_dagger`` and the app's background trainer all use.
 
     bc: an ``ilcore.algos.bc.BCConfig`` (None: small defaults suited to classic control:
         5 members, (64, 64), 30 epochs, no validation split -- DAgger's early rounds have a few
@@ -423,12 +685,18 @@ class RetrainConfig:
     intervention_weighting: IWR-style balancing: intervention labels and the other labels each
         carry half of the total weight
     reason_weights: extra per-reason weight factors, e.g. {"uncertainty": 2.0}
+    calibration_steps: env steps of the silent rollout each new policy makes before its round, on
+        whose states the gate is calibrated (0: re-score the last round's states instead)
+    device: where to train ("auto", "cpu", "cuda", "cuda:N"; see ``ilcore.devices``); None keeps
+        the BC config's own ``device``
     """
 
     bc: Any = None
     warm_start: bool = False
     intervention_weighting: bool = False
     reason_weights: dict[str, float] = field(default_factory=dict)
+    calibration_steps: int = 1000
+    device: str | None = None
 
     def bc_config(self) -> Any:
         from ilcore.algos.bc import BCConfig
@@ -454,11 +722,13 @@ def sample_weights(reasons: np.ndarray, base: np.ndarray, config: RetrainConfig)
     return w.astype(np.float32)
 
 
-def retrain_policy(paths: Sequence[str | Path], config: RetrainConfig | None = None, *, previous: Any = None) -> Any:
+def retrain_policy(paths: Sequence[str | Path], config: RetrainConfig | None = None, *, previous: Any = None,
+                   callback: Callable[[Any], None] | None = None) -> Any:
     """Train a policy on every effective label in the recordings at ``paths``.
 
     A pure function of (recordings, config) -- plus ``previous`` when warm-starting -- so the app
     can run it in a background process and resume can rebuild the policy from disk.
+    ``callback(EpochReport)`` is called after each epoch (the app's progress bar).
     """
     import dataclasses
 
@@ -467,6 +737,8 @@ def retrain_policy(paths: Sequence[str | Path], config: RetrainConfig | None = N
 
     config = config or RetrainConfig()
     bc = config.bc_config()
+    if config.device is not None:
+        bc = dataclasses.replace(bc, device=config.device)
     valid = getattr(bc, "valid_fraction", None)
     data = load_transitions(
         [Path(p) for p in paths], labels="label", valid_fraction=0.0 if valid is None else valid,
@@ -483,7 +755,171 @@ def retrain_policy(paths: Sequence[str | Path], config: RetrainConfig | None = N
     else:
         data.weights = weights
     init = previous if (config.warm_start and previous is not None) else None
-    return train_bc(data, bc, policy=init, progress=False).policy
+    return train_bc(data, bc, policy=init, progress=False, callback=callback).policy
+
+
+@dataclass(frozen=True)
+class TrainedPolicy:
+    """A policy :func:`train_next_policy` saved: where, and what it was trained on and scored."""
+
+    path: Path
+    version: int
+    labels: int
+    calibration_states: int
+    eval_return: float | None
+    eval_ci95: float | None
+    seconds: float
+
+
+def policy_dir(session_dir: str | Path, version: int) -> Path:
+    """Where policy ``version`` of a session is kept: ``<session>/policies/v<NNN>``."""
+    return Path(session_dir) / POLICIES_DIR / f"v{int(version):03d}"
+
+
+def train_next_policy(
+    session_dir: str | Path,
+    config: RetrainConfig | None,
+    *,
+    version: int,
+    env_id: str,
+    env_kwargs: dict | None = None,
+    previous: str | Path | None = None,
+    max_episode_steps: int | None = None,
+    eval_episodes: int = 0,
+    seed: int = 0,
+    env: Any = None,
+    callback: Callable[[Any], None] | None = None,
+) -> TrainedPolicy:
+    """The round's retraining recipe, end to end, as the app's worker and ``ilcore dagger`` run it:
+    train on every label in ``session_dir`` (:func:`retrain_policy`; warm-started from the policy
+    saved at ``previous`` when the config asks), save it as ``policies/v<version>``, roll it out
+    silently for ``config.calibration_steps`` steps and keep those states beside it (the gate is
+    calibrated on them before the policy's first question), and evaluate it (``eval_episodes``).
+
+    ``env``: an env to roll out in (default: a new one from ``env_id``/``env_kwargs``).
+    """
+    import time as time_module
+
+    from ilcore.data import open_recording
+    from ilcore.policies import Policy
+
+    config = config or RetrainConfig()
+    started = time_module.time()
+    prev = Policy.load(previous) if (previous is not None and config.warm_start) else None
+    policy = retrain_policy([session_dir], config, previous=prev, callback=callback)
+    policy.version = int(version)
+    out = policy_dir(session_dir, version)
+    policy.save(out)
+    states: list[Any] = []
+    if config.calibration_steps > 0:
+        own_env = env is None
+        if own_env:
+            from ilcore.eval import make_env
+
+            env = make_env(env_id, env_kwargs)
+        try:
+            states = calibration_states(policy, env, config.calibration_steps, seed=_calibration_seed(seed, version),
+                                        max_episode_steps=max_episode_steps)
+        finally:
+            if own_env:
+                env.close()
+        save_calibration_states(out, states, open_recording(session_dir).observation_space)
+    eval_return = eval_ci = None
+    if eval_episodes > 0:
+        from ilcore.eval import evaluate
+
+        ev = evaluate(policy, env_id, episodes=eval_episodes, seed=10_000 + int(version), env_kwargs=env_kwargs or None)
+        eval_return = float(ev.mean_return)
+        eval_ci = None if ev.ci95 is None else float(ev.ci95[1] - ev.ci95[0]) / 2.0
+    labels = int(sum(len(ep.effective_labels()) for ep in open_recording(session_dir).episodes()))
+    return TrainedPolicy(out, int(version), labels, len(states), eval_return, eval_ci, time_module.time() - started)
+
+
+def calibration_states(policy: Any, env: Any, steps: int, *, seed: int = 0,
+                       max_episode_steps: int | None = None) -> list[Any]:
+    """States ``policy`` visits when it drives alone: ``steps`` env steps over as many episodes
+    as that takes (env seeds drawn from ``seed``; each episode cut at ``max_episode_steps``).
+    Nothing is recorded; the gate calibrates on these before the round asks anything."""
+    states: list[Any] = []
+    episode = 0
+    while len(states) < steps:
+        obs, _ = env.reset(seed=_calibration_seed(seed, episode))
+        episode += 1
+        t = 0
+        while len(states) < steps:
+            states.append(obs)
+            action = _unbatch_action(policy.predict_ensemble(batch_one(obs)).action)
+            obs, _r, terminated, truncated, _i = env.step(action)
+            t += 1
+            if terminated or truncated or (max_episode_steps is not None and t >= max_episode_steps):
+                break
+    return states
+
+
+def policy_uncertainty(policy: Any, observations: Sequence[Any], batch: int = 256) -> np.ndarray:
+    """The policy's disagreement at each of ``observations`` (N,), in batches (images stay small)."""
+    out = [np.asarray(policy.predict_ensemble(stack_obs(observations[i:i + batch])).uncertainty, dtype=np.float64).reshape(-1)
+           for i in range(0, len(observations), batch)]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def save_calibration_states(folder: str | Path, states: Sequence[Any], observation_space: Any) -> Path:
+    """Keep a policy's calibration states beside it (``calibration.npz``, one array per leaf)."""
+    import io
+
+    from ilcore import spaces as sp
+    from ilcore.fileio import write_bytes_atomic
+
+    flat = sp.flat_from_nested(observation_space, sp.stack(observation_space, list(states))) if states else {}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{f"leaf{i}": np.asarray(v) for i, v in enumerate(flat.values())},
+                        paths=np.asarray(list(flat.keys()), dtype=str))
+    return write_bytes_atomic(Path(folder) / CALIBRATION_FILE, buf.getvalue())
+
+
+def load_calibration_states(folder: str | Path, observation_space: Any) -> list[Any] | None:
+    """The states saved by :func:`save_calibration_states` (None when there are none)."""
+    from ilcore import spaces as sp
+
+    path = Path(folder) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            paths = [str(p) for p in z["paths"]]
+            flat = {p: z[f"leaf{i}"] for i, p in enumerate(paths)}
+        if not flat:
+            return None
+        n = len(next(iter(flat.values())))
+        nested = sp.nested_from_flat(observation_space, flat)
+        sp.check_batch(observation_space, nested, n)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"cannot read the calibration states in {path}: {exc}") from None
+    return [sp.index(nested, i) for i in range(n)]
+
+
+def read_controller_state(folder: str | Path) -> dict[str, Any]:
+    """The controller's small state file in a session folder ({} when there is none)."""
+    import json
+
+    path = Path(folder) / STATE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(state, dict):
+            raise ValueError("not a JSON object")
+        if not isinstance(state.get("round", 0), int) or isinstance(state.get("round", 0), bool) or state.get("round", 0) < 0:
+            raise ValueError("round is not a non-negative integer")
+        if "policy" in state and not isinstance(state["policy"], str):
+            raise ValueError("policy is not a path")
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path} is not a readable DAgger state file ({exc}); move it aside to start the round count afresh") from None
+    return state
+
+
+def _calibration_seed(seed: int, k: int) -> int:
+    return int(np.random.SeedSequence([int(seed), 0xCA1, int(k)]).generate_state(1)[0] % (2**31))
 
 
 def _wants_labelled_states(gate: Any) -> bool:
@@ -499,22 +935,22 @@ def _gate_threshold(gate: Any) -> float | None:
     return None if t is None else float(t)
 
 
-def _batch_one(obs: Any) -> Any:
+def batch_one(obs: Any) -> Any:
     """One observation -> a batch of one (leading axis added to every leaf)."""
     if isinstance(obs, dict):
-        return {k: _batch_one(v) for k, v in obs.items()}
+        return {k: batch_one(v) for k, v in obs.items()}
     if isinstance(obs, tuple):
-        return tuple(_batch_one(v) for v in obs)
+        return tuple(batch_one(v) for v in obs)
     return np.asarray(obs)[None]
 
 
-def _stack(observations: Sequence[Any]) -> Any:
+def stack_obs(observations: Sequence[Any]) -> Any:
     """A list of single observations -> one nested batch (leading axis N)."""
     first = observations[0]
     if isinstance(first, dict):
-        return {k: _stack([o[k] for o in observations]) for k in first}
+        return {k: stack_obs([o[k] for o in observations]) for k in first}
     if isinstance(first, tuple):
-        return tuple(_stack([o[i] for o in observations]) for i in range(len(first)))
+        return tuple(stack_obs([o[i] for o in observations]) for i in range(len(first)))
     return np.stack([np.asarray(o) for o in observations])
 
 

@@ -177,8 +177,18 @@ class _ThresholdGate(_GateBase):
         if len(values) == 0:
             return  # nothing learner-driven this round (e.g. beta-mixing at 1): keep the old one
         self.threshold = float(np.quantile(values, 1.0 - self.target_rate))
+        if len(values) > self.window:
+            # The window must stand for the whole calibration set: its tail alone is one episode's
+            # correlated states (a silent rollout of 1000 steps kept only its last 200, and the
+            # first round then asked 0-2.5x the target).
+            keep = np.sort(np.random.default_rng(len(values)).choice(len(values), self.window, replace=False))
+            values = values[keep]
         self._recent = []
         self._remember(list(values))
+        if self.burst is not None:
+            # A calibrated gate starts the round with one query in hand, not a full burst: saved-up
+            # credit let a short first round ask up to target * n + burst (1.35-2x the target).
+            self._credit = min(1.0, float(self.burst))
 
     def _remember(self, values: list[float]) -> None:
         self._recent.extend(v for v in values if np.isfinite(v))

@@ -1,39 +1,54 @@
 """The blocking DAgger loop for scripts, tests and the CLI, built on :class:`DaggerController`.
 
-Layout of ``out_dir``: ``recordings/`` (the session, written as it happens), ``dagger_run.json``
-(the run's settings) and ``dagger_rounds.json`` (per-round results, rewritten after each
-round). A killed run continues with ``run_dagger(..., resume=True)``: the round, the label and
-human-second totals and the review queue come from the recordings; the policy is retrained from
-them (a pure function of the recordings), so no label is lost.
+Every step goes through the controller's one step rule (:meth:`DaggerController.plan_step` /
+:meth:`~DaggerController.resolve`), every policy through the one retraining recipe
+(:func:`train_next_policy`), and a resume through :func:`resume_controller` -- the same calls the
+app makes, so a figure measured here describes a session in the app.
+
+Layout of ``out_dir``: ``recordings/`` (the session, written as it happens, with each round's
+policy in ``recordings/policies/v<NNN>``), ``dagger_run.json`` (the CLI's settings),
+``dagger_rounds.json`` (per-round results, rewritten after each round) and the final policy
+(``config.json``, ``weights.pt``) at the top, where ``ilcore eval --policy OUT`` finds it. A killed
+run continues with ``run_dagger(..., resume=True)`` with no label lost.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from ilcore.algos.dagger.controller import (
-    INFO_QUERY,
     DaggerController,
     RetrainConfig,
     RoundResult,
     TrainFn,
-    retrain_policy,
+    _calibration_seed,
+    calibration_states,
+    policy_dir,
+    query_mode_for,
+    train_next_policy,
 )
 from ilcore.algos.dagger.gates import Gate
-from ilcore.algos.dagger.labelers import LIVE, REVIEW, TAKEOVER, LabelContext, Labeler
+from ilcore.algos.dagger.labelers import REVIEW, LabelContext, Labeler
+from ilcore.algos.dagger.resume import Recovered, SessionScan, resume_controller, scan_session
 from ilcore.algos.dagger.schedules import Constant, Schedule
 from ilcore.errors import ConfigError
-from ilcore.types import Actor, Query, QueryReason
+from ilcore.fileio import write_json_atomic
+from ilcore.types import Actor
 
 RECORDINGS = "recordings"
 ROUNDS_FILE = "dagger_rounds.json"
+PUBLIC_ROUND_KEYS = ("round", "labels", "human_seconds", "mean_return", "query_rate")
+
+__all__ = [
+    "DaggerRunConfig", "DaggerRunResult", "RoundLog", "RoundStats", "SessionScan", "actor_of", "episode_seed",
+    "run_dagger", "scan_session",
+]
 
 
 @dataclass
@@ -45,13 +60,14 @@ class DaggerRunConfig:
     episodes_per_round: learner episodes per round
     beta_mix: per-round probability that the labeller drives a step (Ross 2011)
     interventions: ask ``labeler.takes_over`` before learner steps (HG-DAgger)
-    review: answer the gate's queries from the review queue at the end of each round
-        instead of live at the step (the same labels, given later with reason "review")
+    query_mode: "live" (asked at the step), "deferred" (queued, answered in a review at the end
+        of the round, reason "review") or "mixed" (live, the last round deferred), as in the app
+    review: shorthand for ``query_mode="deferred"``
     eval_episodes: evaluation episodes of each round's policy (0: skip evaluation)
     max_episode_steps: cut episodes at this many steps (None: the env's own limit)
     demo_max_steps: cut round-0 demonstrations at this many steps (None: as other episodes)
     seed: seeds env resets, random draws and training
-    retrain: how each round's policy is trained
+    retrain: how each round's policy is trained (and how many silent steps calibrate the gate)
     """
 
     rounds: int = 5
@@ -59,6 +75,7 @@ class DaggerRunConfig:
     episodes_per_round: int = 2
     beta_mix: Schedule = Constant(0.0)
     interventions: bool = False
+    query_mode: str = "live"
     review: bool = False
     eval_episodes: int = 10
     max_episode_steps: int | None = None
@@ -66,13 +83,19 @@ class DaggerRunConfig:
     seed: int = 0
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
+    def __post_init__(self) -> None:
+        if self.review:
+            self.query_mode = "deferred"
+        query_mode_for(self.query_mode, 0, self.rounds)
+
 
 @dataclass(frozen=True)
 class RoundStats:
-    """One round of a run; ``labels`` and ``human_seconds`` are cumulative (demos included).
+    """One round of a session; ``labels`` and ``human_seconds`` are cumulative (demos included).
 
-    query_rate: labels given in the round / states visited in the round
-    gate_rate:  gate asks / learner-driven states in the round (nan when the learner never drove)
+    mean_return / ci95: evaluation of the policy trained at the end of the round
+    query_rate: asked / learner-driven steps in the round (nan when the learner never drove)
+    label_rate: labels given in the round / states visited in the round
     """
 
     round: int
@@ -81,12 +104,70 @@ class RoundStats:
     mean_return: float
     ci95: float
     query_rate: float
-    gate_rate: float
+    label_rate: float
     episodes: int
     steps: int
 
     def to_json(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+    def public(self) -> dict:
+        """The row of ``ilcore dagger --json`` and of the app's ``summary.json`` ``rounds``."""
+        full = self.to_json()
+        return {k: full[k] for k in PUBLIC_ROUND_KEYS}
+
+
+class RoundLog:
+    """Per-round results of a session, kept in ``<folder>/dagger_rounds.json`` (rewritten atomically)."""
+
+    def __init__(self, folder: str | Path, *, load: bool = True) -> None:
+        self.path = Path(folder) / ROUNDS_FILE
+        self.rows: list[RoundStats] = self._read() if load else []
+
+    def _read(self) -> list[RoundStats]:
+        if not self.path.is_file():
+            return []
+        try:
+            rows = json.loads(self.path.read_text(encoding="utf-8"))["rounds"]
+            out = []
+            for row in rows:
+                values = {k: (math.nan if row.get(k) is None else row[k]) for k in RoundStats.__dataclass_fields__}
+                out.append(RoundStats(**values))
+            return out
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise ConfigError(f"{self.path} is not a readable round log ({type(exc).__name__}); move it aside to resume") from None
+
+    def add(self, stats: RoundStats) -> None:
+        self.rows = [r for r in self.rows if r.round != stats.round] + [stats]
+        self.rows.sort(key=lambda r: r.round)
+        self.save()
+
+    def set_return(self, round: int, mean_return: float, ci95: float) -> None:
+        """Fill in a round's evaluation when it arrives later (the app's background trainer)."""
+        for i, r in enumerate(self.rows):
+            if r.round == round:
+                self.rows[i] = RoundStats(**{**asdict(r), "mean_return": float(mean_return), "ci95": float(ci95)})
+        self.save()
+
+    def truncate(self, before_round: int) -> None:
+        self.rows = [r for r in self.rows if r.round < before_round]
+
+    def public(self) -> list[dict]:
+        return [r.public() for r in self.rows]
+
+    def save(self) -> None:
+        write_json_atomic(self.path, {"rounds": [r.to_json() for r in self.rows]}, indent=1)
+
+
+def round_stats(ctrl: DaggerController, result: RoundResult, mean_return: float = math.nan,
+                ci95: float = math.nan) -> RoundStats:
+    """The row for a round that just ended: cumulative totals from the controller (the one owner)."""
+    t = ctrl.totals()
+    return RoundStats(
+        round=result.round, labels=t.labels, human_seconds=t.human_seconds, mean_return=float(mean_return),
+        ci95=float(ci95), query_rate=result.query_rate, label_rate=result.label_rate, episodes=result.episodes,
+        steps=result.steps,
+    )
 
 
 @dataclass
@@ -94,56 +175,7 @@ class DaggerRunResult:
     rounds: list[RoundStats]
     policy: Any
     out_dir: Path
-
-
-@dataclass(frozen=True)
-class SessionSummary:
-    """What a session's recordings say about a DAgger run (for resume).
-
-    episodes_per_round: round -> finished episodes
-    labels / human_seconds: every label row so far (superseded ones included) and the sum of
-        their latencies in seconds
-    learner_obs: round -> observations where the learner drove (for gate calibration)
-    pending: queried learner steps that have no label yet (the review queue)
-    """
-
-    episodes_per_round: dict[int, int]
-    labels: int
-    human_seconds: float
-    learner_obs: dict[int, list[Any]]
-    pending: list[Query]
-
-    @property
-    def last_round(self) -> int | None:
-        return max(self.episodes_per_round) if self.episodes_per_round else None
-
-
-def scan_session(path: str | Path) -> SessionSummary:
-    """Read a session folder's episodes and rebuild the controller's totals."""
-    from ilcore.data import open_recording
-    from ilcore.spaces import index
-
-    rec = open_recording(path)
-    counts: dict[int, int] = {}
-    learner_obs: dict[int, list[Any]] = {}
-    pending: list[Query] = []
-    labels, seconds = 0, 0.0
-    for ep in rec.episodes():
-        r = int(ep.meta.round)
-        counts[r] = counts.get(r, 0) + 1
-        labels += len(ep.labels)
-        seconds += sum(float(lab.latency_ms) for lab in ep.labels) / 1000.0
-        if ep.actors is None:
-            continue
-        labelled = set(ep.effective_labels())
-        asked = np.asarray(ep.infos.get(INFO_QUERY, np.zeros(ep.length)))
-        unc = np.asarray(ep.infos.get("dagger_uncertainty", np.zeros(ep.length)))
-        for t in np.flatnonzero(ep.actors == int(Actor.LEARNER)):
-            learner_obs.setdefault(r, []).append(index(ep.observations, int(t)))
-            if asked[t] > 0 and int(t) not in labelled:
-                prio = float(unc[t]) if np.isfinite(unc[t]) else 0.0
-                pending.append(Query(ep.id, int(t), prio, QueryReason.UNCERTAINTY.value, r))
-    return SessionSummary(counts, labels, seconds, learner_obs, pending)
+    recovered: Recovered | None = None
 
 
 def actor_of(labeler: Labeler) -> Actor:
@@ -152,6 +184,11 @@ def actor_of(labeler: Labeler) -> Actor:
     if actor is not None:
         return Actor(int(actor))
     return Actor.SCRIPTED if labeler.source == "scripted" else Actor.HUMAN
+
+
+def episode_seed(seed: int, rnd: int, i: int) -> int:
+    """The env seed of episode ``i`` of round ``rnd`` (the app and the CLI reset alike)."""
+    return int(np.random.SeedSequence([seed, rnd, i]).generate_state(1)[0] % (2**31))
 
 
 def run_dagger(
@@ -167,6 +204,7 @@ def run_dagger(
     train_fn: TrainFn | None = None,
     evaluate_fn: Callable[[Any, int], tuple[float, float]] | None = None,
     callback: Callable[[RoundStats], None] | None = None,
+    on_episode: Callable[[int, int], None] | None = None,
 ) -> DaggerRunResult:
     """Run DAgger to the end (round 0 demonstrations, then ``config.rounds`` learner rounds).
 
@@ -175,17 +213,17 @@ def run_dagger(
         labeler: who labels and (with ``config.interventions``) takes over.
         gate: which learner-driven states to ask about.
         out_dir: where the session and the per-round results go (see the module docstring).
-        env: an env to use instead of ``gym.make(env_id, **env_kwargs)`` (e.g. one an expert is
+        env: an env to use instead of ``make_env(env_id, env_kwargs)`` (e.g. one an expert is
             bound to).
         resume: continue the run recorded in ``out_dir`` instead of refusing to overwrite it.
-        train_fn: replaces :func:`retrain_policy` (``train_fn(paths, previous) -> policy``).
+        train_fn: replaces the recipe (``train_fn(paths, previous) -> policy``; tests' fakes).
         evaluate_fn: ``(policy, seed) -> (mean_return, ci95 half-width)``; default
             ``ilcore.eval.evaluate`` with ``config.eval_episodes`` episodes.
         callback: called with each round's stats as soon as the round ends.
+        on_episode: called with (round, steps) after each episode (progress bars).
     """
-    import gymnasium as gym
-
     from ilcore.data import SessionWriter
+    from ilcore.eval import make_env
 
     config = config or DaggerRunConfig()
     out = Path(out_dir)
@@ -195,130 +233,133 @@ def run_dagger(
         raise ConfigError(f"{out} already holds a DAgger run; pass --resume to continue it or choose another --out")
     if resume and not rec_dir.exists():
         raise ConfigError(f"there is no DAgger run to resume in {out}")
+    env = env if env is not None else make_env(env_id, env_kwargs)
     out.mkdir(parents=True, exist_ok=True)
-    env = env if env is not None else gym.make(env_id, **env_kwargs)
     if evaluate_fn is None:
         evaluate_fn = _default_evaluate(env_id, env_kwargs, config)
-    stats: list[RoundStats] = _read_rounds(out) if resume else []
+    log = RoundLog(out, load=resume)
 
-    start_round, done_in_round, policy, summary = 0, 0, None, None
-    train = train_fn or (lambda paths, prev: retrain_policy(paths, config.retrain, previous=prev))
-    if resume:
-        summary = scan_session(rec_dir)
-        labeler_restore = getattr(labeler, "restore", None)
-        if labeler_restore is not None:
-            labeler_restore(summary.labels, summary.human_seconds)
-        if summary.last_round is not None:
-            last = summary.last_round
-            wanted = config.demo_episodes if last == 0 else config.episodes_per_round
-            done_in_round = summary.episodes_per_round[last]
-            start_round = last
-            if done_in_round >= wanted and any(s.round == last for s in stats):
-                start_round, done_in_round = last + 1, 0
-            policy = train([rec_dir], None)
-        stats = [s for s in stats if s.round < start_round]
+    def calibrate_fn(policy: Any) -> list[Any]:
+        version = int(getattr(policy, "version", 0))
+        return calibration_states(policy, env, config.retrain.calibration_steps,
+                                  seed=_calibration_seed(config.seed, version), max_episode_steps=config.max_episode_steps)
 
+    common: dict[str, Any] = dict(
+        beta_mix=config.beta_mix, retrain=config.retrain, train_fn=train_fn, label_source=labeler.source,
+        labeller_actor=actor_of(labeler), query_mode=config.query_mode, rounds=config.rounds, seed=config.seed,
+        defer_unanswered=True,
+        calibrate_fn=calibrate_fn if (train_fn is not None and config.retrain.calibration_steps > 0) else None,
+    )
+    recovered: Recovered | None = None
     with SessionWriter(
         rec_dir, env_id=env_id, observation_space=env.observation_space, action_space=env.action_space,
         env_kwargs=env_kwargs, resume=resume,
     ) as writer:
-        ctrl = DaggerController(
-            env_id, writer, gate, policy=policy, beta_mix=config.beta_mix, retrain=config.retrain, train_fn=train,
-            label_source=labeler.source, round=start_round, seed=config.seed,
-            defer_unanswered=config.review, queue=summary.pending if (summary and config.review) else (),
-            episodes_in_round=done_in_round,
-        )
-        if summary is not None and policy is not None:
-            prev_obs = summary.learner_obs.get(start_round - 1, [])
-            if prev_obs:
-                ctrl.calibrate_on(prev_obs)
-        total_labels = summary.labels if summary else 0
-        total_seconds = summary.human_seconds if summary else 0.0
-        for rnd in range(start_round, config.rounds + 1):
+        if resume:
+            ctrl, recovered = resume_controller(env_id, writer, gate, **common)
+            restore = getattr(labeler, "restore", None)
+            if restore is not None:
+                restore(recovered.labels, recovered.human_seconds)
+            log.truncate(ctrl.round)
+            if ctrl.round > 0 and (ctrl.policy is None or (ctrl.policy_version or 0) < ctrl.round):
+                _train_round(ctrl, config, env_id, env_kwargs, env, train_fn, version=ctrl.round)  # killed before it was saved
+            if ctrl.round > 0 and not any(r.round == ctrl.round - 1 for r in log.rows):
+                mean_ret, ci = _evaluate(evaluate_fn, ctrl.policy, config, ctrl.round - 1)
+                t = ctrl.totals()
+                log.add(RoundStats(ctrl.round - 1, t.labels, t.human_seconds, mean_ret, ci, math.nan, math.nan, 0, 0))
+        else:
+            ctrl = DaggerController(env_id, writer, gate, **common)
+        for rnd in range(ctrl.round, config.rounds + 1):
             n_eps = config.demo_episodes if rnd == 0 else config.episodes_per_round
-            first = done_in_round if rnd == start_round else 0
-            for i in range(first, n_eps):
-                cap = config.demo_max_steps if rnd == 0 and config.demo_max_steps else config.max_episode_steps
-                _run_episode(ctrl, env, labeler, config, _episode_seed(config.seed, rnd, i), cap)
-            if config.review:
-                _answer_queue(ctrl, labeler)
-            result: RoundResult = ctrl.end_round(train=True)
-            total_labels += result.labels
-            total_seconds += result.human_seconds
-            mean_ret, ci = evaluate_fn(ctrl.policy, config.seed + 1000 * (rnd + 1)) if config.eval_episodes else (math.nan, math.nan)
-            s = RoundStats(
-                round=rnd, labels=total_labels, human_seconds=total_seconds, mean_return=float(mean_ret),
-                ci95=float(ci), query_rate=result.label_rate, gate_rate=result.gate_rate,
-                episodes=result.episodes, steps=result.steps,
-            )
-            stats.append(s)
-            _write_rounds(out, stats)
+            cap = config.demo_max_steps if rnd == 0 and config.demo_max_steps else config.max_episode_steps
+            for i in range(ctrl.episodes_in_round, n_eps):
+                steps = run_episode(ctrl, env, labeler, episode_seed(config.seed, rnd, i), cap,
+                                    interventions=config.interventions)
+                if on_episode is not None:
+                    on_episode(rnd, steps)
+            answer_queue(ctrl, labeler)
+            result: RoundResult = ctrl.end_round(train=False)
+            _train_round(ctrl, config, env_id, env_kwargs, env, train_fn, version=rnd + 1)
+            mean_ret, ci = _evaluate(evaluate_fn, ctrl.policy, config, rnd)
+            s = round_stats(ctrl, result, mean_ret, ci)
+            log.add(s)
             if callback is not None:
                 callback(s)
-    return DaggerRunResult(stats, ctrl.policy, out)
+    if hasattr(ctrl.policy, "save") and train_fn is None:
+        ctrl.policy.save(out)  # the final policy where `ilcore eval --policy OUT` looks
+    return DaggerRunResult(log.rows, ctrl.policy, out, recovered)
 
 
-def _run_episode(
-    ctrl: DaggerController, env: Any, labeler: Labeler, config: DaggerRunConfig, seed: int, max_steps: int | None
-) -> None:
+def _train_round(ctrl: DaggerController, config: DaggerRunConfig, env_id: str, env_kwargs: dict, env: Any,
+                 train_fn: TrainFn | None, *, version: int) -> None:
+    rec_dir = Path(ctrl.writer.path)
+    if train_fn is not None:
+        policy = train_fn([rec_dir], ctrl.policy)
+        if hasattr(policy, "version"):
+            policy.version = version
+        ctrl.set_policy(policy)
+        return
+    trained = train_next_policy(
+        rec_dir, config.retrain, version=version, env_id=env_id, env_kwargs=env_kwargs, previous=ctrl.policy_path,
+        max_episode_steps=config.max_episode_steps, seed=config.seed, env=env,
+    )
+    ctrl.install_saved(trained.path)
+
+
+def _evaluate(evaluate_fn: Callable[[Any, int], tuple[float, float]], policy: Any, config: DaggerRunConfig,
+              rnd: int) -> tuple[float, float]:
+    if not config.eval_episodes:
+        return math.nan, math.nan
+    return evaluate_fn(policy, config.seed + 1000 * (rnd + 1))
+
+
+def run_episode(ctrl: DaggerController, env: Any, labeler: Labeler, seed: int, max_steps: int | None, *,
+                interventions: bool = False) -> int:
+    """One recorded episode with ``labeler`` answering at once; returns its length."""
     obs, _ = env.reset(seed=seed)
     labeler.begin_episode()
     ctrl.begin_episode(obs, seed=seed)
     history: list[Any] = [obs]
-    driver = actor_of(labeler)
     t = 0
     while True:
-        p = ctrl.propose(obs)
-        label, reason, actor, action = None, None, Actor.LEARNER, p.learner_action
-        if p.expert_drives:
-            ctx = LabelContext(None, t, QueryReason.DEMO.value, TAKEOVER, history)
-            label = labeler.label(obs, ctx)
-            if label is None and p.learner_action is None:
-                break  # nobody can drive a demonstration any more (budget spent)
-            if label is not None:
-                action, actor, reason = label, driver, QueryReason.DEMO.value
-        elif config.interventions and labeler.takes_over(
-            obs, p.learner_action, LabelContext(None, t, QueryReason.INTERVENTION.value, TAKEOVER, history)
-        ):
-            label = labeler.label(obs, LabelContext(None, t, QueryReason.INTERVENTION.value, TAKEOVER, history))
-            if label is not None:
-                action, actor, reason = label, driver, QueryReason.INTERVENTION.value
-        elif p.query and not config.review:
-            label = labeler.label(obs, LabelContext(None, t, p.reason or "", LIVE, history))
-            reason = p.reason
-        next_obs, reward, terminated, truncated, info = env.step(action)
+        takeover: Any = False
+        if interventions:
+            ctx = LabelContext(None, t, "intervention", "takeover", history)
+            takeover = lambda learner_action, o=obs, c=ctx: labeler.takes_over(o, learner_action, c)  # noqa: E731
+        plan = ctrl.plan_step(obs, takeover=takeover)
+        answer = labeler.label(obs, LabelContext(None, t, plan.reason or "", plan.ask, history)) if plan.ask else None
+        outcome = ctrl.resolve(plan, answer)
+        if outcome is None:
+            break  # nobody can drive a demonstration any more (budget spent)
+        next_obs, reward, terminated, truncated, info = env.step(outcome.action)
         truncated = bool(truncated) or (max_steps is not None and t + 1 >= max_steps)
-        ctrl.commit(
-            action, actor, reward, terminated, truncated, next_obs, label=label, label_reason=reason,
-            latency_ms=1000.0 * labeler.last_seconds if label is not None else 0.0, info=_scalar_info(info),
-        )
+        ctrl.commit_outcome(outcome, reward, terminated, truncated, next_obs,
+                            latency_ms=1000.0 * labeler.last_seconds, info=scalar_info(info))
         obs = next_obs
         history.append(obs)
         t += 1
         if terminated or truncated:
             break
     if ctrl.in_episode:
-        if t == 0:
-            ctrl.end_episode(discard=True)
-        else:
-            ctrl.end_episode()
+        ctrl.end_episode(discard=t == 0)
+    return t
 
 
-def _answer_queue(ctrl: DaggerController, labeler: Labeler) -> None:
-    for q in ctrl.review_queue():
+def answer_queue(ctrl: DaggerController, labeler: Labeler, limit: int | None = None) -> int:
+    """Answer the review queue (highest disagreement first) until the labeller declines; returns answers."""
+    n = 0
+    for q in ctrl.review_queue()[:limit]:
         action = labeler.label(ctrl.query_observation(q), LabelContext(q.episode, q.step, q.reason, REVIEW, ()))
         if action is None:
             break  # budget spent: the rest stays queued (and on disk) for later
         ctrl.answer(q, action, latency_ms=1000.0 * labeler.last_seconds)
+        n += 1
+    return n
 
 
-def _scalar_info(info: dict) -> dict:
-    # Only scalar numbers are stored per step; env infos with arrays or strings are left out.
+def scalar_info(info: dict) -> dict:
+    """Only scalar numbers are stored per step; env infos with arrays or strings are left out."""
     return {k: float(v) for k, v in info.items() if isinstance(v, (int, float, np.integer, np.floating, bool, np.bool_))}
-
-
-def _episode_seed(seed: int, rnd: int, i: int) -> int:
-    return int(np.random.SeedSequence([seed, rnd, i]).generate_state(1)[0] % (2**31))
 
 
 def _default_evaluate(env_id: str, env_kwargs: dict, config: DaggerRunConfig) -> Callable[[Any, int], tuple[float, float]]:
@@ -330,17 +371,3 @@ def _default_evaluate(env_id: str, env_kwargs: dict, config: DaggerRunConfig) ->
         return float(r.mean_return), half
 
     return evaluate_policy
-
-
-def _read_rounds(out: Path) -> list[RoundStats]:
-    p = out / ROUNDS_FILE
-    if not p.exists():
-        return []
-    rows = json.loads(p.read_text())["rounds"]
-    return [RoundStats(**{k: (math.nan if v is None else v) for k, v in row.items()}) for row in rows]
-
-
-def _write_rounds(out: Path, stats: Sequence[RoundStats]) -> None:
-    tmp = out / (ROUNDS_FILE + ".tmp")
-    tmp.write_text(json.dumps({"rounds": [s.to_json() for s in stats]}, indent=1))
-    os.replace(tmp, out / ROUNDS_FILE)

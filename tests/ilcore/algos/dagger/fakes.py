@@ -85,7 +85,7 @@ class FakePolicy:
 
     version = 0
 
-    def predict(self, obs_batch: np.ndarray) -> FakeOutput:
+    def predict_ensemble(self, obs_batch: np.ndarray) -> FakeOutput:
         obs = np.asarray(obs_batch, dtype=np.float64)
         n = len(obs)
         return FakeOutput(np.zeros(n, np.int64), np.abs(obs[:, 0]), np.zeros((1, n), np.int64))

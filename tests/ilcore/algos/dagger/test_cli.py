@@ -16,13 +16,19 @@ def test_dagger_cli_json_schema_curve_and_resume(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)["rounds"]
     assert [r["round"] for r in rows] == [0, 1]
     assert all(set(r) == {"round", "labels", "human_seconds", "mean_return", "query_rate"} for r in rows)
-    assert rows[0]["labels"] == 30 and rows[0]["query_rate"] == 1.0  # the demonstration counts as labels
+    # the demonstration counts as labels; its round has no learner-driven step, so no query rate
+    assert rows[0]["labels"] == 30 and rows[0]["query_rate"] is None
+    assert 0.0 < rows[1]["query_rate"] < 1.0  # asked / learner-driven steps
     assert rows[1]["labels"] > rows[0]["labels"] and rows[1]["human_seconds"] > rows[0]["human_seconds"]
     assert (out / "curve.png").stat().st_size > 0
 
     assert main(["dagger", "--resume", str(out), "--rounds", "2", "--json"]) == 0
     resumed = json.loads(capsys.readouterr().out)["rounds"]
     assert resumed[:2] == rows and resumed[2]["round"] == 2 and resumed[2]["labels"] >= rows[1]["labels"]
+    # each round's policy is kept, and the final one is where `ilcore eval --policy RUN` looks
+    assert sorted(p.name for p in (out / "recordings" / "policies").iterdir()) == ["v001", "v002", "v003"]
+    assert main(["eval", "--policy", str(out), "--env", "CartPole-v1", "--episodes", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 2
 
 
 def test_dagger_cli_refuses_to_overwrite_and_bad_options(tmp_path, capsys):

@@ -100,7 +100,7 @@ def test_gate_is_recalibrated_on_learner_states_after_each_round():
     assert first.threshold == pytest.approx(0.9, abs=0.03)
     run_episode(ctrl, list(rng.random(1000)))
     second = ctrl.end_round()
-    assert abs(second.gate_rate - 0.1) <= 0.03
+    assert abs(second.query_rate - 0.1) <= 0.03
 
 
 def test_misuse_raises_user_errors():
