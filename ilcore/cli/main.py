@@ -12,9 +12,9 @@ import copy
 import importlib
 import json
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
-from ilcore.errors import UserError
+from ilcore.errors import ConfigError, UserError
 from ilcore.runtime import RunInterrupted, configure_threads
 
 # Module names under ilcore.cli, each with register(subparsers).
@@ -43,6 +43,11 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        # A bad argument is one `error:` line and exit 2 like every other refusal (main prints it),
+        # instead of argparse's usage block.
+        raise ConfigError(f"{message} ({self.prog} --help lists the options).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +85,8 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         # One place sets torch's threads for every command, before any of them imports torch.
         configure_threads(getattr(args, "threads", None), async_envs=bool(getattr(args, "async_envs", False)))
         result = args.func(args)

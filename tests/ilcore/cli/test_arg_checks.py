@@ -1,5 +1,5 @@
 """Out-of-range arguments and unsafe output folders are refused while parsing or before any
-work, with an ``error:`` line and exit code 2, and nothing is written."""
+work, with one ``error:`` line and exit code 2, and nothing is written."""
 
 from __future__ import annotations
 
@@ -47,12 +47,9 @@ BAD = [
 @pytest.mark.parametrize("argv", BAD, ids=[" ".join(a[-2:]) + f" ({a[0]})" for a in BAD])
 def test_out_of_range_arguments_are_refused_while_parsing(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert sum(line.count("error:") for line in err.splitlines()) == 1
-    assert "Traceback" not in err
+    assert err.startswith("error: argument ") and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
 
