@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from ilcore.algos.dagger.options import add_arguments as add_dagger_arguments
 from ilcore.errors import UserError
 
 NO_DISPLAY = "no display found (DISPLAY/WAYLAND_DISPLAY unset); run `python -m app --simulate` for an unattended session, or use xvfb-run"
@@ -38,17 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keymap", help="TOML or JSON keymap (gymnasium keys_to_action shape), checked against the action space")
     p.add_argument("--gamepad", help="TOML or JSON gamepad mapping (controls by name, deadzone, scale)")
     p.add_argument("--fps", type=int, default=60, help="frames per second of the window (default 60)")
-    p.add_argument("--demos", type=int, default=None, help="demonstration episodes (default 3; 2 when simulated)")
+    p.add_argument("--demo-episodes", "--demos", dest="demos", type=int, default=None, help="demonstration episodes (default 3; 2 when simulated)")
     p.add_argument("--rounds", type=int, default=3, help="DAgger rounds (default 3)")
     p.add_argument("--episodes-per-round", type=int, default=None, help="episodes per DAgger round (default 2; 1 when simulated)")
-    p.add_argument("--query", default="ensemble", help="query gate: all, beta, ensemble, novelty, ensemble+novelty, none (default ensemble)")
-    p.add_argument("--query-mode", default="mixed", choices=("live", "deferred", "mixed"), help="live: pause and ask; deferred: queue for review; mixed (default): live, deferred in the last round")
-    p.add_argument("--target-rate", type=float, default=0.05, help="fraction of learner states the ensemble gate asks about (default 0.05)")
-    p.add_argument("--beta", type=float, default=0.0, help="beta-mixing: probability per step that you drive instead of the learner (default 0)")
-    p.add_argument("--ensemble", type=int, default=5, help="learner ensemble size (default 5)")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs per policy (default 30)")
+    p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes of each trained policy, in the trainer process (default 10)")
     p.add_argument("--max-episode-steps", type=int, default=None, help="cap episode length (default: the env's own; 300 when simulated on CartPole)")
-    p.add_argument("--seed", type=int, default=0)
+    # The learner and query options of `ilcore dagger`, with the same names and defaults.
+    add_dagger_arguments(p, query_mode="mixed")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the window process (default 1: the trainer process has its own)")
     p.add_argument("--frames", type=int, default=None, help=argparse.SUPPRESS)  # stop after N frames (tests, screenshots)
     return p
 
@@ -70,9 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(NO_DISPLAY if args.oneshot is None else NO_DISPLAY.replace("--simulate`", f"--oneshot {args.oneshot} --simulate`"), file=sys.stderr)
         return 2
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    import torch
+    from ilcore.runtime import configure_threads
 
-    torch.set_num_threads(1)  # the frame loop must not fight the trainer process for cores
+    configure_threads(args.threads)  # the frame loop must not fight the trainer process for cores
     try:
         return _run(args)
     except UserError as exc:
@@ -118,14 +116,16 @@ def _run(args: argparse.Namespace) -> int:
         max_steps = args.max_episode_steps
         if max_steps is None and args.simulate and args.env.startswith("CartPole"):
             max_steps = 300  # keeps the unattended CartPole session to about a minute
+        from ilcore.algos.dagger.options import DaggerOptions
+
+        options = DaggerOptions.from_mapping(vars(args))  # refuses bad values before a folder exists
         settings = SessionSettings(
             env_id=args.env, env_kwargs=env_kwargs,
             demo_episodes=args.demos if args.demos is not None else (2 if args.simulate else 3),
             rounds=args.rounds,
             episodes_per_round=args.episodes_per_round or (1 if args.simulate else 2),
-            query_mode=args.query_mode, gate=args.query, target_rate=args.target_rate, beta=args.beta,
-            ensemble=args.ensemble, epochs=args.epochs, max_episode_steps=max_steps, seed=args.seed, simulated=args.simulate,
-            watch_only=args.watch_only,
+            eval_episodes=args.eval_episodes, max_episode_steps=max_steps, simulated=args.simulate,
+            watch_only=args.watch_only, **options.to_json(),
         )
         session = Session(out, settings)
     space = session.env.action_space
@@ -148,6 +148,10 @@ def _run(args: argparse.Namespace) -> int:
     if not watch_only:  # a watch-only session never trains
         session.trainer.start()  # torch loads in the worker while the person demonstrates
     print(f"session: {session.path}" + (" (watch-only: actions are not recorded)" if watch_only else ""), flush=True)
+    if session.recovered is not None:
+        print(session.recovered.sentence(), flush=True)
+    for message in getattr(session.writer, "recovery_messages", []):
+        print(message, flush=True)
     try:
         manager.start()
         loop.run(max_frames=args.frames)
@@ -157,7 +161,8 @@ def _run(args: argparse.Namespace) -> int:
     if watch_only:
         return _report_watch_only(session)
     s = session.state
-    print(f"wrote {len([e for e in s.episodes if not e.get('discarded')])} episodes and {s.labels} labels to {session.path}")
+    t = session.totals()
+    print(f"wrote {t.episodes} episode{'' if t.episodes == 1 else 's'} and {t.labels} labels to {session.path}")
     if (session.path / "summary.json").exists():
         print(f"summary: {session.path / 'summary.json'}" + (f" and {session.path / 'summary.png'}" if (session.path / 'summary.png').exists() else ""))
     for e in s.evals:

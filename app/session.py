@@ -9,10 +9,8 @@ atomically after every change that matters, so ``--resume`` continues where a ki
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +24,19 @@ from ilcore.types import Actor
 STATE_FILE = "app_state.json"
 REPLAY_FRAMES = 8  # frames kept before a deferred query, for the review replay
 REPLAY_WIDTH = 240  # replay frames are downscaled to this width to keep the queue small
+# Settings of sessions saved before the option names were shared with `ilcore dagger`.
+_RENAMED = {"gate": "query", "beta": "beta_mix"}
 
 
 @dataclass
 class SessionSettings:
-    """Everything that shapes a session; saved with it so --resume rebuilds the same thing."""
+    """Everything that shapes a session; saved with it so --resume rebuilds the same thing.
+
+    The learner and query options (query, beta_schedule, beta_mix, target_rate, ensemble, hidden,
+    epochs, warm_start, interventions, iwr, query_mode, calibration_steps, seed) are
+    :class:`ilcore.algos.dagger.options.DaggerOptions`, named and defaulted as in ``ilcore dagger``
+    (only ``query_mode`` defaults to "mixed" here: the last round is answered in review).
+    """
 
     env_id: str = "CartPole-v1"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -38,12 +44,18 @@ class SessionSettings:
     rounds: int = 3  # DAgger rounds
     episodes_per_round: int = 2
     query_mode: str = "mixed"  # live: pause and ask; deferred: queue for review; mixed: live, deferred in the last round
-    gate: str = "ensemble"  # all, beta, ensemble, novelty, ensemble+novelty, none (interventions only)
+    query: str = "ensemble"  # all, beta, ensemble, novelty, ensemble+novelty, none (interventions only)
+    beta_schedule: str = "exp:1,0.5"  # beta-querying schedule of the beta gate
+    beta_mix: str = "0"  # probability per step that the person drives instead of the learner
     target_rate: float = 0.1  # fraction of learner-driven states the ensemble gate asks about
-    beta: float = 0.0  # beta-mixing: probability per step that the person drives instead of the learner
     ensemble: int = 5  # members in the learner ensemble (disagreement needs >= 2)
     epochs: int = 30
     hidden: tuple[int, ...] = (64, 64)
+    warm_start: bool = False
+    interventions: bool = False  # the simulated person takes over when the learner keeps disagreeing
+    iwr: bool = False
+    calibration_steps: int = 1000
+    eval_episodes: int = 10  # evaluation episodes of each trained policy (in the trainer process)
     review_limit: int = 40  # at most this many deferred states per round, highest disagreement first
     watch_episodes: int = 2
     max_episode_steps: int | None = None  # cap episode length (CartPole's 500 steps is long to watch)
@@ -52,68 +64,105 @@ class SessionSettings:
     watch_only: bool = False  # demos saved observation-only (no actions, no labels), then a summary: no DAgger
 
     def __post_init__(self) -> None:
-        if self.query_mode not in ("live", "deferred", "mixed"):
-            raise ConfigError(f"query mode must be live, deferred or mixed, not {self.query_mode!r}")
-        if not 0.0 <= self.beta <= 1.0:
-            raise ConfigError(f"beta must be in [0, 1], got {self.beta}")
-        if self.ensemble < 1:
-            raise ConfigError(f"ensemble size must be >= 1, got {self.ensemble}")
         if self.demo_episodes < 0 or self.rounds < 0 or self.episodes_per_round < 1:
             raise ConfigError("demo episodes and rounds must be >= 0 and episodes per round >= 1")
-        self.hidden = tuple(self.hidden)
+        if self.eval_episodes < 0:
+            raise ConfigError(f"eval episodes must be >= 0, got {self.eval_episodes}")
+        self.hidden = tuple(self.options().hidden)  # also checks every learner/query option
+
+    def options(self) -> Any:
+        """The learner and query options, as ``ilcore dagger`` reads them."""
+        from ilcore.algos.dagger.options import DaggerOptions
+
+        return DaggerOptions.from_mapping(asdict(self))
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> "SessionSettings":
+        known = {f.name for f in fields(cls)}
+        values = {_RENAMED.get(k, k): v for k, v in saved.items()}
+        if isinstance(values.get("beta_mix"), (int, float)):
+            values["beta_mix"] = str(values["beta_mix"])
+        try:
+            return cls(**{k: v for k, v in values.items() if k in known})
+        except TypeError as exc:
+            raise ConfigError(f"the saved session settings do not fit this version of the app ({exc})") from None
 
     def plan(self) -> list[str]:
-        """The stages NEXT walks through: demo, train, (dagger, train) x rounds, review, train, watch, summary.
+        """The stages NEXT walks through: demo, train, (dagger, review, train) x rounds, watch, summary.
 
-        A watch-only session is only watch_only, summary: DAgger needs the action labels it does not keep."""
+        Each DAgger round ends when its review (of the states it deferred) is left, as ``ilcore
+        dagger`` answers its queue before the round's retraining. A watch-only session is only
+        watch_only, summary: DAgger needs the action labels it does not keep."""
         if self.watch_only:
             return ["watch_only", "summary"]
         stages = ["demo", "train"]
         for k in range(1, self.rounds + 1):
-            stages += [f"dagger:{k}", "train"]
-        stages += ["review", "train", "watch", "summary"]
+            stages += [f"dagger:{k}", f"review:{k}", "train"]
+        stages += ["watch", "summary"]
         return stages
 
     def query_mode_for(self, round: int) -> str:
-        if self.query_mode == "mixed":
-            return "deferred" if round == self.rounds else "live"
-        return self.query_mode
+        from ilcore.algos.dagger.controller import query_mode_for
+
+        return query_mode_for(self.query_mode, round, self.rounds)
 
 
 @dataclass
 class SessionState:
-    """Progress saved in app_state.json."""
+    """The app's own progress, saved in app_state.json. The counters (labels, human seconds,
+    rounds, queries) are not here: the DAgger controller owns them and rebuilds them from the
+    session folder on resume (so they equal ``ilcore info --json``)."""
 
     settings: dict[str, Any] = field(default_factory=dict)
     stage: int = 0  # index into settings.plan()
-    round: int = 0
-    round_episodes: int = 0  # episodes finished in the current stage (demo or dagger round)
-    policy_version: int = 0
-    policy_path: str | None = None
-    labels: int = 0  # labels given (demo steps, answered queries, interventions, review)
-    human_seconds: float = 0.0
-    asked: int = 0  # states the gate asked about
-    learner_steps: int = 0  # learner-driven states the gate saw
+    policy_version: int = 0  # the last trained version (policies/v<NNN>)
     labels_at_last_train: int = -1  # skip a training stage when nothing new was labelled since
+    watch_only_seconds: float = 0.0  # time spent driving watch-only demos (they carry no labels)
     episodes: list[dict[str, Any]] = field(default_factory=list)  # id, round, kind, return, length
-    evals: list[dict[str, Any]] = field(default_factory=list)  # version, labels, eval_return, ci95, valid_loss
+    evals: list[dict[str, Any]] = field(default_factory=list)  # version, labels, eval_return, ci95, round
+
+    @classmethod
+    def from_saved(cls, saved: Any, where: Path) -> "SessionState":
+        if not isinstance(saved, dict):
+            raise ConfigError(f"{where} is not a JSON object; move it aside to start the app state afresh")
+        known = {f.name for f in fields(cls)}
+        try:
+            state = cls(**{k: v for k, v in saved.items() if k in known})
+            if not isinstance(state.settings, dict) or not isinstance(state.episodes, list) or not isinstance(state.evals, list):
+                raise TypeError("settings, episodes or evals of the wrong type")
+            if not isinstance(state.stage, int) or isinstance(state.stage, bool) or state.stage < 0:
+                raise TypeError(f"stage is {state.stage!r}")
+            if not all(isinstance(e, dict) and isinstance(e.get("id"), str) for e in state.episodes):
+                raise TypeError("an episode entry is not an object with an id")
+        except TypeError as exc:
+            raise ConfigError(f"{where} does not hold an app state ({exc}); move it aside to start the app state afresh") from None
+        return state
 
 
 class Session:
-    """One session folder: env + writer + learner + gate + review queue + background trainer."""
+    """One session folder: env + writer + DAgger controller + background trainer.
+
+    The controller is the one owner of the session's progress (round, labels, human seconds,
+    queries, review queue, installed policy); modes change it only through the verbs here
+    (``label`` steps via the driver, ``answer_review``, ``unanswer_review``, ``retract_label``,
+    ``discard_last_episode``, ``end_round``) and read it through :meth:`totals`.
+    """
 
     def __init__(self, out: str | Path, settings: SessionSettings | None = None, *, resume: bool = False) -> None:
+        from ilcore.algos.dagger.run import RoundLog
         from ilcore.data import SessionWriter
 
         self.path = Path(out)
         state_file = self.path / STATE_FILE
         if resume:
-            if not state_file.exists():
+            if not state_file.is_file():
                 raise ConfigError(f"{self.path} is not an app session to resume (no {STATE_FILE})")
-            self.state = SessionState(**json.loads(state_file.read_text()))
-            saved = dict(self.state.settings)
-            saved["hidden"] = tuple(saved.get("hidden", (64, 64)))
-            self.settings = SessionSettings(**saved)
+            try:
+                saved_state = json.loads(state_file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+                raise ConfigError(f"{state_file} is not readable ({type(exc).__name__}); move it aside to resume") from None
+            self.state = SessionState.from_saved(saved_state, state_file)
+            self.settings = SessionSettings.from_saved(dict(self.state.settings))
             if settings is not None:
                 if settings.watch_only and not self.settings.watch_only:
                     # Observation-only episodes beside labelled ones would leave DAgger and BC unlabelled steps.
@@ -126,14 +175,8 @@ class Session:
             self.settings = settings or SessionSettings()
             self.state = SessionState(settings=asdict(self.settings))
         s = self.settings
-        try:
-            env = gym.make(s.env_id, render_mode="rgb_array", **s.env_kwargs)
-        except gym.error.Error as exc:
-            raise ConfigError(f"cannot make env {s.env_id!r}: {exc}") from None
-        if s.max_episode_steps:
-            env = gym.wrappers.TimeLimit(env.unwrapped, max_episode_steps=s.max_episode_steps)
+        env = make_app_env(s.env_id, s.env_kwargs, s.max_episode_steps)
         self.env = env
-        _check_action_space(s.env_id, env.action_space)
         self.fps = int(env.metadata.get("render_fps") or 30)
         self.writer = SessionWriter(
             self.path,
@@ -144,62 +187,106 @@ class Session:
             resume=resume,
             background=True,  # writing a finished episode must not stall frames
         )
-        self.label_source = "simulated" if s.simulated else "human"
-        self.person_actor = Actor.SCRIPTED if s.simulated else Actor.HUMAN
-        self.policy: Any = None
-        if self.state.policy_path:
-            self.load_policy(self.state.policy_path)
-        from ilcore.algos.dagger import Constant, DaggerController, make_gate
-
-        gate = make_gate(s.gate, target_rate=s.target_rate, seed=s.seed, ensemble=s.ensemble,
-                         beta=Constant(s.target_rate) if s.gate == "beta" else None)
-        queue: list[Any] = []
-        learner_obs: list[Any] = []
-        if resume and self.writer.episode_ids():
-            from ilcore.algos.dagger.run import scan_session
-
-            scanned = scan_session(self.path)  # the queue and the round's states, rebuilt from the recording
-            queue = list(scanned.pending)
-            learner_obs = list(scanned.learner_obs.get(self.state.round - 1, []))
+        try:
+            self.label_source = "simulated" if s.simulated else "human"
+            self.person_actor = Actor.SCRIPTED if s.simulated else Actor.HUMAN
+            self.controller, self.recovered = self._make_controller(resume)
+            self.rounds = RoundLog(self.path, load=resume)
+            self.rounds.truncate(self.controller.round)
+        except BaseException:
+            self.writer.close()  # a refused resume must not keep the session locked
+            self.env.close()
+            raise
+        if resume:
             # The recording is the truth: an episode whose write the kill interrupted is not in it.
             on_disk = set(self.writer.episode_ids())
             self.state.episodes = [e for e in self.state.episodes if e["id"] in on_disk]
-            self.state.round_episodes = int(scanned.episodes_per_round.get(self.state.round, 0))
-        # The engine's step-wise DAgger controller: the app owns the clock and drives it.
-        self.controller = DaggerController(
-            s.env_id, self.writer, gate, policy=self.policy, beta_mix=Constant(s.beta), label_source=self.label_source,
-            round=self.state.round, seed=s.seed, defer_unanswered=True, queue=queue, episodes_in_round=self.state.round_episodes,
-        )
-        if learner_obs and self.policy is not None:
-            self.controller.calibrate_on(learner_obs)
         # replay clips for deferred states: (episode id, step) -> downscaled frames before it
         self.replays: dict[tuple[str, int], list[np.ndarray]] = {}
         self.trainer = TrainerClient()
-        self._episode_seed = s.seed * 1000 + len(self.state.episodes)
+        self._unrecorded = 0  # watch / watch-only episodes (seeded apart from the recorded ones)
         self.last_trained: dict[str, Any] | None = None
         self._observer: Any = None  # the EpisodeRecorder of the watch-only episode in progress
         self.save()
 
+    def _make_controller(self, resume: bool) -> tuple[Any, Any]:
+        from ilcore.algos.dagger import DaggerController, resume_controller
+
+        s = self.settings
+        opts = s.options()
+        common: dict[str, Any] = dict(
+            beta_mix=opts.beta_mix_schedule(), retrain=opts.retrain(), label_source=self.label_source,
+            labeller_actor=self.person_actor, query_mode=s.query_mode, rounds=s.rounds, seed=s.seed,
+            defer_unanswered=True,
+        )
+        if resume:
+            return resume_controller(s.env_id, self.writer, opts.gate(), **common)
+        return DaggerController(s.env_id, self.writer, opts.gate(), **common), None
+
     # --- persistence -----------------------------------------------------------------------
     def save(self) -> None:
         """Write app_state.json atomically (temp file + os.replace), so a kill never leaves half of it."""
+        from ilcore.fileio import write_json_atomic
+
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.path / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(self.state), indent=1, default=_json_default))
-        os.replace(tmp, self.path / STATE_FILE)
+        write_json_atomic(self.path / STATE_FILE, asdict(self.state), indent=1, default=_json_default)
 
     def close(self) -> None:
-        self.save()
-        self.trainer.close()
         try:
-            self.writer.flush()
+            self.save()
         finally:
-            self.writer.close()
-            self.env.close()
+            self.trainer.close()
+            try:
+                self.writer.flush()
+            finally:
+                self.writer.close()
+                self.env.close()
+
+    # --- what the screen shows ---------------------------------------------------------------
+    def totals(self) -> Any:
+        """The controller's counters (labels, human seconds, round, queries): what ilcore info reports."""
+        return self.controller.totals()
+
+    @property
+    def policy(self) -> Any:
+        return self.controller.policy
+
+    @property
+    def round(self) -> int:
+        return self.controller.round
+
+    @property
+    def round_episodes(self) -> int:
+        """Episodes finished in the running stage (watch-only: the observation-only ones saved)."""
+        if self.settings.watch_only:
+            return len([e for e in self.state.episodes if e["kind"] == "watch_only" and not e.get("discarded")])
+        return self.controller.episodes_in_round
+
+    @property
+    def human_seconds(self) -> float:
+        if self.settings.watch_only:
+            return self.state.watch_only_seconds
+        return self.controller.totals().human_seconds
+
+    @property
+    def query_rate(self) -> float | None:
+        """asked / learner-driven steps of the running round (the one definition, as in ilcore dagger)."""
+        return self.controller.totals().round_query_rate
+
+    @property
+    def gate(self) -> Any:
+        return self.controller.gate
 
     # --- env -------------------------------------------------------------------------------
-    def reset_env(self) -> Any:
-        self._episode_seed += 1
+    def reset_env(self, *, recorded: bool = True) -> Any:
+        """Reset for a new episode; recorded episodes are seeded as ``ilcore dagger`` seeds them."""
+        from ilcore.algos.dagger import episode_seed
+
+        if recorded and not self.settings.watch_only:
+            self._episode_seed = episode_seed(self.settings.seed, self.controller.round, self.controller.episodes_in_round)
+        else:
+            self._unrecorded += 1
+            self._episode_seed = episode_seed(self.settings.seed, 1_000_000 + len(self.state.episodes), self._unrecorded)
         obs, _ = self.env.reset(seed=self._episode_seed)
         return obs
 
@@ -215,36 +302,28 @@ class Session:
 
     # --- learner ---------------------------------------------------------------------------
     def load_policy(self, path: str | Path) -> None:
-        from ilcore.policies import Policy
-
-        self.policy = Policy.load(path)
-        self.policy.eval()
-        if getattr(self, "controller", None) is not None:
-            self.controller.policy = self.policy
+        """Install a saved policy (and calibrate the gate on its saved calibration states)."""
+        self.controller.install_saved(path)
 
     def propose(self, obs: Any) -> tuple[Any, float]:
         """The learner's action at ``obs`` and its ensemble disagreement (watch mode; not recorded)."""
         import torch
 
+        from ilcore.algos.dagger.controller import batch_one
+
         with torch.no_grad():
-            out = self.policy.predict_ensemble(_batch1(obs))
+            out = self.policy.predict_ensemble(batch_one(obs))
         return _index0(out.action), float(np.asarray(out.uncertainty).reshape(-1)[0])
 
-    @property
-    def gate(self) -> Any:
-        return self.controller.gate
-
-    @property
-    def query_rate(self) -> float | None:
-        return None if self.state.learner_steps == 0 else self.state.asked / self.state.learner_steps
-
     def end_round(self) -> None:
-        """Close the controller's round (training happens in the background trainer, not here)."""
+        """Close the controller's round and note it in the round log (its evaluation arrives with
+        the policy the background trainer makes from it)."""
+        from ilcore.algos.dagger.run import round_stats
+
         if self.controller.in_episode:
             self.controller.end_episode(discard=True)
-        self.controller.end_round(train=False)
-        self.state.round = self.controller.round
-        self.state.round_episodes = 0
+        result = self.controller.end_round(train=False)
+        self.rounds.add(round_stats(self.controller, result))
         self.save()
 
     # --- recording -------------------------------------------------------------------------
@@ -265,12 +344,19 @@ class Session:
             ep = self.state.episodes[i]
             if ep["kind"] == kind and not ep.get("discarded"):
                 self.writer.flush()  # the background write must land before it can be moved aside
-                self.writer.discard_episode(ep["id"])
+                if kind == "watch_only":
+                    self.writer.discard_episode(ep["id"])
+                else:
+                    self.controller.discard_episode(ep["id"])
                 ep["discarded"] = True
-                self.state.labels -= int(ep.get("labels", 0))
                 self.save()
                 return ep["id"]
         return None
+
+    def retract_label(self, episode: str | None, step: int) -> None:
+        """Undo the latest label at (episode, step); ``episode=None``: the running episode."""
+        self.controller.retract(episode, step)
+        self.save()
 
     # --- watch-only recording: observations without actions -------------------------------
     def begin_observation_episode(self, obs: Any) -> None:
@@ -279,7 +365,7 @@ class Session:
         Closing the app before its first step leaves no file (the writer drops step-less episodes)."""
         self.discard_observation_episode()
         self._observer = self.writer.begin_episode(
-            obs, seed=self._episode_seed, round=self.state.round,
+            obs, seed=self._episode_seed, round=0,
             attrs={"watch_only": True, "demonstrator": self.label_source},
         )
 
@@ -291,13 +377,17 @@ class Session:
         assert self._observer is not None, "begin_observation_episode first"
         return self._observer.observe(next_obs, reward=reward, terminated=terminated, truncated=truncated)
 
+    def note_watch_only_seconds(self, seconds: float) -> None:
+        """Time spent driving a watch-only demo (it carries no labels to hold the time)."""
+        self.state.watch_only_seconds += float(seconds)
+
     def finish_observation_episode(self, *, kind: str, total_return: float, length: int) -> str:
         """Write the running watch-only episode (in the background) and note it in app_state.json."""
         assert self._observer is not None, "begin_observation_episode first"
         episode_id = self._observer.finish()
         self._observer = None
         self.state.episodes.append(
-            {"id": episode_id, "round": self.state.round, "kind": kind, "return": float(total_return), "length": int(length), "labels": 0}
+            {"id": episode_id, "round": 0, "kind": kind, "return": float(total_return), "length": int(length), "labels": 0}
         )
         self.save()
         return episode_id
@@ -323,6 +413,7 @@ class Session:
     def write_watch_only_summary(self) -> dict[str, Any]:
         """summary.json of a watch-only session, counted from the recording itself (the truth)."""
         from ilcore.data import open_recording
+        from ilcore.fileio import write_json_atomic
 
         self.writer.flush()  # the last episode's background write must land before it is counted
         episodes = observation_only = steps = 0
@@ -341,12 +432,13 @@ class Session:
             "observation_only_episodes": observation_only,
             "steps": steps,
             "mean_return": float(np.mean(returns)) if returns else None,
-            "human_seconds": round(self.state.human_seconds, 2),
+            "human_seconds": round(self.state.watch_only_seconds, 2),
             "next": [cmd for _, cmd in self.next_commands()],
         }
-        (self.path / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+        write_json_atomic(self.path / "summary.json", summary, indent=1, default=_json_default)
         return summary
 
+    # --- review ----------------------------------------------------------------------------
     def review_queue(self) -> list[Any]:
         """Deferred states (ilcore Query), highest disagreement first, at most ``review_limit`` per round."""
         per_round: dict[int, int] = {}
@@ -359,34 +451,34 @@ class Session:
 
     def answer_review(self, query: Any, action: Any, *, latency_ms: float) -> Any:
         label = self.controller.answer(query, action, latency_ms=latency_ms)  # saved at once (fsync)
-        self.state.labels += 1
-        self.state.human_seconds += latency_ms / 1000.0
         self.save()
         return label
 
-    def retract_label(self, episode: str, step: int) -> None:
-        self.writer.flush()  # a label in a just-finished episode can only be retracted once it is written
-        self.writer.retract_label(episode, step)
-        self.state.labels -= 1
+    def unanswer_review(self, query: Any) -> None:
+        """Undo a review answer: its label is retracted and the state is back in the queue."""
+        self.controller.unanswer(query)
         self.save()
 
     # --- training --------------------------------------------------------------------------
+    def _job(self, version: int) -> TrainJob:
+        s = self.settings
+        return TrainJob(
+            session_dir=str(self.path), version=version, env_id=s.env_id, env_kwargs=dict(s.env_kwargs),
+            retrain=s.options().retrain(),
+            previous=None if self.controller.policy_path is None else str(self.controller.policy_path),
+            max_episode_steps=s.max_episode_steps, eval_episodes=s.eval_episodes, seed=s.seed,
+            after_round=self.controller.round - 1,
+        )
+
     def start_training(self) -> int:
         """Submit a training job on everything recorded so far; returns the version it will publish."""
         self.writer.flush()
         version = self.state.policy_version + 1
-        s = self.settings
-        self.state.labels_at_last_train = self.state.labels
-        self.trainer.submit(
-            TrainJob(
-                session_dir=str(self.path), version=version, env_id=s.env_id, env_kwargs=dict(s.env_kwargs),
-                epochs=s.epochs, ensemble=s.ensemble, hidden=tuple(s.hidden), seed=s.seed + version,
-                eval_episodes=3,
-            )
-        )
+        self.state.labels_at_last_train = self.totals().labels
+        self.trainer.submit(self._job(version))
         return version
 
-    def train_blocking(self, *, eval_episodes: int = 0) -> dict[str, Any]:
+    def train_blocking(self) -> dict[str, Any]:
         """Train the next policy here and now with the trainer's own job code (scripts, tests, benchmarks)."""
         import queue
 
@@ -394,15 +486,9 @@ class Session:
 
         self.writer.flush()
         version = self.state.policy_version + 1
-        s = self.settings
-        job = TrainJob(session_dir=str(self.path), version=version, env_id=s.env_id, env_kwargs=dict(s.env_kwargs), epochs=s.epochs,
-                       ensemble=s.ensemble, hidden=tuple(s.hidden), seed=s.seed + version, eval_episodes=eval_episodes)
-        msg = _run_job(job, queue.Queue())
-        self.load_policy(msg["path"])
-        self.controller.set_policy(self.policy)
-        self.state.policy_version = version
-        self.state.policy_path = msg["path"]
-        self.save()
+        self.state.labels_at_last_train = self.totals().labels
+        msg = _run_job(self._job(version), queue.Queue())
+        self._install_trained(msg)
         return msg
 
     def poll_training(self) -> list[dict[str, Any]]:
@@ -410,17 +496,22 @@ class Session:
         messages = self.trainer.poll()
         for msg in messages:
             if msg["kind"] == "done":
-                self.load_policy(msg["path"])
-                self.controller.set_policy(self.policy)  # recalibrates the gate in the new policy's units
-                self.state.policy_version = int(msg["version"])
-                self.state.policy_path = msg["path"]
-                self.state.evals.append(
-                    {"version": msg["version"], "labels": msg.get("labels"), "eval_return": msg.get("eval_return"),
-                     "ci95": msg.get("eval_ci95"), "valid_loss": msg.get("valid_loss"), "round": self.state.round}
-                )
-                self.last_trained = msg
-                self.save()
+                self._install_trained(msg)
         return messages
+
+    def _install_trained(self, msg: dict[str, Any]) -> None:
+        # The saved policy and its calibration states: the gate is calibrated before it asks.
+        self.controller.install_saved(msg["path"])
+        self.state.policy_version = int(msg["version"])
+        self.state.evals.append(
+            {"version": msg["version"], "labels": msg.get("labels"), "eval_return": msg.get("eval_return"),
+             "ci95": msg.get("eval_ci95"), "valid_loss": msg.get("valid_loss"), "round": msg.get("after_round")}
+        )
+        if msg.get("eval_return") is not None and msg.get("after_round") is not None:
+            ci = msg.get("eval_ci95")
+            self.rounds.set_return(int(msg["after_round"]), float(msg["eval_return"]), float("nan") if ci is None else float(ci))
+        self.last_trained = msg
+        self.save()
 
     # --- summary ---------------------------------------------------------------------------
     def returns_per_round(self) -> dict[int, float]:
@@ -431,17 +522,23 @@ class Session:
         return {k: float(np.mean(v)) for k, v in sorted(out.items())}
 
     def write_summary(self) -> dict[str, Any]:
-        """summary.json and summary.png (return vs labels) in the session folder."""
+        """summary.json and summary.png (return vs labels) in the session folder. ``rounds`` has the
+        schema of ``ilcore dagger --json`` (labels cumulative, demonstrations included)."""
+        from ilcore.fileio import write_json_atomic
+
+        self.writer.flush()
+        t = self.totals()
         summary = {
             "env_id": self.settings.env_id,
-            "labels": self.state.labels,
-            "human_seconds": round(self.state.human_seconds, 2),
+            "labels": t.labels,
+            "human_seconds": round(t.human_seconds, 2),
             "query_rate": self.query_rate,
+            "rounds": self.rounds.public(),
             "returns_per_round": self.returns_per_round(),
             "evals": self.state.evals,
-            "episodes": len([e for e in self.state.episodes if not e.get("discarded")]),
+            "episodes": t.episodes,
         }
-        (self.path / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+        write_json_atomic(self.path / "summary.json", summary, indent=1, default=_json_default)
         points = [(e["labels"], e["eval_return"]) for e in self.state.evals if e.get("eval_return") is not None]
         if points:
             import matplotlib
@@ -461,26 +558,27 @@ class Session:
         return summary
 
 
+def make_app_env(env_id: str, env_kwargs: dict[str, Any], max_episode_steps: int | None) -> gym.Env:
+    """The env the app shows: rgb_array frames, optionally capped; refused in one line if unusable."""
+    from ilcore.eval import make_env
+
+    env = make_env(env_id, env_kwargs, render_mode="rgb_array")
+    if max_episode_steps:
+        env = gym.wrappers.TimeLimit(env.unwrapped, max_episode_steps=max_episode_steps)
+    try:
+        _check_action_space(env_id, env.action_space)
+    except ConfigError:
+        env.close()
+        raise
+    return env
+
+
 def _check_action_space(env_id: str, space: gym.Space) -> None:
     if isinstance(space, gym.spaces.Discrete):
         return
     if isinstance(space, gym.spaces.Box) and np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)):
         return
     raise ConfigError(f"{env_id} has action space {space}; the app needs Discrete or bounded Box actions")
-
-
-def _constant(value: float) -> Any:
-    from ilcore.algos.dagger.schedules import Constant
-
-    return Constant(value)
-
-
-def _batch1(obs: Any) -> Any:
-    if isinstance(obs, dict):
-        return {k: _batch1(v) for k, v in obs.items()}
-    if isinstance(obs, tuple):
-        return tuple(_batch1(v) for v in obs)
-    return np.asarray(obs)[None]
 
 
 def _index0(x: Any) -> Any:

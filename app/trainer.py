@@ -3,45 +3,52 @@
 Training runs in a separate process (spawn context) because in a thread the GIL would stall
 frames. The worker is started once and kept, so torch is imported once, while the person is still
 demonstrating. Each job reads the session folder as it is on disk (finished episodes are atomic
-files, so a reader never sees a half-written one), trains a policy, evaluates it, saves it under
-``<session>/policies/v<version>`` and reports back. The app polls :meth:`TrainerClient.poll`
+files, so a reader never sees a half-written one) and runs the engine's one retraining recipe
+(``ilcore.algos.dagger.train_next_policy``, exactly as ``ilcore dagger`` does: IWR, reason weights,
+warm start and the gate's calibration rollout alike), which saves the policy under
+``<session>/policies/v<version>``; then it reports back. The worker leaves within a second of the
+app's death, even mid-job. The app polls :meth:`TrainerClient.poll`
 once per frame; it never blocks.
 
 Messages from the worker (plain dicts, so they pickle cheaply):
     {"kind": "progress", "version": v, "epoch": e, "epochs": E, "train_loss": x, "valid_loss": y}
     {"kind": "done", "version": v, "path": str, "valid_loss": y, "eval_return": r, "eval_ci95": c,
-     "labels": n, "seconds": s}
+     "labels": n, "seconds": s, "after_round": k, "calibration_states": m}
     {"kind": "error", "version": v, "message": str}
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_module
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 
 @dataclass(frozen=True)
 class TrainJob:
-    """What to train. ``version`` numbers the checkpoint the job will publish."""
+    """What to train: the engine's retraining recipe (``ilcore.algos.dagger.RetrainConfig``, the
+    one ``ilcore dagger`` uses) on the session folder. ``version`` numbers the checkpoint the job
+    publishes; ``previous`` is the installed policy's folder (warm start); ``after_round`` is the
+    round whose labels the policy is the first to learn from (its evaluation is that round's return)."""
 
     session_dir: str
     version: int
     env_id: str
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 30
-    ensemble: int = 5
-    hidden: tuple[int, ...] = (64, 64)
-    batch_size: int = 64
-    lr: float = 3e-3
+    retrain: Any = None
+    previous: str | None = None
+    max_episode_steps: int | None = None
+    eval_episodes: int = 10  # 0 skips evaluation
     seed: int = 0
-    eval_episodes: int = 5  # 0 skips evaluation
+    after_round: int = 0
+
+    @property
+    def epochs(self) -> int:
+        return int(self.retrain.bc_config().epochs) if self.retrain is not None else 0
 
 
 @dataclass
@@ -61,22 +68,28 @@ class TrainingStatus:
         return 0.0 if self.epochs <= 0 else min(1.0, self.epoch / self.epochs)
 
 
+PARENT_CHECK_S = 0.5  # how often the worker checks that the app is still alive
+
+
+def _watch_parent(parent: Any) -> None:
+    """Leave as soon as the app dies (a SIGKILL sends no stop message), even in the middle of a job."""
+    while True:
+        time.sleep(PARENT_CHECK_S)
+        if parent is not None and not parent.is_alive():
+            os._exit(0)
+
+
 def _worker_main(jobs: Any, results: Any) -> None:
+    import threading
+
     import torch
 
     torch.set_num_threads(1)  # the app and the person share this machine; one core is enough for small nets
-    parent = mp.parent_process()
+    threading.Thread(target=_watch_parent, args=(mp.parent_process(),), daemon=True, name="parent-watch").start()
     while True:
-        try:
-            job_dict = jobs.get(timeout=1.0)
-        except queue_module.Empty:
-            # A killed app never sends the stop message: leave with it instead of idling forever.
-            if parent is not None and not parent.is_alive():
-                return
-            continue
-        if job_dict is None:
+        job = jobs.get()
+        if job is None:
             return
-        job = TrainJob(**job_dict)
         try:
             results.put(_run_job(job, results))
         except Exception as exc:  # noqa: BLE001 - report anything; the app shows it and carries on
@@ -85,43 +98,25 @@ def _worker_main(jobs: Any, results: Any) -> None:
 
 
 def _run_job(job: TrainJob, results: Any) -> dict[str, Any]:
-    from ilcore.algos.bc import BCConfig, EpochReport, train_bc
-    from ilcore.data import load_transitions
+    """The engine's recipe (:func:`ilcore.algos.dagger.train_next_policy`), reporting each epoch."""
+    from ilcore.algos.dagger import train_next_policy
 
-    started = time.time()
-    config = BCConfig(
-        epochs=job.epochs, batch_size=job.batch_size, lr=job.lr, ensemble=job.ensemble,
-        hidden=tuple(job.hidden), seed=job.seed, valid_fraction=0.15, patience=max(5, job.epochs // 3),
-    )
-    # Every effective label so far (demos, answered queries, interventions, review), as DAgger retrains.
-    data = load_transitions([Path(job.session_dir)], labels="label", valid_fraction=config.valid_fraction, seed=job.seed)
-    if len(data) == 0:
-        raise ValueError("there are no labels to train on yet; demonstrate first")
-
-    def on_epoch(report: EpochReport) -> None:
+    def on_epoch(report: Any) -> None:
         results.put({
             "kind": "progress", "version": job.version, "epoch": report.epoch, "epochs": report.epochs,
             "train_loss": float(report.train_loss),
             "valid_loss": None if report.valid_loss is None else float(report.valid_loss),
         })
 
-    result = train_bc(data, config, progress=False, callback=on_epoch)
-    policy = result.policy
-    policy.version = job.version
-    out = Path(job.session_dir) / "policies" / f"v{job.version:03d}"
-    policy.save(out)
-    valid = [v for v in result.history.get("valid_loss", []) if v == v]  # drop NaN (no split)
-    eval_return = eval_ci = None
-    if job.eval_episodes > 0:
-        from ilcore.eval import evaluate
-
-        ev = evaluate(policy, job.env_id, episodes=job.eval_episodes, seed=10_000 + job.version, env_kwargs=job.env_kwargs or None, num_envs=1)
-        eval_return = float(ev.mean_return)
-        eval_ci = None if ev.ci95 is None else float(ev.ci95[1] - ev.ci95[0]) / 2.0  # half-width
+    trained = train_next_policy(
+        job.session_dir, job.retrain, version=job.version, env_id=job.env_id, env_kwargs=job.env_kwargs,
+        previous=job.previous, max_episode_steps=job.max_episode_steps, eval_episodes=job.eval_episodes,
+        seed=job.seed, callback=on_epoch,
+    )
     return {
-        "kind": "done", "version": job.version, "path": str(out),
-        "valid_loss": min(valid) if valid else None, "eval_return": eval_return, "eval_ci95": eval_ci,
-        "labels": int(len(data)), "seconds": time.time() - started,
+        "kind": "done", "version": job.version, "path": str(trained.path), "valid_loss": None,
+        "eval_return": trained.eval_return, "eval_ci95": trained.eval_ci95, "labels": trained.labels,
+        "seconds": trained.seconds, "after_round": job.after_round, "calibration_states": trained.calibration_states,
     }
 
 
@@ -147,7 +142,7 @@ class TrainerClient:
     def submit(self, job: TrainJob) -> None:
         self.start()
         self.status = TrainingStatus(running=True, version=job.version, epochs=job.epochs, message="starting")
-        self._jobs.put(asdict(job))
+        self._jobs.put(job)
 
     def poll(self) -> list[dict[str, Any]]:
         """Messages that arrived since the last call (progress folded into ``status``)."""

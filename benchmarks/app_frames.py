@@ -57,7 +57,7 @@ def run_one(fps: int, seconds: float, training: bool, tmp: Path, tag: str) -> di
     autopilot = build_simulated_person(session)
     loop = AppLoop(manager, [KeyboardDevice(keymap), pad], Renderer(screen), keymap=keymap, fps=fps, realtime=False, autopilot=autopilot)
     manager.start()
-    while session.state.round_episodes < 2:  # two demonstrations, as fast as the machine goes
+    while session.round_episodes < 2:  # two demonstrations, as fast as the machine goes
         loop.frame()
     manager.current.exit()
     session.end_round()

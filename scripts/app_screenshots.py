@@ -211,7 +211,7 @@ def watch_only_shots() -> int:
         while not manager.quit_requested and loop.stats.frames < 20000:
             loop.frame()
             mode = manager.current
-            if mode.name == "watch_only" and "watch_only" not in taken and session.state.round_episodes == 1 and mode.driver.length > 60:
+            if mode.name == "watch_only" and "watch_only" not in taken and session.round_episodes == 1 and mode.driver.length > 60:
                 shot("watch_only")
             elif mode.name == "summary":
                 summary_frames += 1

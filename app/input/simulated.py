@@ -23,8 +23,10 @@ MAX_TAKEOVERS_PER_EPISODE = 2
 class SimulatedPersonDevice:
     name = "simulated"
 
-    def __init__(self, labeler: Any, *, reaction_frames: int = REACTION_FRAMES, quit_at_summary: bool = True) -> None:
+    def __init__(self, labeler: Any, *, reaction_frames: int = REACTION_FRAMES, quit_at_summary: bool = True,
+                 interventions: bool = True) -> None:
         self.labeler = labeler  # ilcore SimulatedPerson (or any Labeler): label(obs, ctx) -> action
+        self.interventions = interventions  # take over when the learner keeps disagreeing (--interventions)
         self.reaction_frames = reaction_frames
         self.quit_at_summary = quit_at_summary
         self._waited = 0
@@ -68,7 +70,7 @@ class SimulatedPersonDevice:
                     out.append(Intent(IntentKind.RELEASE, device=self.name))
                 else:
                     out.append(Intent(IntentKind.MOVE, self.labeler.expert.act(mode.driver.obs), device=self.name))
-            elif mode.last_proposed is not None:
+            elif mode.last_proposed is not None and self.interventions:
                 expert = self.labeler.expert.act(mode.driver.obs)
                 same = np.allclose(np.asarray(expert, dtype=float), np.asarray(mode.last_proposed, dtype=float), atol=0.25)
                 self._disagree = 0 if same else self._disagree + 1
@@ -97,6 +99,7 @@ def build_simulated_person(session: Any, **kwargs: Any) -> SimulatedPersonDevice
     from ilcore.experts.simulated import SimulatedPerson
 
     expert = make_expert(session.settings.env_id, env=session.env, **session.settings.env_kwargs)
+    kwargs.setdefault("interventions", session.settings.interventions)
     return SimulatedPersonDevice(SimulatedPerson(expert, session.env.action_space, seed=session.settings.seed), **kwargs)
 
 

@@ -138,6 +138,10 @@ class StepClock:
             n, self._acc = self.max_steps_per_frame, 0.0
         return n
 
+    def step_ms(self) -> float:
+        """Wall time of one env step at the current speed (what a step driven by a person costs them)."""
+        return 1000.0 / max(self.fps * self.speed, 1e-9)
+
     def slower(self) -> None:
         lower = [s for s in SPEEDS if s < self.speed - 1e-9]
         self.speed = lower[-1] if lower else self.speed

@@ -15,17 +15,16 @@ from app.input.intents import Intent, IntentKind
 from app.modes.base import Meter, Mode, ModeView, StepClock, fmt_action
 from app.modes.driver import EpisodeDriver
 from app.session import FrameHistory
-from ilcore.types import Actor
 
 
 @dataclass
 class PendingQuery:
-    proposal: Any  # the controller's Proposal at this state
+    plan: Any  # the controller's StepPlan at this state (LIVE question, or a beta-mixed step to drive)
     asked_at: float  # mode time (s) when asked, for the person's latency
 
     @property
     def proposed(self) -> Any:
-        return self.proposal.learner_action
+        return self.plan.learner_action
 
 
 class DaggerMode(Mode):
@@ -47,13 +46,12 @@ class DaggerMode(Mode):
         self.history = FrameHistory()
         self.replays_this_episode: dict[int, list[Any]] = {}
         self.undo_stack: list[tuple[str | None, int]] = []  # (episode id or None = running episode, step)
-        self.retract_after_finish: list[int] = []
         self.last_proposed: Any = None
         self.message = ""
         self.answered = 0
 
     def query_mode(self) -> str:
-        return self.session.settings.query_mode_for(self.round)
+        return self.session.controller.round_query_mode
 
     def enter(self) -> None:
         super().enter()
@@ -101,48 +99,36 @@ class DaggerMode(Mode):
         elif k is IntentKind.UNDO:
             self._undo()
 
-    def _answer(self, label: Any) -> None:
+    def _answer(self, answer: Any) -> None:
         q = self.pending
         assert q is not None
-        latency_ms = 1000.0 * (self.time - q.asked_at)
         self.pending = None
         self.answered += 1
-        if q.proposal.expert_drives:
-            # beta-mixing drew the person to drive this step: their action runs and is the label
-            self._step(label, self.session.person_actor, label=label, latency_ms=latency_ms)
-        else:
-            self._step(q.proposed, Actor.LEARNER, label=label, latency_ms=latency_ms)
+        self._run(q.plan, answer, latency_ms=1000.0 * (self.time - q.asked_at))
 
     def _skip(self) -> None:
         q = self.pending
         assert q is not None
         self.pending = None
-        if q.proposal.expert_drives:
-            self._step(q.proposed, Actor.LEARNER)
-        else:
-            self._step(q.proposed, Actor.LEARNER, replay=True)  # unanswered: the controller queues it for review
-        self.message = "skipped: queued for review"
+        self._run(q.plan, None)  # unanswered: the learner drives; a question goes to the review queue
+        self.message = "skipped: queued for review" if q.plan.ask == "live" else "skipped: the learner drove"
 
     def _undo(self) -> None:
         if not self.undo_stack:
             self.message = "nothing to undo"
             return
         episode, step = self.undo_stack.pop()
-        if episode is None:
-            self.retract_after_finish.append(step)  # the recorder holds it until the episode is written
-            self.session.state.labels -= 1
-        else:
-            self.session.retract_label(episode, step)
+        self.session.retract_label(episode, step)  # the running episode's undo is written once it has an id
         self.message = f"label at step {step} undone"
 
     # --- stepping --------------------------------------------------------------------------
-    def _step(self, action: Any, actor: Any, *, label: Any = None, latency_ms: float = 0.0, replay: bool = False) -> None:
-        step, done = self.driver.step(action, actor, label=label, latency_ms=latency_ms)
-        if actor == Actor.LEARNER:
-            self.session.state.learner_steps += 1
-        if label is not None:
+    def _run(self, plan: Any, answer: Any, *, latency_ms: float = 0.0, took_over: bool = False) -> None:
+        """Resolve ``plan`` with the person's answer by the engine's rule, then execute it."""
+        outcome = self.session.controller.resolve(plan, answer, took_over=took_over)
+        step, done = self.driver.step(outcome=outcome, latency_ms=latency_ms)
+        if outcome.label is not None:
             self.undo_stack.append((None, step))
-        if replay:
+        if outcome.deferred:
             self.replays_this_episode[step] = self.history.clip()
         if done:
             self._end_episode()
@@ -151,25 +137,17 @@ class DaggerMode(Mode):
         episode_id = self.driver.finish("dagger")
         assert episode_id is not None
         self.undo_stack = [(episode_id if e is None else e, s) for e, s in self.undo_stack]
-        for step in self.retract_after_finish:
-            self.session.writer.flush()
-            self.session.writer.retract_label(episode_id, step)
-        self.retract_after_finish = []
         for step, frames in self.replays_this_episode.items():
             self.session.replays[(episode_id, step)] = frames
-        state = self.session.state
-        state.round_episodes += 1
         self.message = f"saved {episode_id}: return {self.driver.total_return:.0f}"
         self.session.save()
-        if state.round_episodes >= self.session.settings.episodes_per_round:
+        if self.session.round_episodes >= self.session.settings.episodes_per_round:
             self.finished = True
             return
         self._start_episode()
 
     def update(self, dt: float) -> None:
         self.time += dt
-        if self.taking_over:
-            self.session.state.human_seconds += dt
         if self.finished or self.paused or not self.driver.running:
             return
         if self.pending is not None and not self.taking_over:
@@ -179,35 +157,34 @@ class DaggerMode(Mode):
             self._advance(steps)
             self._after_steps()
 
+    def _held(self) -> Any:
+        return self.held_action if self.held_action is not None else self.session.noop_action()
+
     def _advance(self, steps: int) -> None:
+        step_ms = self.clock.step_ms()  # a step the person drives costs them one step of time
         for _ in range(steps):
             if self.finished or not self.driver.running:
                 return
             if self.pending is not None:
                 # the person took over instead of answering: their driving answers it (intervention)
-                self.pending = None
-                action = self.held_action if self.held_action is not None else self.session.noop_action()
-                self._step(action, self.session.person_actor, label=action)
+                q, self.pending = self.pending, None
+                self._run(q.plan, self._held(), latency_ms=step_ms, took_over=True)
                 continue
-            p = self.driver.propose()
-            self.last_proposed = p.learner_action
-            if self.taking_over:
-                action = self.held_action if self.held_action is not None else self.session.noop_action()
-                self._step(action, self.session.person_actor, label=action)  # reason: intervention
+            plan = self.driver.plan(takeover=self.taking_over)
+            self.last_proposed = plan.learner_action
+            p = plan.proposal
+            if not p.expert_drives and plan.reason != "intervention":
+                self.uncertainty = float(p.value) if p.value == p.value else float(p.uncertainty)
+                finite = p.threshold is not None and p.threshold > float("-inf")
+                self.threshold = float(p.threshold) if finite else None
+                self.max_uncertainty = max(self.max_uncertainty * 0.999, self.uncertainty, (self.threshold or 0.0) * 1.5)
+            if plan.ask == "takeover" and self.taking_over:
+                self._run(plan, self._held(), latency_ms=step_ms)  # the person drives: their action is the label
                 continue
-            if p.expert_drives:
-                self.pending = PendingQuery(p, self.time)
+            if plan.ask is not None:
+                self.pending = PendingQuery(plan, self.time)  # a live question, or a beta-mixed step to drive
                 return
-            self.uncertainty = float(p.value) if p.value == p.value else float(p.uncertainty)
-            finite = p.threshold is not None and p.threshold > float("-inf")
-            self.threshold = float(p.threshold) if finite else None
-            self.max_uncertainty = max(self.max_uncertainty * 0.999, self.uncertainty, (self.threshold or 0.0) * 1.5)
-            if p.query:
-                self.session.state.asked += 1
-                if self.query_mode() == "live":
-                    self.pending = PendingQuery(p, self.time)
-                    return  # pause on the query until the person answers
-            self._step(p.learner_action, Actor.LEARNER, replay=p.query)
+            self._run(plan, None)
 
     def _after_steps(self) -> None:
         if self.driver.running:
@@ -224,20 +201,21 @@ class DaggerMode(Mode):
         elif self.paused:
             prompt = "Paused"
         driver = "you" if self.taking_over else "learner"
-        rate = s.query_rate
+        t = s.totals()
+        rate = t.round_query_rate
         ep_rows = [e for e in s.state.episodes if e["kind"] == "dagger" and e["round"] == self.round]
         return ModeView(
             mode=self.name,
             title=f"{self.title} {self.round}/{s.settings.rounds}",
-            subtitle=f"episode {s.state.round_episodes + 1} of {s.settings.episodes_per_round} - {self.query_mode()} queries, gate {s.settings.gate}",
+            subtitle=f"episode {s.round_episodes + 1} of {s.settings.episodes_per_round} - {self.query_mode()} queries, gate {s.settings.query}",
             frame=self.driver.frame,
             prompt=prompt,
             prompt_detail=detail or (self.message or None),
             lines=[
                 ("step", str(self.driver.length)),
                 ("return", f"{self.driver.total_return:.1f}"),
-                ("policy", f"v{s.state.policy_version}"),
-                ("asked", f"{s.state.asked} of {s.state.learner_steps}" + ("" if rate is None else f" ({100 * rate:.0f}%)")),
+                ("policy", f"v{s.controller.policy_version}"),
+                ("asked", f"{t.round_asked} of {t.round_learner_steps}" + ("" if rate is None else f" ({100 * rate:.0f}%)")),
                 ("review queue", str(len(s.controller.review_queue()))),
             ],
             items_title="This round",

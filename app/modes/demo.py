@@ -7,7 +7,6 @@ from typing import Any
 from app.input.intents import Intent, IntentKind
 from app.modes.base import Mode, ModeView, StepClock, fmt_action
 from app.modes.driver import EpisodeDriver
-from ilcore.types import QueryReason
 
 
 class DemoMode(Mode):
@@ -48,24 +47,18 @@ class DemoMode(Mode):
             self.message = "episode restarted"
         elif k is IntentKind.DISCARD:
             dropped = self.session.discard_last_episode(self.kind)
-            if dropped is not None:
-                self.session.state.round_episodes = max(0, self.session.state.round_episodes - 1)
-                self.session.save()
             self.message = f"discarded {dropped}" if dropped else "no finished demo to discard"
 
     def update(self, dt: float) -> None:
         if self.paused or self.waiting_for_start or self.finished:
             return
-        self.session.state.human_seconds += dt  # driving is the person's time
         for _ in range(self.clock.steps(dt)):
             action = self.held_action if self.held_action is not None else self.session.noop_action()
             if self.take_step(action):
                 episode_id = self.driver.finish(self.kind)
-                state = self.session.state
-                state.round_episodes += 1
                 self.message = f"saved {episode_id}: return {self.driver.total_return:.0f}"
                 self.session.save()
-                if state.round_episodes >= self.session.settings.demo_episodes:
+                if self.session.round_episodes >= self.session.settings.demo_episodes:
                     self.finished = True
                     return
                 self.driver.start()
@@ -73,9 +66,12 @@ class DemoMode(Mode):
                 return
 
     def take_step(self, action: Any) -> bool:
-        """Execute the person's action and record it as a labelled demo step; True when the episode ended."""
-        self.driver.propose()  # the controller expects a proposal before each commit
-        _, done = self.driver.step(action, self.session.person_actor, label=action, label_reason=QueryReason.DEMO.value)
+        """Execute the person's action and record it as a labelled demo step; True when the episode ended.
+
+        The step's label carries the person's time for it: one step at the current speed."""
+        plan = self.driver.plan(demonstrate=True)
+        outcome = self.session.controller.resolve(plan, action)
+        _, done = self.driver.step(outcome=outcome, latency_ms=self.clock.step_ms())
         return done
 
     def view(self) -> ModeView:
@@ -89,7 +85,7 @@ class DemoMode(Mode):
         return ModeView(
             mode=self.name,
             title=self.title,
-            subtitle=f"episode {s.state.round_episodes + 1} of {s.settings.demo_episodes}",
+            subtitle=f"episode {s.round_episodes + 1} of {s.settings.demo_episodes}",
             frame=self.driver.frame,
             prompt=prompt,
             prompt_detail=self.message or None,

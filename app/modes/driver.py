@@ -13,10 +13,11 @@ if TYPE_CHECKING:
 class EpisodeDriver:
     """Holds the running episode: observation, frame, return and length.
 
-    With ``record=True`` every step is committed to the controller (which writes it through the
-    SessionWriter with its label); with ``record=False`` (watch) nothing is written. With
-    ``observation_only=True`` (watch-only demos) each step is written as an observation without
-    its action, past the controller: the controller's steps always carry an action and an actor.
+    With ``record=True`` every step is planned and committed by the controller's one step rule
+    (which writes it through the SessionWriter with its label); with ``record=False`` (watch)
+    nothing is written. With ``observation_only=True`` (watch-only demos) each step is written as
+    an observation without its action, past the controller: the controller's steps always carry
+    an action and an actor.
     """
 
     def __init__(self, session: "Session", *, record: bool = True, observation_only: bool = False) -> None:
@@ -34,7 +35,7 @@ class EpisodeDriver:
     def start(self) -> None:
         if self.running and self.record:
             self.discard()
-        self.obs = self.session.reset_env()
+        self.obs = self.session.reset_env(recorded=self.record)
         self._frame_stale = True
         self.total_return = 0.0
         self.length = 0
@@ -45,26 +46,27 @@ class EpisodeDriver:
             self.session.begin_episode(self.obs)
         self.running = True
 
-    def propose(self) -> Any:
-        """The controller's Proposal for the current state (call once per step before :meth:`step`)."""
-        return self.session.controller.propose(self.obs)
+    def plan(self, *, takeover: bool = False, demonstrate: bool = False) -> Any:
+        """The controller's StepPlan for the current state (once per step, before :meth:`step`)."""
+        return self.session.controller.plan_step(self.obs, takeover=takeover, demonstrate=demonstrate)
 
-    def step(self, action: Any, actor: Any, *, label: Any = None, label_reason: str | None = None, latency_ms: float = 0.0) -> tuple[int, bool]:
-        """Execute ``action``; returns (step index, episode over). Observation-only drivers store
-        neither ``action`` nor ``label``: only what a camera would have seen (and the reward)."""
-        next_obs, reward, terminated, truncated, _info = self.session.env.step(action)
+    def step(self, action: Any = None, *, outcome: Any = None, latency_ms: float = 0.0) -> tuple[int, bool]:
+        """Execute a resolved step (``outcome``, from the controller) or, unrecorded, ``action``;
+        returns (step index, episode over). Observation-only drivers store neither action nor
+        label: only what a camera would have seen (and the reward)."""
+        from ilcore.algos.dagger.run import scalar_info
+
+        executed = outcome.action if outcome is not None else action
+        next_obs, reward, terminated, truncated, info = self.session.env.step(executed)
         index = self.length
         if self.record and self.observation_only:
             index = self.session.observe_step(next_obs, float(reward), bool(terminated), bool(truncated))
         elif self.record:
-            index = self.session.controller.commit(
-                action, actor, float(reward), bool(terminated), bool(truncated), next_obs,
-                label=label, label_reason=label_reason, latency_ms=latency_ms,
+            index = self.session.controller.commit_outcome(
+                outcome, float(reward), bool(terminated), bool(truncated), next_obs, latency_ms=latency_ms,
+                info=scalar_info(info),
             )
-            if label is not None:
-                self.labels_in_episode += 1
-                self.session.state.labels += 1
-                self.session.state.human_seconds += latency_ms / 1000.0
+            self.labels_in_episode += int(outcome.label is not None)
         self.obs = next_obs
         self.total_return += float(reward)
         self.length += 1
@@ -93,5 +95,4 @@ class EpisodeDriver:
             self.session.discard_observation_episode()
         elif self.record and self.running and self.session.controller.in_episode:
             self.session.controller.end_episode(discard=True)
-            self.session.state.labels -= self.labels_in_episode
         self.running = False

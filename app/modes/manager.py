@@ -93,9 +93,11 @@ class ModeManager:
         leaving = self.plan[state.stage].partition(":")[0]
         if leaving in ("demo", "dagger"):
             self.current.exit()  # an unfinished episode is dropped before the round closes
-            self.session.end_round()  # round 0 = demonstrations; calibrates the gate on the learner's states
+        if leaving in ("demo", "review"):
+            # Round 0 = demonstrations; a DAgger round ends once its deferred states were reviewed,
+            # as `ilcore dagger` answers the queue before the round's retraining.
+            self.session.end_round()
         state.stage += 1
-        state.round_episodes = 0
         self.session.save()
         self._enter_stage(state.stage)
 
@@ -138,9 +140,9 @@ class ModeManager:
         return HudView(
             mode=self.current.name,
             stage=f"stage {min(s.state.stage, len(self.plan) - 1) + 1} of {len(self.plan)}",
-            round=s.state.round,
+            round=s.round,
             rounds=s.settings.rounds,
-            labels=s.state.labels,
+            labels=s.totals().labels,
             query_rate=s.query_rate,
             fps=fps,
             recording=bool(view_recording),

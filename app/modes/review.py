@@ -100,7 +100,7 @@ class ReviewMode(Mode):
             return
         item, labelled = self.done_items.pop()
         if labelled:
-            self.session.retract_label(item.episode, item.step)
+            self.session.unanswer_review(item)  # a retract in the overlay; the state is queued again
             self.labelled -= 1
             self.queue.insert(self.index, item)
         else:
@@ -139,7 +139,6 @@ class ReviewMode(Mode):
         item = self.current()
         if item is None:
             return
-        self.session.state.human_seconds += dt
         if self.playing and self.frames(item):
             # slow replay that holds on the queried state for a moment, then loops
             self.cursor += dt * REPLAY_FPS

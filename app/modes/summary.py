@@ -26,16 +26,17 @@ class SummaryMode(Mode):
 
     def view(self) -> ModeView:
         s = self.session
-        rate = s.query_rate
+        rows = [r for r in s.rounds.public() if r["query_rate"] is not None]
+        rate = rows[-1]["query_rate"] if rows else None
         per_round = self.summary.get("returns_per_round", {})
         return ModeView(
             mode=self.name,
             title=self.title,
             subtitle=f"{s.settings.env_id} - saved in {s.path}",
             lines=[
-                ("labels used", str(s.state.labels)),
-                ("human seconds", f"{s.state.human_seconds:.0f}"),
-                ("query rate", "-" if rate is None else f"{100 * rate:.1f}%"),
+                ("labels used", str(s.totals().labels)),
+                ("human seconds", f"{s.human_seconds:.0f}"),
+                ("query rate (last round)", "-" if rate is None else f"{100 * rate:.1f}%"),
                 ("episodes", str(self.summary.get("episodes", 0))),
                 ("policy", f"v{s.state.policy_version}"),
             ],

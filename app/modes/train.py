@@ -24,7 +24,7 @@ class TrainMode(Mode):
             self.version = status.version  # a job is already on its way (e.g. re-entered with F3)
             return
         state = self.session.state
-        if self.session.policy is not None and state.labels == state.labels_at_last_train:
+        if self.session.policy is not None and self.session.totals().labels == state.labels_at_last_train:
             self.version = state.policy_version  # nothing new to learn from: keep the current policy
             self.finished = True
             return
@@ -60,7 +60,8 @@ class TrainMode(Mode):
         return ModeView(
             mode=self.name,
             title=self.title,
-            subtitle=f"ensemble of {s.settings.ensemble}, {s.settings.epochs} epochs",
+            subtitle=f"ensemble of {s.settings.ensemble}, {s.settings.epochs} epochs"
+            + (", warm start" if s.settings.warm_start else "") + (", IWR weighting" if s.settings.iwr else ""),
             frame=None,
             prompt=prompt,
             prompt_detail=detail,

@@ -38,7 +38,7 @@ class WatchMode(Mode):
         for _ in range(self.clock.steps(dt)):
             action, _ = self.session.propose(self.driver.obs)
             self.last_action = action
-            _, done = self.driver.step(action, None)
+            _, done = self.driver.step(action)
             if done:
                 self.returns.append(self.driver.total_return)
                 if len(self.returns) >= self.session.settings.watch_episodes:

@@ -33,7 +33,8 @@ class WatchOnlyMode(DemoMode):
 
     def take_step(self, action: Any) -> bool:
         """Execute the person's action; only the observation it leads to is recorded."""
-        _, done = self.driver.step(action, self.session.person_actor)
+        self.session.note_watch_only_seconds(self.clock.step_ms() / 1000.0)  # driving is the person's time
+        _, done = self.driver.step(action)
         return done
 
     def view(self) -> ModeView:
@@ -43,7 +44,7 @@ class WatchOnlyMode(DemoMode):
         return replace(
             base,
             # the banner's alert already says that actions are not recorded; a longer subtitle would run into it
-            subtitle=f"episode {s.state.round_episodes + 1} of {s.settings.demo_episodes}",
+            subtitle=f"episode {s.round_episodes + 1} of {s.settings.demo_episodes}",
             prompt_detail=detail,
             lines=[("step", str(self.driver.length)), ("return", f"{self.driver.total_return:.1f}"),
                    ("action (not saved)", fmt_action(self.held_action)), ("saved", "observations + rewards")],
@@ -84,7 +85,7 @@ class WatchOnlySummaryMode(SummaryMode):
                 ("observation-only episodes", str(n)),
                 ("steps", str(self.summary.get("steps", 0))),
                 ("mean return", "-" if mean_return is None else f"{mean_return:.1f}"),
-                ("human seconds", f"{s.state.human_seconds:.0f}"),
+                ("human seconds", f"{s.human_seconds:.0f}"),
                 ("actions recorded", "none"),
             ],
             items_title="Episodes",

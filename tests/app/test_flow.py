@@ -35,16 +35,16 @@ def test_demonstrate_with_keys_pause_restart_discard_then_train(make_app):
     tap(h, pygame.K_p)
     tap(h, pygame.K_r)  # restart: the unfinished episode is dropped (the held key drives the new one)
     assert h.mode.driver.length < frozen
-    h.until(lambda: h.session.state.round_episodes == 1)
+    h.until(lambda: h.session.round_episodes == 1)
     release(pygame.K_RIGHT)
     tap(h, pygame.K_BACKSPACE)  # discard the finished demo
-    assert h.session.state.round_episodes == 0
+    assert h.session.round_episodes == 0
     tap(h, pygame.K_F1)
     assert h.manager.help_visible
     h.frames(2)  # the overlay draws
     tap(h, pygame.K_F1)
     press(pygame.K_LEFT)
-    h.until(lambda: h.session.state.round_episodes == 1)
+    h.until(lambda: h.session.round_episodes == 1)
     press(pygame.K_RIGHT)  # left+right held: the arrows alternate as the person plays
     release(pygame.K_LEFT)
     h.until(lambda: h.mode.name == "train")
@@ -66,7 +66,7 @@ def test_demonstrate_with_keys_pause_restart_discard_then_train(make_app):
 @pytest.mark.slow
 def test_dagger_round_live_queries_takeover_undo_then_deferred_review(make_app):
     # gate "all" asks at every learner state, so every step is a query: round 1 live, round 2 deferred
-    h = make_app(demo_episodes=1, rounds=2, gate="all", query_mode="mixed", max_episode_steps=25, epochs=3)
+    h = make_app(demo_episodes=1, rounds=2, query="all", query_mode="mixed", max_episode_steps=25, epochs=3)
     press(pygame.K_RIGHT)
     h.until(lambda: h.mode.name == "train")
     release(pygame.K_RIGHT)
@@ -94,7 +94,7 @@ def test_dagger_round_live_queries_takeover_undo_then_deferred_review(make_app):
     release(pygame.K_SPACE)
     h.frames(1)
     assert not h.mode.taking_over
-    while h.mode.name == "dagger" and h.session.state.round_episodes == 0:
+    while h.mode.name == "dagger" and h.session.round_episodes == 0:
         if h.mode.pending is not None:
             tap(h, pygame.K_TAB)  # skip: goes to the review queue
         else:
@@ -110,8 +110,14 @@ def test_dagger_round_live_queries_takeover_undo_then_deferred_review(make_app):
     assert len(interventions) >= 3 and all(first.actors[s] == int(Actor.HUMAN) for s in interventions)
     assert all(labels[s].action == 1 for s in interventions[1:])
 
-    # round 2 is deferred: the learner drives without pausing; then review comes after training
+    # round 1 ends with a review of what it deferred (the skipped questions), as `ilcore dagger` does
     h.until(lambda: h.mode.name == "review", max_frames=40000)
+    assert h.manager.transitions[-1] == "review:1" and len(h.mode.items) > 0
+    assert all(q.round == 1 for q in h.mode.items)
+    tap(h, pygame.K_n)  # leave them queued
+    # round 2 is deferred: the learner drives without pausing; its review comes before training
+    h.until(lambda: h.mode.name == "review", max_frames=40000)
+    assert h.manager.transitions[-1] == "review:2"
     queue = h.mode.items
     assert len(queue) > 0
     assert [q.priority for q in queue] == sorted((q.priority for q in queue), reverse=True)
@@ -131,7 +137,9 @@ def test_dagger_round_live_queries_takeover_undo_then_deferred_review(make_app):
     assert len(review) == 1 and review[0][1].action == 1 and review[0][1].step == first_item.step
     assert {"demo", "all", "intervention", "review"} <= set(reasons)
     assert all(lab.source == "human" for rows in reasons.values() for _, lab in rows)
-    assert h.manager.transitions == ["demo", "train", "dagger:1", "train", "dagger:2", "train", "review", "train", "watch", "summary"]
+    assert review[0][1].round == 2  # stored with the round the screen shows
+    assert h.manager.transitions == ["demo", "train", "dagger:1", "review:1", "train", "dagger:2", "review:2", "train",
+                                     "watch", "summary"]
     assert (h.session.path / "summary.json").exists()
 
 
@@ -153,9 +161,9 @@ def test_gamepad_hotplug_through_the_loop_drives_a_demo(make_app):
 
 
 def test_gamepad_trigger_takes_over_in_a_dagger_round(make_app):
-    h = make_app(demo_episodes=1, gate="none", max_episode_steps=40)
+    h = make_app(demo_episodes=1, query="none", max_episode_steps=40)
     press(pygame.K_RIGHT)
-    h.until(lambda: h.session.state.round_episodes == 1 or h.mode.name != "demo")
+    h.until(lambda: h.session.round_episodes == 1 or h.mode.name != "demo")
     release(pygame.K_RIGHT)
     train_in_process(h.session)
     h.manager.goto("dagger")  # skip the background training: the policy is already in

@@ -91,17 +91,17 @@ def test_watch_only_keys_work_as_in_demonstrate_and_nothing_but_observations_is_
     tap(h, pygame.K_p)
     tap(h, pygame.K_r)  # restart: the unfinished episode is dropped
     assert h.mode.driver.length < frozen
-    h.until(lambda: h.session.state.round_episodes == 1)
+    h.until(lambda: h.session.round_episodes == 1)
     release(pygame.K_RIGHT)
     tap(h, pygame.K_BACKSPACE)  # discard the finished one: moved out of the loaded set
-    assert h.session.state.round_episodes == 0
+    assert h.session.round_episodes == 0
     tap(h, pygame.K_F1)
     help_text = " ".join(desc for _, desc in h.loop.help_entries())
     assert "NOT saved" in help_text and "no DAgger" in help_text
     h.frames(2)  # the overlay draws
     tap(h, pygame.K_F1)
     press(pygame.K_LEFT)
-    h.until(lambda: h.session.state.round_episodes == 1)
+    h.until(lambda: h.session.round_episodes == 1)
     release(pygame.K_LEFT)  # each episode starts on a fresh key, as in demonstrate
     h.frames(1)
     press(pygame.K_LEFT)
@@ -119,7 +119,7 @@ def test_watch_only_keys_work_as_in_demonstrate_and_nothing_but_observations_is_
         assert ep.terminated or ep.truncated  # finished episodes, not autosaves
         assert ep.meta.attrs["watch_only"] is True and ep.meta.attrs["demonstrator"] == "human"
     assert observation_only_flags(h.session.path) == [True, True]
-    assert h.session.state.labels == 0 and h.session.policy is None
+    assert h.session.totals().labels == 0 and h.session.policy is None
     assert len(list((h.session.path / "discarded").glob("*.h5"))) == 1
 
     view = h.mode.view()
@@ -134,12 +134,12 @@ def test_a_watch_only_session_resumes_as_watch_only(make_watch_only, tmp_path):
     out = tmp_path / "resumed"
     h = make_watch_only(out)
     press(pygame.K_RIGHT)
-    h.until(lambda: h.session.state.round_episodes == 1)
+    h.until(lambda: h.session.round_episodes == 1)
     release(pygame.K_RIGHT)
     h.session.close()  # as if the app was closed mid-session
     h2 = make_watch_only(out, resume=True)  # no --watch-only needed: the session knows what it is
     assert h2.session.settings.watch_only and h2.mode.name == "watch_only"
-    assert h2.session.state.round_episodes == 1
+    assert h2.session.round_episodes == 1
     press(pygame.K_RIGHT)
     h2.until(lambda: h2.mode.name == "summary")
     release(pygame.K_RIGHT)

@@ -343,16 +343,19 @@ class DaggerController:
         ep.proposal = p
         return p
 
-    def plan_step(self, obs: Any | None = None, *, takeover: bool | Callable[[Any], bool] = False) -> StepPlan:
+    def plan_step(self, obs: Any | None = None, *, takeover: bool | Callable[[Any], bool] = False,
+                  demonstrate: bool = False) -> StepPlan:
         """Who drives this step and who is asked, by the one rule the CLI and the app share.
 
-        In order: round 0 and beta-mixed steps are the labeller's (reason "demo"); a takeover
+        In order: round 0, beta-mixed steps and demonstrations (``demonstrate``: the labeller
+        drives a whole episode, e.g. the app's demonstrate mode) are the labeller's (reason
+        "demo"); a takeover
         (``takeover`` True, or a callable given the learner's action that says so -- HG-DAgger's
         labeller, or a person holding the takeover key) is an intervention; a gate query is asked
         now in a live round and deferred to review otherwise; else the learner drives unasked.
         """
         p = self.propose(obs)
-        if p.expert_drives:
+        if p.expert_drives or demonstrate:
             return StepPlan(p, TAKEOVER, QueryReason.DEMO.value)
         if takeover(p.learner_action) if callable(takeover) else takeover:
             return StepPlan(p, TAKEOVER, QueryReason.INTERVENTION.value)
