@@ -176,7 +176,7 @@ def _cli(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def _case(name: str) -> corpus.Case:
-    return next(c for c in corpus.CASES if c.name == name)
+    return next(c for c in corpus.CASES if c.name.startswith(name))
 
 
 CLI_SAMPLE = [
