@@ -82,10 +82,11 @@ def _watch_parent(parent: Any) -> None:
 def _worker_main(jobs: Any, results: Any) -> None:
     import threading
 
+    # Watch the app first: importing torch alone takes seconds, and a killed app must not leave us behind.
+    threading.Thread(target=_watch_parent, args=(mp.parent_process(),), daemon=True, name="parent-watch").start()
     import torch
 
     torch.set_num_threads(1)  # the app and the person share this machine; one core is enough for small nets
-    threading.Thread(target=_watch_parent, args=(mp.parent_process(),), daemon=True, name="parent-watch").start()
     while True:
         job = jobs.get()
         if job is None:

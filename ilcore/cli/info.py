@@ -16,10 +16,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from ilcore.algos.dagger.resume import scan_session
     from ilcore.data import open_recording
     from ilcore.spaces import space_from_json
 
-    info = open_recording(args.paths).info()
+    rec = open_recording(args.paths)
+    info = rec.info()
+    # The session's progress counted the way the app's HUD and `ilcore dagger` count it (one code path).
+    info["dagger"] = scan_session(rec, observations=False).to_json()
     if not args.json:
         r = info["returns"]
         rows = [
@@ -31,6 +35,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ("return", "-" if r["mean"] is None else f"mean {r['mean']:.3g}, min {r['min']:.3g}, max {r['max']:.3g}"),
             ("labels by source", _counts(info["labels_by_source"])),
             ("labels by reason", _counts(info["labels_by_reason"])),
+            ("human seconds", f"{info['dagger']['human_seconds']:.1f}"),
+            ("queued for review", str(info["dagger"]["queued"])),
         ]
         width = max(len(k) for k, _ in rows)
         for key, value in rows:

@@ -75,8 +75,9 @@ class SessionScan:
         }
 
 
-def scan_session(path: str | Path | Any) -> SessionScan:
-    """Read a session folder (or an open Recording) and rebuild the controller's totals."""
+def scan_session(path: str | Path | Any, *, observations: bool = True) -> SessionScan:
+    """Read a session folder (or an open Recording) and rebuild the controller's totals
+    (``observations=False``: leave ``learner_obs`` empty, for counting only)."""
     from ilcore.data import open_recording
     from ilcore.spaces import index
 
@@ -102,7 +103,8 @@ def scan_session(path: str | Path | Any) -> SessionScan:
         learner_steps[r] = learner_steps.get(r, 0) + len(learner)
         asked_by_round[r] = asked_by_round.get(r, 0) + int(np.sum(asked[learner] > 0))
         for t in learner:
-            learner_obs.setdefault(r, []).append(index(ep.observations, int(t)))
+            if observations:
+                learner_obs.setdefault(r, []).append(index(ep.observations, int(t)))
             if asked[t] > 0 and (ep.id, int(t)) not in latencies:
                 prio = float(unc[t]) if np.isfinite(unc[t]) else 0.0
                 pending.append(Query(ep.id, int(t), prio, QueryReason.UNCERTAINTY.value, r))
