@@ -50,6 +50,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--budget", type=int, default=None, help="simulated person: at most this many labels")
     p.add_argument("--out", default=None, help="output folder (default runs/dagger-ENV)")
     p.add_argument("--resume", metavar="DIR", default=None, help="continue the run in DIR with nothing lost")
+    p.add_argument("--logdir", metavar="DIR",
+                   help="also write TensorBoard event files and metrics.csv here, one step per round "
+                        "(dagger/labels, dagger/query_rate, dagger/human_seconds, eval/return)")
     add_json_flag(p)
     p.set_defaults(func=run_command)
 
@@ -95,8 +98,14 @@ def run_command(args: argparse.Namespace) -> dict:
     if not args.json:
         print(f"{'round':>5} {'labels':>7} {'human-s':>8} {'return':>16} {'query rate':>10}")
     bar = progress_bar(total=config.rounds + 1, desc="dagger rounds", unit="round")
+    from ilcore.metrics import DAGGER_LABELS, DAGGER_QUERY_RATE, EVAL_RETURN, MetricLogger
+
+    logger = MetricLogger(args.logdir) if getattr(args, "logdir", None) else None
 
     def show(s: Any) -> None:
+        if logger is not None:
+            logger.log(s.round, {DAGGER_LABELS: s.labels, DAGGER_QUERY_RATE: s.query_rate,
+                                 "dagger/human_seconds": s.human_seconds, EVAL_RETURN: s.mean_return})
         rate = "-" if s.query_rate != s.query_rate else f"{s.query_rate:.3f}"
         bar.clear()
         print(f"{s.round:>5} {s.labels:>7} {s.human_seconds:>8.1f} {s.mean_return:>8.1f} ± {s.ci95:<6.1f} {rate:>10}",
@@ -118,6 +127,8 @@ def run_command(args: argparse.Namespace) -> dict:
                             callback=show, on_episode=episode_done)
     finally:
         bar.close()
+        if logger is not None:
+            logger.close()
     if result.recovered is not None:
         print(result.recovered.sentence(), file=sys.stderr)
     rows = [s.public() for s in result.rounds]

@@ -22,13 +22,15 @@ def test_dagger_cli_json_schema_curve_and_resume(tmp_path, capsys):
     assert rows[1]["labels"] > rows[0]["labels"] and rows[1]["human_seconds"] > rows[0]["human_seconds"]
     assert (out / "curve.png").stat().st_size > 0
 
-    assert main(["dagger", "--resume", str(out), "--rounds", "2", "--json"]) == 0
+    assert main(["dagger", "--resume", str(out), "--rounds", "2", "--json", "--logdir", str(tmp_path / "logs")]) == 0
     resumed = json.loads(capsys.readouterr().out)["rounds"]
     assert resumed[:2] == rows and resumed[2]["round"] == 2 and resumed[2]["labels"] >= rows[1]["labels"]
     # each round's policy is kept, and the final one is where `ilcore eval --policy RUN` looks
     assert sorted(p.name for p in (out / "recordings" / "policies").iterdir()) == ["v001", "v002", "v003"]
     assert main(["eval", "--policy", str(out), "--env", "CartPole-v1", "--episodes", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 2
+    logged = (tmp_path / "logs" / "metrics.csv").read_text().splitlines()
+    assert "2,dagger/labels," + repr(float(resumed[2]["labels"])) in logged
 
 
 def test_dagger_cli_refuses_to_overwrite_and_bad_options(tmp_path, capsys):
