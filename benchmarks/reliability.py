@@ -53,7 +53,7 @@ def random_cases(n: int, seed: int) -> list[corpus.Case]:
         kind = i % 5
         pick = int(rng.integers(1 << 30))
 
-        def build(s: Path, kind: int = kind, pick: int = pick) -> None:
+        def mutate(s: Path, kind: int = kind, pick: int = pick) -> None:
             r = np.random.default_rng(pick)
             if kind == 0:
                 meta = json.loads((s / "session.json").read_text())
@@ -94,6 +94,10 @@ def random_cases(n: int, seed: int) -> list[corpus.Case]:
                 for _ in range(int(r.integers(1, 6))):
                     data[int(r.integers(len(data)))] ^= int(r.integers(1, 256))
                 p.write_bytes(bytes(data))
+
+        def build(s: Path, mutate: Any = mutate) -> list[Path]:
+            mutate(s)
+            return [s]
 
         out.append(corpus.Case(f"random {['session.json', 'attribute', 'overlay', 'dataset', 'bytes'][kind]} {i}",
                                build, crafted_size=kind == 3))

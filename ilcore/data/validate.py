@@ -293,8 +293,9 @@ def reading(where: str) -> Iterator[None]:
     become one sentence about ``where``."""
     try:
         yield
-    except (OSError, RuntimeError) as exc:
-        detail = str(exc).splitlines()[0][:120].rstrip(".") if str(exc) else type(exc).__name__
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py: KeyError, UnicodeError on damage
+        text = str(exc.args[0]) if exc.args else ""
+        detail = text.splitlines()[0][:120].rstrip(".") if text else type(exc).__name__
         raise FormatError(f"{where} is damaged ({detail}).") from None
 
 

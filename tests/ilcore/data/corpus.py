@@ -305,6 +305,22 @@ for _off in (0, 9, 40, 100, 200, 300, 600, 1200, 2048, 3000):
         _file_bytes(lambda b, o=_off: b[:o] + bytes([b[o] ^ 0xFF]) + b[o + 1:] if o < len(b) else b))
 
 
+def _flips(seed: int) -> Callable[[bytes], bytes]:
+    def flip(b: bytes) -> bytes:
+        rng = np.random.default_rng(seed)
+        data = bytearray(b)
+        for _ in range(int(rng.integers(1, 9))):
+            data[int(rng.integers(len(data)))] ^= int(rng.integers(1, 256))
+        return bytes(data)
+    return flip
+
+
+# Random damage runs here, in the corpus child process, not in pytest's: a flipped bit can
+# crash the HDF5 C library itself, which must fail one test rather than end the test run.
+for _seed in range(40):
+    case(f"episode file byte flipped, seeded damage {_seed}")(_file_bytes(_flips(_seed)))
+
+
 @case("episode is a FIFO")
 def _(s: Path) -> None:
     os.mkfifo(s / "episodes" / "ep_000003.h5")

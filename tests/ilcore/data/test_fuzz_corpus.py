@@ -154,19 +154,6 @@ def test_overlay_record_mutations(base, tmp_path_factory, record, base_fields):
     _library_outcome(s, root / "scratch")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(offsets=st.lists(st.integers(0, 20000), min_size=1, max_size=8))
-def test_byte_flips(base, tmp_path_factory, offsets):
-    root = tmp_path_factory.mktemp("flip")
-    s = corpus.fresh_copy(base, root / "s")
-    p = s / corpus.EPISODE
-    data = bytearray(p.read_bytes())
-    for o in offsets:
-        data[o % len(data)] ^= 0xA5
-    p.write_bytes(bytes(data))
-    _library_outcome(s, root / "scratch")
-
-
 # ----------------------------------------------------------------------------- the real CLI
 
 def _cli(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
