@@ -98,9 +98,13 @@ def _success_rule(env_id: str) -> Callable[[float, bool, bool], bool] | None:
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise ConfigError unless ``env_id`` is registered with gymnasium."""
+    """Raise ConfigError unless ``env_id`` is registered with gymnasium (ilcore's own ids included)."""
+    import ilcore.envs  # noqa: F401  (registers ilcore/Corridor-v0 and ilcore/ParticleSequence-v0)
+
     try:
         gym.spec(env_id)
+    except gym.error.DeprecatedEnv as exc:
+        raise ConfigError(f"Unknown env id {env_id!r}: {exc}") from None  # gymnasium names the version to use
     except gym.error.Error:
         raise ConfigError(f"Unknown env id {env_id!r}; it is not registered with gymnasium.") from None
 
@@ -113,6 +117,10 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, **make_kw
         return gym.make(env_id, **dict(env_kwargs or {}), **make_kwargs)
     except TypeError as exc:
         raise ConfigError(f"Bad env kwargs for {env_id}: {exc}.") from None
+    except (ImportError, gym.error.DependencyNotInstalled) as exc:
+        # e.g. HalfCheetah-v3 (mujoco-py, moved out of gymnasium) or a MuJoCo env without mujoco
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{env_id} cannot be made here: {reason}") from None
 
 
 def env_spaces(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> tuple[gym.Space, gym.Space]:

@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 LEFT, STAY, RIGHT = 0, 1, 2
+_CELL = 24  # pixels per position in rendered frames
 
 
 class CorridorEnv(gym.Env):
@@ -29,11 +30,14 @@ class CorridorEnv(gym.Env):
         half_width: W; positions are clipped to [-W, W].
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
 
-    def __init__(self, horizon: int = 100, half_width: int = 10) -> None:
+    def __init__(self, horizon: int = 100, half_width: int = 10, render_mode: str | None = None) -> None:
         if horizon < 1 or half_width < 1:
             raise ValueError(f"horizon and half_width must be >= 1, got {horizon} and {half_width}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+        self.render_mode = render_mode
         self.horizon = int(horizon)
         self.half_width = int(half_width)
         self.observation_space = gym.spaces.Box(0.0, 1.0, (2 * self.half_width + 1,), np.float32)
@@ -59,6 +63,23 @@ class CorridorEnv(gym.Env):
         self._t += 1
         cost = float(self._pos != 0)
         return self._obs(), -cost, False, self._t >= self.horizon, {}
+
+    def render(self) -> np.ndarray | None:
+        """(CELL * 3, CELL * (2W + 1), 3) uint8: a row of cells, the corridor (position 0) in
+        green, the agent as a square on its cell; the bar below fills as the episode runs."""
+        if self.render_mode != "rgb_array":
+            return None
+        n = 2 * self.half_width + 1
+        img = np.full((3 * _CELL, n * _CELL, 3), 24, dtype=np.uint8)
+        row = img[_CELL : 2 * _CELL]
+        for i in range(n):
+            tile = row[2:-2, i * _CELL + 2 : (i + 1) * _CELL - 2]
+            tile[:] = (46, 160, 90) if i == self.half_width else (70, 76, 90)
+        x = (self._pos + self.half_width) * _CELL
+        row[_CELL // 4 : -_CELL // 4, x + _CELL // 4 : x + _CELL - _CELL // 4] = (250, 200, 40)
+        filled = int(round(img.shape[1] * min(self._t / self.horizon, 1.0)))
+        img[-_CELL // 3 :, :filled] = (110, 120, 140)  # time used of the horizon
+        return img
 
 
 def position_of(obs: np.ndarray) -> int:
