@@ -63,11 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.simulate:
         # the simulated person needs no screen: SDL draws into memory
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     elif not has_display():
         print(NO_DISPLAY if args.oneshot is None else NO_DISPLAY.replace("--simulate`", f"--oneshot {args.oneshot} --simulate`"), file=sys.stderr)
         return 2
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    # The app plays no sound: without this SDL opens ALSA at start-up and prints its errors on
+    # machines without a sound card. Set before pygame is imported; a user's own choice wins.
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     from ilcore.runtime import configure_threads
 
     configure_threads(args.threads)  # the frame loop must not fight the trainer process for cores
@@ -103,13 +105,16 @@ def _run(args: argparse.Namespace) -> int:
     from app.render.theme import WINDOW_SIZE
     from app.session import Session, SessionSettings
 
-    try:
-        env_kwargs = json.loads(args.env_kwargs)
-    except json.JSONDecodeError:
-        raise ConfigError("--env-kwargs must be a JSON object, e.g. '{\"continuous\": true}'") from None
+    env_kwargs = _env_kwargs(args.env_kwargs)
+    _check_numbers(args)
     if args.resume:
         # a watch-only session resumes as one; --watch-only on a DAgger session is refused by Session
         session = Session(args.resume, SessionSettings(simulated=args.simulate, watch_only=args.watch_only), resume=True)
+        try:
+            keymap, pad_config = _input_config(args, session.settings.env_id, session.env.action_space)
+        except BaseException:
+            session.close()  # a refused keymap must not leave the session locked
+            raise
     else:
         # a watch-only folder says so in its name: its episodes cannot train BC or DAgger
         out = Path(args.out) if args.out else _new_session_dir(args.env + ("-watch-only" if args.watch_only else ""))
@@ -127,9 +132,11 @@ def _run(args: argparse.Namespace) -> int:
             eval_episodes=args.eval_episodes, max_episode_steps=max_steps, simulated=args.simulate,
             watch_only=args.watch_only, **options.to_json(),
         )
+        # The env, the keymap and the gamepad mapping are checked before the folder exists, so a
+        # refused option leaves nothing behind and the corrected command can reuse --out.
+        keymap, pad_config = _input_config(args, settings.env_id, _checked_action_space(settings))
         session = Session(out, settings)
     space = session.env.action_space
-    keymap, pad_config = _input_config(args, session.settings.env_id, space)
 
     pygame.init()
     pygame.display.set_caption(f"ilcore - {session.settings.env_id} - {session.path}")
@@ -242,6 +249,64 @@ def _run_oneshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_kwargs(text: str) -> dict[str, Any]:
+    """--env-kwargs as a dict for gymnasium.make; the app sets render_mode itself (rgb_array)."""
+    from ilcore.errors import ConfigError
+
+    try:
+        kwargs = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        raise ConfigError("--env-kwargs must be a JSON object, e.g. '{\"continuous\": true}'")
+    mode = kwargs.pop("render_mode", "rgb_array")
+    if mode != "rgb_array":
+        raise ConfigError(f"--env-kwargs render_mode {mode!r}: the app draws the env's 'rgb_array' frames; leave render_mode out")
+    return kwargs
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    from ilcore.errors import ConfigError
+
+    for flag, value in (("--fps", args.fps), ("--max-episode-steps", args.max_episode_steps), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+
+
+def _checked_action_space(settings: Any) -> Any:
+    """Make the env as the session will, check that it draws rgb_array frames, and return its
+    action space; anything wrong is one ConfigError (the env is closed again either way)."""
+    import warnings
+
+    import numpy as np
+
+    from app.session import make_app_env
+    from ilcore.errors import ConfigError, UserError
+
+    env_id = settings.env_id
+    with warnings.catch_warnings(record=True) as caught:  # held back: an env refused below gets one line, no warnings
+        try:
+            env = make_app_env(env_id, settings.env_kwargs, settings.max_episode_steps)
+        except UserError:
+            raise
+        except Exception as exc:  # the env's own constructor refusing its kwargs (ValueError, AssertionError...)
+            raise ConfigError(f"{env_id} could not be made with --env-kwargs {json.dumps(settings.env_kwargs)}: "
+                              f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+    try:
+        try:
+            env.reset(seed=settings.seed)
+            frame = env.render()
+        except Exception as exc:
+            raise ConfigError(f"{env_id} cannot show a frame: {type(exc).__name__}: {exc}") from None
+        if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] in (3, 4) and frame.dtype == np.uint8):
+            raise ConfigError(f"{env_id} does not render rgb_array frames (render() gave {type(frame).__name__}); the app shows them")
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
+        return env.action_space
+    finally:
+        env.close()
+
+
 def _new_session_dir(env_id: str) -> Path:
     from ilcore.data import default_session_path
 
@@ -272,7 +337,7 @@ def _read_table(path: str) -> dict:
         data = json.loads(p.read_text()) if p.suffix.lower() == ".json" else tomllib.loads(p.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read gamepad mapping {p}: {exc}") from None
-    return data.get("gamepad", data)
+    return data.get("gamepad", data) if isinstance(data, dict) else data  # a non-table is refused by the builder
 
 
 if __name__ == "__main__":

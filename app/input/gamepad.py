@@ -77,10 +77,32 @@ class GamepadConfig:
         return layout
 
 
+GAMEPAD_ENTRIES = ("deadzone", "takeover", "confirm", "axes", "buttons", "commands", "layouts")
+
+
 def gamepad_config_from_dict(data: Mapping[str, Any], action_space: gym.Space) -> GamepadConfig:
-    """Build and validate a GamepadConfig from a parsed TOML/JSON table."""
+    """Build and validate a GamepadConfig from a parsed TOML/JSON table; anything malformed
+    (an unknown entry, a value of the wrong type or shape) is one ConfigError."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("a gamepad mapping must be a table ([gamepad] in TOML, an object in JSON)")
+    unknown = sorted(str(k) for k in data if k not in GAMEPAD_ENTRIES)
+    if unknown:
+        raise ConfigError(f"gamepad mapping has unknown entries {unknown} (known: {', '.join(GAMEPAD_ENTRIES)})")
+    for name in ("takeover", "confirm"):
+        if name in data and not isinstance(data[name], str):
+            raise ConfigError(f"gamepad {name} must be a control name such as 'rb', got {data[name]!r}")
+    try:
+        return _config_from_dict(data, action_space)
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise ConfigError(f"gamepad mapping has a value of the wrong type or shape ({type(exc).__name__}: {exc})") from None
+
+
+def _config_from_dict(data: Mapping[str, Any], action_space: gym.Space) -> GamepadConfig:
     base = default_gamepad_config(action_space)
-    deadzone = float(data.get("deadzone", base.deadzone))
+    deadzone = data.get("deadzone", base.deadzone)
+    if isinstance(deadzone, bool) or not isinstance(deadzone, (int, float)):
+        raise ConfigError(f"gamepad deadzone must be a number in [0, 1), got {deadzone!r}")
+    deadzone = float(deadzone)
     if not 0.0 <= deadzone < 1.0:
         raise ConfigError(f"gamepad deadzone must be in [0, 1), got {deadzone}")
     axes = dict(base.axes)

@@ -111,3 +111,54 @@ def test_the_trainer_process_exits_when_the_app_is_killed(tmp_path):
     for w in alive:
         os.kill(w, signal.SIGKILL)
     assert not alive, "the trainer process outlived the killed app"
+
+
+def _refusal(tmp_path, *args):
+    out = tmp_path / "s"
+    proc = subprocess.run([sys.executable, "-m", "app", "--out", str(out), *args], cwd=ROOT,
+                          env=app_env(SDL_VIDEODRIVER="dummy"), capture_output=True, text=True, timeout=120)
+    return proc, out
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--env", "FrozenLake-v1", "--env-kwargs", '{"render_mode": "ansi"}'], "render_mode 'ansi'"),
+    (["--env", "HalfCheetah-v3"], "HalfCheetah-v3 cannot be made here"),
+    (["--env", "Taxi-v3"], "Taxi-v4"),
+    (["--env", "NoSuchEnv-v0"], "Unknown env id"),
+    (["--env", "Blackjack-v1", "--keymap", "{keymap}"], "which is not an action of Discrete(2)"),
+    (["--env-kwargs", "[1]"], "--env-kwargs must be a JSON object"),
+    (["--env", "ilcore/Corridor-v0", "--env-kwargs", '{"horizon": 0}'], "ValueError: horizon"),
+    (["--fps", "0"], "--fps must be at least 1"),
+    (["--max-episode-steps", "-3"], "--max-episode-steps must be at least 1"),
+    (["--gamepad", "{pad}"], "gamepad"),
+    (["--ensemble", "0"], "ensemble"),
+])
+def test_bad_envs_and_options_are_one_line_and_create_no_folder(tmp_path, args, fragment):
+    keymap = tmp_path / "k.toml"
+    keymap.write_text("[keys]\nleft = 7\n")
+    pad = tmp_path / "pad.toml"
+    pad.write_text("[gamepad]\ndeadzone = 'lots'\n")
+    proc, out = _refusal(tmp_path, *[{"{keymap}": str(keymap), "{pad}": str(pad)}.get(a, a) for a in args])
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
+    assert not out.exists()  # nothing blocks the corrected command
+
+
+def test_after_a_refused_keymap_the_corrected_command_reuses_the_folder(tmp_path):
+    keymap = tmp_path / "k.toml"
+    keymap.write_text("[keys]\nleft = 7\n")
+    proc, out = _refusal(tmp_path, "--simulate", "--keymap", str(keymap), "--frames", "1")
+    assert proc.returncode == 2 and not out.exists()
+    keymap.write_text("[keys]\nleft = 0\nright = 1\n")
+    proc, out = _refusal(tmp_path, "--simulate", "--keymap", str(keymap), "--frames", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "app_state.json").exists()
+
+
+@pytest.mark.slow
+def test_ilcore_corridor_opens_from_the_command_line_without_alsa_noise(tmp_path):
+    proc, out = _refusal(tmp_path, "--env", "ilcore/Corridor-v0", "--frames", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "ALSA" not in proc.stderr and "error" not in proc.stderr.lower(), proc.stderr
+    assert json.loads((out / "app_state.json").read_text())["settings"]["env_id"] == "ilcore/Corridor-v0"
