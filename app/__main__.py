@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--out", help="session folder to create (default: a new folder under recordings/); with --oneshot, the folder the demos go in")
     where.add_argument("--resume", metavar="DIR", help="continue the session in DIR")
     p.add_argument("--simulate", action="store_true", help="run unattended with the engine's simulated person (headless)")
+    p.add_argument("--autopilot", action="store_true",
+                   help="move on to the next stage by itself when one is done (default: wait for Enter; always on with --simulate)")
     p.add_argument("--watch-only", action="store_true", help="record observation-only demos (your actions are not saved) for learning from observation; no training or DAgger, ends with the `ilcore train bco` command")
     p.add_argument("--oneshot", metavar="RUN", help="one-shot mode on ilcore/ParticleSequence-v0: record one demo, watch the policy in RUN (written by `ilcore train oneshot`) do it")
     p.add_argument("--task", type=int, default=None, metavar="ID", help="with --oneshot: the task to show first (default: the first held-out task; , and . change it)")
@@ -147,6 +149,7 @@ def _run(args: argparse.Namespace) -> int:
 
         autopilot = build_simulated_person(session)
     watch_only = session.settings.watch_only
+    session.autopilot = session.settings.simulated or args.autopilot
     manager = WatchOnlyManager(session) if watch_only else ModeManager(session)
     loop = AppLoop(
         manager, [KeyboardDevice(keymap), GamepadDevice(pad_config, space)], Renderer(screen), keymap=keymap,
@@ -162,6 +165,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         manager.start()
         loop.run(max_frames=args.frames)
+        if not watch_only and manager.current.name != "summary":
+            session.write_summary()  # quit early (Esc, the window's close button): the summary still says what was done
     finally:
         session.close()
         pygame.quit()

@@ -22,8 +22,8 @@ from ilcore.errors import ConfigError
 from ilcore.types import Actor
 
 STATE_FILE = "app_state.json"
-REPLAY_FRAMES = 8  # frames kept before a deferred query, for the review replay
-REPLAY_WIDTH = 240  # replay frames are downscaled to this width to keep the queue small
+REPLAY_FRAMES = 24  # env steps kept before a deferred query (one frame each), for the review replay
+REPLAY_WIDTH = 300  # replay frames are averaged down to at most this width to keep the queue small
 # Settings of sessions saved before the option names were shared with `ilcore dagger`.
 _RENAMED = {"gate": "query", "beta": "beta_mix"}
 
@@ -204,6 +204,11 @@ class Session:
         # replay clips for deferred states: (episode id, step) -> downscaled frames before it
         self.replays: dict[tuple[str, int], list[np.ndarray]] = {}
         self.trainer = TrainerClient()
+        # Stages move on by themselves only for a simulated person or an explicit --autopilot.
+        self.autopilot = bool(s.simulated)
+        self.attention_time = 0.0  # the person's clock: not paused, not idle (the manager runs it)
+        self.policy_notice = ""  # e.g. a new policy evaluates worse than the one it replaced
+        self._previous: dict[str, Any] | None = None  # the policy a worse one replaced (K brings it back)
         self._unrecorded = 0  # watch / watch-only episodes (seeded apart from the recorded ones)
         self.last_trained: dict[str, Any] | None = None
         self._observer: Any = None  # the EpisodeRecorder of the watch-only episode in progress
@@ -501,7 +506,16 @@ class Session:
 
     def _install_trained(self, msg: dict[str, Any]) -> None:
         # The saved policy and its calibration states: the gate is calibrated before it asks.
+        current = self._installed_eval()
+        previous_path = self.controller.policy_path
         self.controller.install_saved(msg["path"])
+        new = msg.get("eval_return")
+        if current is not None and new is not None and previous_path is not None and new < current["eval_return"]:
+            self._previous = {"path": str(previous_path), **current}
+            self.policy_notice = (f"v{msg['version']} evaluates worse than v{current['version']} ({new:.1f} vs "
+                                  f"{current['eval_return']:.1f}): K keeps v{current['version']}")
+        else:
+            self._previous, self.policy_notice = None, ""
         self.state.policy_version = int(msg["version"])
         self.state.evals.append(
             {"version": msg["version"], "labels": msg.get("labels"), "eval_return": msg.get("eval_return"),
@@ -512,6 +526,25 @@ class Session:
             self.rounds.set_return(int(msg["after_round"]), float(msg["eval_return"]), float("nan") if ci is None else float(ci))
         self.last_trained = msg
         self.save()
+
+    def _installed_eval(self) -> dict[str, Any] | None:
+        """The evaluation of the installed policy (None when it has none)."""
+        version = self.controller.policy_version
+        rows = [e for e in self.state.evals if e.get("version") == version and e.get("eval_return") is not None]
+        return {"version": version, "eval_return": float(rows[-1]["eval_return"])} if rows else None
+
+    def keep_previous_policy(self) -> bool:
+        """Put back the policy a worse-evaluating one replaced (the K key); False when there is none."""
+        if self._previous is None:
+            return False
+        replaced = self.controller.policy_version
+        self.controller.install_saved(self._previous["path"])
+        self.state.evals.append({"version": self._previous["version"], "kept_over": replaced,
+                                 "eval_return": None, "labels": None, "round": self.controller.round})
+        self.policy_notice = f"kept v{self._previous['version']}; v{replaced} stays saved in policies/"
+        self._previous = None
+        self.save()
+        return True
 
     # --- summary ---------------------------------------------------------------------------
     def returns_per_round(self) -> dict[int, float]:
@@ -602,28 +635,48 @@ def _json_default(obj: Any) -> Any:
 
 
 def downscale(frame: np.ndarray, width: int = REPLAY_WIDTH) -> np.ndarray:
-    """Nearest-neighbour downscale (H, W, C) -> (h, width, C) for replay clips; cheap, no deps."""
+    """(H, W, ...) uint8 -> at most ``width`` wide, each pixel the mean of a k x k block (k the
+    smallest integer factor that fits): thin lines such as the pole stay smooth, where picking
+    every k-th pixel made them jagged and flicker from frame to frame."""
     h, w = frame.shape[:2]
-    if w <= width:
+    k = -(-w // width)
+    if k <= 1:
         return frame.copy()
-    step = w / width
-    cols = (np.arange(width) * step).astype(int)
-    rows = (np.arange(int(h / step)) * step).astype(int)
-    return frame[rows][:, cols].copy()
+    hh, ww = (h // k) * k, (w // k) * k
+    # rows then columns added as strided slices: numpy's sum over the axes of a 5-d block view is
+    # several times slower, and this is done for every frame of a replay
+    wide = np.uint16 if k < 16 else np.uint32
+    rows = frame[0:hh:k, :ww].astype(wide)
+    for i in range(1, k):
+        rows += frame[i:hh:k, :ww]
+    total = rows[:, 0::k] + (k * k) // 2
+    for j in range(1, k):
+        total += rows[:, j::k]
+    return (total // (k * k)).astype(np.uint8)
 
 
 class FrameHistory:
-    """The last few frames of the running episode (downscaled), for review replays."""
+    """The frames of the last ``length`` env steps of the running episode, for review replays.
+
+    Until the first clip is taken, frames are kept whole (a copy: an env may reuse its render
+    buffer) and averaged down only then: in rounds that ask live, most never are. From then on
+    each frame is averaged down as it comes, a steady cost per step rather than a stall at each
+    deferred question. Overlapping clips of nearby questions share their small frames."""
 
     def __init__(self, length: int = REPLAY_FRAMES) -> None:
-        self.frames: deque[np.ndarray] = deque(maxlen=length)
+        self.frames: deque[list[np.ndarray | None]] = deque(maxlen=length)  # [whole frame, small frame]
+        self.eager = False
 
     def push(self, frame: np.ndarray | None) -> None:
         if frame is not None:
-            self.frames.append(downscale(frame))
+            self.frames.append([None, downscale(frame)] if self.eager else [np.array(frame, copy=True), None])
 
     def clip(self) -> list[np.ndarray]:
-        return list(self.frames)
+        self.eager = True  # clips come in runs (a deferred round): pay per step from now on
+        for entry in self.frames:
+            if entry[1] is None:
+                entry[1], entry[0] = downscale(entry[0]), None
+        return [entry[1] for entry in self.frames]
 
     def clear(self) -> None:
         self.frames.clear()

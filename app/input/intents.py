@@ -29,6 +29,7 @@ class IntentKind(str, enum.Enum):
     NEXT = "next"  # finish this mode and go to the next one in the session plan
     GOTO = "goto"  # value: a mode name ("demo", "train", "dagger", "review", "watch", "summary")
     HELP = "help"  # toggle the help overlay
+    KEEP_POLICY = "keep_policy"  # keep the previous policy when the new one evaluates worse
     QUIT = "quit"
 
 

@@ -11,10 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from app.input.intents import Intent, IntentKind
 from app.modes.base import Meter, Mode, ModeView, StepClock, fmt_action
 from app.modes.driver import EpisodeDriver
 from app.session import FrameHistory
+
+HOLD_S = 1.0  # a finished episode's last frame stays up this long (a 0.15 s takeover episode was gone unseen)
+FAIL_FAST_FRACTION = 0.25  # a learner episode shorter than this share of the demos' mean length fails fast
 
 
 @dataclass
@@ -45,16 +50,23 @@ class DaggerMode(Mode):
         self.max_uncertainty = 1e-6
         self.history = FrameHistory()
         self.replays_this_episode: dict[int, list[Any]] = {}
-        self.undo_stack: list[tuple[str | None, int]] = []  # (episode id or None = running episode, step)
+        self.undo_stack: list[tuple[str | None, int, int]] = []  # (episode id or None = running one, step, group)
+        self._group = 0  # labels of one answer, or of one whole takeover, are undone together
         self.last_proposed: Any = None
         self.message = ""
         self.answered = 0
+        self.waiting_for_start = False  # a person starts the round (Enter); no round runs off screen
+        self.hold = 0.0  # seconds the last frame of a finished episode stays up before the next starts
+        self.fail_fast_alert = ""
+        self.round_asked_start = 0
 
     def query_mode(self) -> str:
         return self.session.controller.round_query_mode
 
     def enter(self) -> None:
         super().enter()
+        self.hold = 0.0
+        self.fail_fast_alert = ""
         if self.session.policy is None:
             self.message = "no learner yet: demonstrate and train first"
             return
@@ -85,12 +97,17 @@ class DaggerMode(Mode):
                 self._answer(intent.value)
         elif k is IntentKind.LABEL and self.pending is not None:
             self._answer(intent.value if intent.value is not None else self.session.noop_action())
+        elif k is IntentKind.ACCEPT and self.waiting_for_start:
+            self.waiting_for_start = False
+            self.message = "the learner drives"
         elif k is IntentKind.ACCEPT and self.pending is not None and self.pending.proposed is not None:
             self._answer(self.pending.proposed)
         elif k is IntentKind.SKIP and self.pending is not None:
             self._skip()
         elif k is IntentKind.TAKEOVER:
             self.taking_over = True
+            self.waiting_for_start = False
+            self._group += 1  # one takeover, one undo
             self.message = "you are driving"
         elif k is IntentKind.RELEASE:
             if self.taking_over:
@@ -104,7 +121,9 @@ class DaggerMode(Mode):
         assert q is not None
         self.pending = None
         self.answered += 1
-        self._run(q.plan, answer, latency_ms=1000.0 * (self.time - q.asked_at))
+        self._group += 1
+        # the person's time on it: the attention clock leaves out pauses and idle stretches
+        self._run(q.plan, answer, latency_ms=1000.0 * (self.session.attention_time - q.asked_at))
 
     def _skip(self) -> None:
         q = self.pending
@@ -113,13 +132,24 @@ class DaggerMode(Mode):
         self._run(q.plan, None)  # unanswered: the learner drives; a question goes to the review queue
         self.message = "skipped: queued for review" if q.plan.ask == "live" else "skipped: the learner drove"
 
+    def can_undo(self) -> bool:
+        return bool(self.undo_stack)
+
+    def busy(self) -> bool:
+        return super().busy() or self.pending is not None
+
     def _undo(self) -> None:
         if not self.undo_stack:
             self.message = "nothing to undo"
             return
-        episode, step = self.undo_stack.pop()
-        self.session.retract_label(episode, step)  # the running episode's undo is written once it has an id
-        self.message = f"label at step {step} undone"
+        group = self.undo_stack[-1][2]
+        steps = []
+        while self.undo_stack and self.undo_stack[-1][2] == group:
+            episode, step, _ = self.undo_stack.pop()
+            self.session.retract_label(episode, step)  # the running episode's undo is written once it has an id
+            steps.append(step)
+        self.message = (f"label at step {steps[0]} undone" if len(steps) == 1
+                        else f"takeover undone: {len(steps)} labels, steps {min(steps)}-{max(steps)}")
 
     # --- stepping --------------------------------------------------------------------------
     def _run(self, plan: Any, answer: Any, *, latency_ms: float = 0.0, took_over: bool = False) -> None:
@@ -127,35 +157,57 @@ class DaggerMode(Mode):
         outcome = self.session.controller.resolve(plan, answer, took_over=took_over)
         step, done = self.driver.step(outcome=outcome, latency_ms=latency_ms)
         if outcome.label is not None:
-            self.undo_stack.append((None, step))
+            self.undo_stack.append((None, step, self._group))
         if outcome.deferred:
             self.replays_this_episode[step] = self.history.clip()
         if done:
             self._end_episode()
+        else:
+            self.history.push(self.driver.frame)  # one replay frame per env step: replays run smoothly
 
     def _end_episode(self) -> None:
         episode_id = self.driver.finish("dagger")
         assert episode_id is not None
-        self.undo_stack = [(episode_id if e is None else e, s) for e, s in self.undo_stack]
+        self.undo_stack = [(episode_id if e is None else e, s, g) for e, s, g in self.undo_stack]
         for step, frames in self.replays_this_episode.items():
             self.session.replays[(episode_id, step)] = frames
-        self.message = f"saved {episode_id}: return {self.driver.total_return:.0f}"
+        self.message = f"saved {episode_id}: return {self.driver.total_return:.0f}, {self.driver.length} steps"
         self.session.save()
+        self._check_fail_fast(self.driver.length)
         if self.session.round_episodes >= self.session.settings.episodes_per_round:
             self.finished = True
             return
-        self._start_episode()
+        if self.session.autopilot:
+            self._start_episode()
+        else:
+            self.hold = HOLD_S  # the end of the episode stays on screen a moment: a short one is still seen
+
+    def _check_fail_fast(self, length: int) -> None:
+        """Episodes far shorter than the demonstrations burn rounds: say so, and offer the way out."""
+        demos = [e["length"] for e in self.session.state.episodes if e["kind"] == "demo" and not e.get("discarded")]
+        if self.session.autopilot or not demos or length >= FAIL_FAST_FRACTION * float(np.mean(demos)):
+            return
+        self.paused = True
+        self.fail_fast_alert = (f"The learner fails fast: {length} steps against {np.mean(demos):.0f} in your demos. "
+                                "Hold Space to take over, F2 to demonstrate more, or P to go on")
 
     def update(self, dt: float) -> None:
         self.time += dt
-        if self.finished or self.paused or not self.driver.running:
+        if self.hold > 0 and not self.paused:
+            self.hold -= dt
+            if self.hold <= 0 and not self.finished:
+                self._start_episode()
+            return
+        if self.paused:
+            return
+        self.fail_fast_alert = ""
+        if self.finished or self.waiting_for_start or not self.driver.running:
             return
         if self.pending is not None and not self.taking_over:
             return  # paused on a query until the person answers
         steps = self.clock.steps(dt)
         if steps:
             self._advance(steps)
-            self._after_steps()
 
     def _held(self) -> Any:
         return self.held_action if self.held_action is not None else self.session.noop_action()
@@ -182,13 +234,11 @@ class DaggerMode(Mode):
                 self._run(plan, self._held(), latency_ms=step_ms)  # the person drives: their action is the label
                 continue
             if plan.ask is not None:
-                self.pending = PendingQuery(plan, self.time)  # a live question, or a beta-mixed step to drive
+                # a live question, or a beta-mixed step to drive; its latency runs on the attention clock
+                self.pending = PendingQuery(plan, self.session.attention_time)
                 return
             self._run(plan, None)
 
-    def _after_steps(self) -> None:
-        if self.driver.running:
-            self.history.push(self.driver.frame)  # one replay frame per displayed frame
     # --- view ------------------------------------------------------------------------------
     def view(self) -> ModeView:
         s = self.session
@@ -197,7 +247,15 @@ class DaggerMode(Mode):
             prompt, detail = "No learner yet", "demonstrate (F2) and train (F3) first"
         elif self.pending is not None:
             prompt = "What should be done here?"
-            detail = f"learner proposes {fmt_action(self.pending.proposed)} - action key to answer, Enter accepts, Tab skips"
+            detail = f"learner proposes {fmt_action(self.pending.proposed, self.action_names, keys=True)} - action key to answer, Enter accepts, Tab skips"
+        elif self.fail_fast_alert:
+            prompt, detail = "The learner fails fast", self.fail_fast_alert
+        elif self.waiting_for_start:
+            prompt = f"Round {self.round}: the learner will drive"
+            detail = ("Enter starts it - hold Space to take over at any time; "
+                      f"it asks about about {100 * s.settings.target_rate:.0f}% of the states it is unsure of")
+        elif self.hold > 0:
+            prompt, detail = "Episode over", self.message
         elif self.paused:
             prompt = "Paused"
         driver = "you" if self.taking_over else "learner"
@@ -216,12 +274,13 @@ class DaggerMode(Mode):
                 ("return", f"{self.driver.total_return:.1f}"),
                 ("policy", f"v{s.controller.policy_version}"),
                 ("asked", f"{t.round_asked} of {t.round_learner_steps}" + ("" if rate is None else f" ({100 * rate:.0f}%)")),
-                ("review queue", str(len(s.controller.review_queue()))),
+                ("review queue", str(len(s.review_queue()))),
+                ("take over", "hold Space" + (" - you are driving" if self.taking_over else "")),
             ],
             items_title="This round",
             items=[f"{e['id']}  return {e['return']:.0f}" for e in reversed(ep_rows)][:6],
             meter=Meter("learner uncertainty", self.uncertainty, self.threshold, max(self.max_uncertainty, 1e-6)),
-            proposed=fmt_action(self.pending.proposed if self.pending is not None else self.last_proposed),
+            proposed=fmt_action(self.pending.proposed if self.pending is not None else self.last_proposed, self.action_names),
             driver=driver,
             paused=self.paused or self.pending is not None,
             recording=self.driver.running,
@@ -229,10 +288,22 @@ class DaggerMode(Mode):
             accent="takeover" if self.taking_over else ("query" if self.pending is not None else "dagger"),
         )
 
+    def done_summary(self) -> str:
+        t = self.session.totals()
+        rate = t.round_query_rate
+        queued = len([q for q in self.session.review_queue() if q.round == self.round])
+        returns = [e["return"] for e in self.session.state.episodes if e["kind"] == "dagger" and e["round"] == self.round
+                   and not e.get("discarded")]
+        return (f"{len(returns)} episode{'' if len(returns) == 1 else 's'} (return {np.mean(returns):.0f})"
+                if returns else "no episode") + (
+            f", asked {t.round_asked} of {t.round_learner_steps} learner states"
+            + ("" if rate is None else f" ({100 * rate:.0f}%)") + f", {queued} deferred to review")
+
     def help(self) -> list[tuple[str, str]]:
         return [
             ("action keys", "answer a query with that action"),
             ("accept", ""), ("skip", "skip (the state goes to the review queue)"),
             ("takeover", ""), ("undo", ""), ("pause", ""), ("slower", ""), ("faster", ""),
+            ("accept", "start the round (Enter) when it waits"),
             ("next", "end the round early"),
         ]

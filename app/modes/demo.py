@@ -47,6 +47,10 @@ class DemoMode(Mode):
             self.message = "episode restarted"
         elif k is IntentKind.DISCARD:
             dropped = self.session.discard_last_episode(self.kind)
+            if dropped is not None and self.finished:
+                self.finished = False  # one more demonstration is needed before moving on
+                self.driver.start()
+                self.waiting_for_start = True
             self.message = f"discarded {dropped}" if dropped else "no finished demo to discard"
 
     def update(self, dt: float) -> None:
@@ -64,6 +68,11 @@ class DemoMode(Mode):
                 self.driver.start()
                 self.waiting_for_start = not self.session.settings.simulated
                 return
+
+    def done_summary(self) -> str:
+        demos = [e for e in self.session.state.episodes if e["kind"] == self.kind and not e.get("discarded")]
+        returns = ", ".join(f"{e['return']:.0f}" for e in demos[-5:])
+        return f"{len(demos)} saved (returns {returns}) - Backspace discards the last one"
 
     def take_step(self, action: Any) -> bool:
         """Execute the person's action and record it as a labelled demo step; True when the episode ended.
@@ -89,7 +98,7 @@ class DemoMode(Mode):
             frame=self.driver.frame,
             prompt=prompt,
             prompt_detail=self.message or None,
-            lines=[("step", str(self.driver.length)), ("return", f"{self.driver.total_return:.1f}"), ("action", fmt_action(self.held_action))],
+            lines=[("step", str(self.driver.length)), ("return", f"{self.driver.total_return:.1f}"), ("action", fmt_action(self.held_action, self.action_names))],
             items_title="Saved demonstrations",
             items=[f"{e['id']}  return {e['return']:.0f}  ({e['length']} steps)" for e in reversed(demos)][:8],
             driver="you",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from app.input.intents import Intent, IntentKind
@@ -45,10 +45,25 @@ class HudView:
     hints: str = "F1 help   N next   P pause   Esc quit"
     alert: str = ""  # drawn first in the banner, in the warning colour (e.g. that actions are not recorded)
     recording_label: str = "REC"  # beside the red dot while recording
+    pace: str = ""  # "slowed to 74% ...": the machine cannot keep the env's rate (set by the loop)
+
+
+IDLE_AFTER_S = 15.0  # no key or stick for this long: the person is away and their clock stops
+NOTICE_S = 12.0  # how long a notice (what a resume recovered) stays in the banner without a key
+
+STAGE_NAMES = {"demo": "demonstrations", "train": "training", "dagger": "DAgger round", "review": "review",
+               "watch": "watching the policy", "summary": "the summary"}
 
 
 class ModeManager:
-    """Current mode + plan position. ``transitions`` lists every mode entered, for tests and logs."""
+    """Current mode + plan position. ``transitions`` lists every mode entered, for tests and logs.
+
+    The person moves the session on: when a stage is done the manager shows what it did and what
+    comes next and waits for Enter or N (Z still undoes the stage's last label). Only with
+    ``session.autopilot`` (``--simulate``, ``--autopilot``) does it move on by itself. It also runs
+    the person's attention clock (``session.attention_time``: time not paused and not idle), from
+    which every label's latency is measured.
+    """
 
     def __init__(self, session: Any, modes: dict[str, Mode] | None = None) -> None:
         self.session = session
@@ -59,8 +74,24 @@ class ModeManager:
         self.quit_requested = False
         self.off_plan = False  # the person jumped to a mode with F2..F7
         self.transitions: list[str] = []
+        self.waiting = False  # the stage is done: waiting for the person to move on
+        self.confirm_quit = False  # Esc was pressed while something was running: a second Esc quits
+        self.takeover_held = False  # the takeover key is down (kept across a round boundary)
+        self.idle_for = 0.0
+        self.notice = ""
+        self.notice_for = 0.0
+
+    @property
+    def autopilot(self) -> bool:
+        return bool(getattr(self.session, "autopilot", False))
 
     def start(self) -> None:
+        recovered = getattr(self.session, "recovered", None)
+        messages = list(getattr(getattr(self.session, "writer", None), "recovery_messages", []) or [])
+        if recovered is not None:
+            messages.insert(0, recovered.sentence())
+        if messages:
+            self.notice, self.notice_for = " | ".join(messages), NOTICE_S
         self._enter_stage(min(self.session.state.stage, len(self.plan) - 1))
 
     def stage_name(self) -> str:
@@ -70,8 +101,12 @@ class ModeManager:
         if mode is not self.current:
             self.current.exit()
         self.current = mode
+        self.waiting = False
         self.transitions.append(label)
         mode.enter()
+        if isinstance(mode, DaggerMode):
+            mode.taking_over = self.takeover_held  # still holding the takeover key: keep control
+            mode.waiting_for_start = not self.autopilot and mode.driver.running and not mode.finished
 
     def _enter_stage(self, index: int) -> None:
         stage = self.plan[index]
@@ -114,25 +149,69 @@ class ModeManager:
 
     def handle(self, intent: Intent) -> None:
         k = intent.kind
+        self.idle_for = 0.0
+        if k is not IntentKind.MOVE or intent.value is not None:
+            self.notice_for = min(self.notice_for, 2.0)  # the person is back: the notice fades soon
+        if k is IntentKind.QUIT:
+            if self.confirm_quit or self.autopilot or not self.current.busy():
+                self.quit_requested = True
+            else:
+                self.confirm_quit = True  # mid-episode: ask first
+            return
+        self.confirm_quit = False
+        if k is IntentKind.TAKEOVER:
+            self.takeover_held = True
+        elif k is IntentKind.RELEASE:
+            self.takeover_held = False
         if k is IntentKind.HELP:
             self.help_visible = not self.help_visible
-        elif k is IntentKind.QUIT:
-            self.quit_requested = True
+        elif self.waiting and k in (IntentKind.NEXT, IntentKind.ACCEPT):
+            self.advance()
         elif k is IntentKind.NEXT:
             self.advance()
         elif k is IntentKind.GOTO:
             self.goto(str(intent.value))
+        elif k is IntentKind.KEEP_POLICY:
+            self.session.keep_previous_policy()
         else:
             self.current.handle(intent)
 
     def update(self, dt: float) -> None:
         self.session.poll_training()  # swaps a freshly trained policy in as soon as it lands
+        self.idle_for += dt
+        self.notice_for = max(0.0, self.notice_for - dt)
+        if not getattr(self.current, "paused", False) and (self.idle_for <= IDLE_AFTER_S or self.autopilot):
+            self.session.attention_time += dt
         self.current.update(dt)
         if self.current.finished and self.current.name != "summary":
-            self.advance()
+            if self.autopilot or self.current.nothing_to_do:
+                self.advance()
+            else:
+                self.waiting = True
+        else:
+            self.waiting = False
+
+    def next_stage_text(self) -> str:
+        if self.off_plan:
+            return "back to " + STAGE_NAMES.get(self.plan[self.session.state.stage].partition(":")[0], "the plan")
+        nxt = self.session.state.stage + 1
+        if nxt >= len(self.plan):
+            return "the summary"
+        name, _, arg = self.plan[nxt].partition(":")
+        return STAGE_NAMES.get(name, name) + (f" {arg}" if name == "dagger" else "")
 
     def view(self) -> ModeView:
-        return self.current.view()
+        view = self.current.view()
+        if self.confirm_quit:
+            return replace(view, prompt="Quit?", prompt_detail="Esc again quits (the running episode is dropped; "
+                           "everything finished is saved) - any other key carries on", paused=True)
+        if self.waiting:
+            undo = " - Z undoes the last label" if self.current.can_undo() else ""
+            done = self.current.done_summary()
+            return replace(view, prompt=f"{view.title}: done",
+                           prompt_detail=(done + ". " if done else "") + f"Next: {self.next_stage_text()}. "
+                           f"Enter (or N) to continue{undo}", paused=True)
+        return view
 
     def hud(self, fps: float, devices: list[str]) -> HudView:
         s = self.session
@@ -146,10 +225,11 @@ class ModeManager:
             query_rate=s.query_rate,
             fps=fps,
             recording=bool(view_recording),
-            policy_version=s.state.policy_version,
+            policy_version=s.controller.policy_version or 0,
             training=s.trainer.status,
             devices=devices,
             simulated=s.settings.simulated,
+            alert=s.policy_notice or (self.notice if self.notice_for > 0 else ""),
         )
 
 

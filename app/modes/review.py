@@ -14,7 +14,7 @@ from app.input.intents import Intent, IntentKind
 from app.modes.base import Mode, ModeView, fmt_action
 from ilcore.types import Query
 
-REPLAY_FPS = 6.0  # slow motion: the replay runs at a fraction of the env's speed
+REPLAY_FPS = 12.0  # slow motion: a clip holds one frame per env step, so this is about a quarter speed
 
 
 class ReviewMode(Mode):
@@ -52,14 +52,14 @@ class ReviewMode(Mode):
         self.done_items = []
         self.labelled = 0
         if not self.items:
-            self.finished = True  # nothing deferred: the plan moves straight on
+            self.finished = self.nothing_to_do = True  # nothing deferred: the plan moves straight on
         self._show()
 
     def _show(self) -> None:
         item = self.current()
         self.cursor = 0.0
         self.playing = True
-        self.item_started = self.time
+        self.item_started = self.session.attention_time
         self.proposed = None
         if item is None:
             self.message = "the review queue is empty"
@@ -71,12 +71,12 @@ class ReviewMode(Mode):
         item = self.current()
         if item is None:
             return
-        latency_ms = 1000.0 * (self.time - self.item_started)
+        latency_ms = 1000.0 * (self.session.attention_time - self.item_started)  # pauses and idle left out
         self.session.answer_review(item, action, latency_ms=latency_ms)  # reason "review", saved at once
         self.labelled += 1
         self.done_items.append((item, True))
         self.queue.pop(self.index)
-        self.message = f"labelled {item.episode} step {item.step}: {fmt_action(action)}"
+        self.message = f"labelled {item.episode} step {item.step}: {fmt_action(action, self.action_names)}"
         self._advance_or_finish()
 
     def _skip(self) -> None:
@@ -90,9 +90,16 @@ class ReviewMode(Mode):
 
     def _advance_or_finish(self) -> None:
         if self.current() is None:
-            self.finished = True
+            self.finished = True  # the manager waits: Z can still take the last answer back
             self.message = "review done"
         self._show()
+
+    def can_undo(self) -> bool:
+        return bool(self.done_items)
+
+    def done_summary(self) -> str:
+        skipped = len([1 for _, labelled in self.done_items if not labelled])
+        return f"{self.labelled} labelled, {skipped} skipped (they stay queued)"
 
     def _undo(self) -> None:
         if not self.done_items:
@@ -162,11 +169,11 @@ class ReviewMode(Mode):
             detail = "no replay for this state (recorded before a resume)"
         if item is not None:
             prompt = "What should be done at the last frame?"
-            detail = (detail + " - " if detail else "") + f"learner proposes {fmt_action(self.proposed)}"
+            detail = (detail + " - " if detail else "") + f"learner proposes {fmt_action(self.proposed, self.action_names, keys=True)}"
         return ModeView(
             mode=self.name,
             title=self.title,
-            subtitle=f"{len(self.queue)} waiting, {self.labelled} labelled",
+            subtitle=f"{max(0, len(self.queue) - self.index)} waiting, {self.labelled} labelled",
             frame=frame,
             prompt=prompt,
             prompt_detail=detail if item is not None else self.message or detail,
@@ -180,7 +187,7 @@ class ReviewMode(Mode):
             items=[f"{q.priority:.3f}  {q.episode} step {q.step}" for q in self.queue[self.index : self.index + 8]],
             progress=None if total == 0 else self.labelled / total,
             progress_label=f"{self.labelled} of {total} labelled",
-            proposed=fmt_action(self.proposed) if item is not None else None,
+            proposed=fmt_action(self.proposed, self.action_names) if item is not None else None,
             paused=not self.playing,
             timeline=timeline,
             accent="review",

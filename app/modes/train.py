@@ -26,12 +26,20 @@ class TrainMode(Mode):
         state = self.session.state
         if self.session.policy is not None and self.session.totals().labels == state.labels_at_last_train:
             self.version = state.policy_version  # nothing new to learn from: keep the current policy
-            self.finished = True
+            self.finished = self.nothing_to_do = True
             return
         self.version = self.session.start_training()
 
     def handle(self, intent: Intent) -> None:
         pass
+
+    def done_summary(self) -> str:
+        s = self.session
+        ev = [e for e in s.state.evals if e.get("version") == self.version and e.get("eval_return") is not None]
+        text = f"policy v{self.version} trained on {s.totals().labels} labels"
+        if ev:
+            text += f", evaluation return {ev[-1]['eval_return']:.1f}"
+        return text + (f" - {s.policy_notice}" if s.policy_notice else "")
 
     def update(self, dt: float) -> None:
         # The manager polls the trainer every frame; here we only notice our job has landed.

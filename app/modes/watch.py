@@ -54,7 +54,7 @@ class WatchMode(Mode):
             subtitle=f"policy v{s.state.policy_version}",
             frame=self.driver.frame,
             prompt="No learner yet" if s.policy is None else ("Paused" if self.paused else None),
-            lines=[("step", str(self.driver.length)), ("return", f"{self.driver.total_return:.1f}"), ("action", fmt_action(self.last_action))],
+            lines=[("step", str(self.driver.length)), ("return", f"{self.driver.total_return:.1f}"), ("action", fmt_action(self.last_action, self.action_names))],
             items_title="Returns",
             items=[f"episode {i + 1}: {r:.1f}" for i, r in enumerate(self.returns)][::-1][:8],
             driver="learner",

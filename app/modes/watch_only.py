@@ -47,7 +47,7 @@ class WatchOnlyMode(DemoMode):
             subtitle=f"episode {s.round_episodes + 1} of {s.settings.demo_episodes}",
             prompt_detail=detail,
             lines=[("step", str(self.driver.length)), ("return", f"{self.driver.total_return:.1f}"),
-                   ("action (not saved)", fmt_action(self.held_action)), ("saved", "observations + rewards")],
+                   ("action (not saved)", fmt_action(self.held_action, self.action_names)), ("saved", "observations + rewards")],
             items_title="Saved observation-only episodes",  # the items are DemoMode's, of this kind
             driver="you drive - actions not recorded",
             accent="watch_only",

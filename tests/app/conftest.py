@@ -67,7 +67,8 @@ def tap(h: Harness, code: int, frames: int = 1) -> None:
 def make_app(tmp_path: Path):
     made: list[Harness] = []
 
-    def build(out: Path | None = None, *, resume: bool = False, render: bool = True, **settings: Any) -> Harness:
+    def build(out: Path | None = None, *, resume: bool = False, render: bool = True, autopilot: bool = False,
+              **settings: Any) -> Harness:
         pygame.init()
         defaults = dict(demo_episodes=1, rounds=1, episodes_per_round=1, max_episode_steps=40, epochs=5, ensemble=3, seed=0)
         defaults.update(settings)
@@ -75,6 +76,7 @@ def make_app(tmp_path: Path):
         space = session.env.action_space
         keymap = default_keymap(session.settings.env_id, space)
         pad = GamepadDevice(default_gamepad_config(space, {n: keymap.combos[c] for c, n in keymap.names.items()}), space)
+        session.autopilot = autopilot  # a person moves the session on (Enter) unless the test says otherwise
         manager = ModeManager(session)
         renderer = Renderer(pygame.display.set_mode(WINDOW_SIZE)) if render else None
         loop = AppLoop(manager, [KeyboardDevice(keymap), pad], renderer, keymap=keymap, fps=60, realtime=False)
@@ -89,6 +91,12 @@ def make_app(tmp_path: Path):
         h.session.close()  # closing a classic-control env quits pygame, so clear only if it is still up
     if pygame.display.get_init():
         pygame.event.clear()
+
+
+def go_on(h: Harness, max_frames: int = 20000) -> None:
+    """Wait until the stage is done and waits for the person, then press Enter."""
+    h.until(lambda: h.manager.waiting, max_frames=max_frames)
+    tap(h, pygame.K_RETURN)
 
 
 def train_in_process(session: Session) -> None:

@@ -9,7 +9,7 @@ import pytest
 from ilcore.data import open_recording
 from ilcore.types import Actor
 
-from .conftest import press, release, tap, train_in_process
+from .conftest import go_on, press, release, tap, train_in_process
 
 
 def labels_by_reason(path):
@@ -47,8 +47,15 @@ def test_demonstrate_with_keys_pause_restart_discard_then_train(make_app):
     h.until(lambda: h.session.round_episodes == 1)
     press(pygame.K_RIGHT)  # left+right held: the arrows alternate as the person plays
     release(pygame.K_LEFT)
-    h.until(lambda: h.mode.name == "train")
+    # the last demonstration done, the stage waits for the person: a moment to discard it first
+    h.until(lambda: h.manager.waiting)
     release(pygame.K_RIGHT)
+    view = h.manager.view()
+    assert view.prompt.endswith("done") and "Backspace" in view.prompt_detail and "Next: training" in view.prompt_detail
+    h.frames(30)
+    assert h.mode.name == "demo"  # nothing moves on by itself
+    tap(h, pygame.K_RETURN)
+    assert h.mode.name == "train"
     h.session.writer.flush()
     rec = open_recording(h.session.path)
     assert len(rec.episode_ids()) == 2  # the discarded one is out of the loaded set
@@ -68,12 +75,18 @@ def test_dagger_round_live_queries_takeover_undo_then_deferred_review(make_app):
     # gate "all" asks at every learner state, so every step is a query: round 1 live, round 2 deferred
     h = make_app(demo_episodes=1, rounds=2, query="all", query_mode="mixed", max_episode_steps=25, epochs=3)
     press(pygame.K_RIGHT)
-    h.until(lambda: h.mode.name == "train")
+    h.until(lambda: h.manager.waiting)
     release(pygame.K_RIGHT)
+    tap(h, pygame.K_RETURN)
     # background training in its own process; the frames keep coming while it runs
-    frames = h.until(lambda: h.mode.name == "dagger", max_frames=20000)
+    frames = h.until(lambda: h.manager.waiting, max_frames=20000)
     assert frames > 1 and h.session.state.policy_version == 1
     assert h.loop.stats.frames > frames
+    tap(h, pygame.K_RETURN)
+    assert h.mode.name == "dagger" and h.mode.waiting_for_start  # no round runs before the person starts it
+    h.frames(20)
+    assert h.mode.driver.length == 0 and "Enter starts it" in h.mode.view().prompt_detail
+    tap(h, pygame.K_RETURN)
 
     # pause on the query: the episode does not move until the person answers
     h.until(lambda: h.mode.pending is not None)
@@ -94,11 +107,12 @@ def test_dagger_round_live_queries_takeover_undo_then_deferred_review(make_app):
     release(pygame.K_SPACE)
     h.frames(1)
     assert not h.mode.taking_over
-    while h.mode.name == "dagger" and h.session.round_episodes == 0:
+    while h.mode.name == "dagger" and not h.manager.waiting:
         if h.mode.pending is not None:
             tap(h, pygame.K_TAB)  # skip: goes to the review queue
         else:
             h.frames(1)
+    assert "deferred to review" in h.manager.view().prompt_detail
     h.session.writer.flush()
     first = open_recording(h.session.path).load_episode("ep_000001")
     labels = first.effective_labels()
@@ -111,12 +125,15 @@ def test_dagger_round_live_queries_takeover_undo_then_deferred_review(make_app):
     assert all(labels[s].action == 1 for s in interventions[1:])
 
     # round 1 ends with a review of what it deferred (the skipped questions), as `ilcore dagger` does
-    h.until(lambda: h.mode.name == "review", max_frames=40000)
+    tap(h, pygame.K_RETURN)
     assert h.manager.transitions[-1] == "review:1" and len(h.mode.items) > 0
     assert all(q.round == 1 for q in h.mode.items)
     tap(h, pygame.K_n)  # leave them queued
+    go_on(h)  # the policy trained on round 1's labels
+    tap(h, pygame.K_RETURN)  # start round 2
     # round 2 is deferred: the learner drives without pausing; its review comes before training
-    h.until(lambda: h.mode.name == "review", max_frames=40000)
+    go_on(h, max_frames=40000)
+    assert h.mode.name == "review"
     assert h.manager.transitions[-1] == "review:2"
     queue = h.mode.items
     assert len(queue) > 0
@@ -131,7 +148,9 @@ def test_dagger_round_live_queries_takeover_undo_then_deferred_review(make_app):
     tap(h, pygame.K_RIGHT)  # label it 1
     tap(h, pygame.K_TAB)  # skip the next
     tap(h, pygame.K_n)  # leave review
-    h.until(lambda: h.mode.name == "summary", max_frames=40000)
+    go_on(h, max_frames=40000)  # training
+    go_on(h, max_frames=40000)  # watching
+    assert h.mode.name == "summary"
     reasons = labels_by_reason(h.session.path)
     review = reasons["review"]
     assert len(review) == 1 and review[0][1].action == 1 and review[0][1].step == first_item.step
@@ -156,7 +175,7 @@ def test_gamepad_hotplug_through_the_loop_drives_a_demo(make_app):
     pygame.event.post(pygame.event.Event(pygame.JOYAXISMOTION, instance_id=12, axis=0, value=-1.0))  # stick left
     h.frames(2)
     assert h.mode.held_action == 0
-    h.until(lambda: h.mode.name == "train")
+    h.until(lambda: h.manager.waiting)  # the demonstration is done; the person moves on
     assert h.loop.stats.input_events == h.loop.stats.input_events_handled == 5
 
 

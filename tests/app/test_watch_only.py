@@ -105,7 +105,9 @@ def test_watch_only_keys_work_as_in_demonstrate_and_nothing_but_observations_is_
     release(pygame.K_LEFT)  # each episode starts on a fresh key, as in demonstrate
     h.frames(1)
     press(pygame.K_LEFT)
-    h.until(lambda: h.mode.name == "summary")  # two kept episodes end the recording
+    h.until(lambda: h.manager.waiting)  # two kept episodes end the recording; the person moves on
+    tap(h, pygame.K_RETURN)
+    assert h.mode.name == "summary"
     release(pygame.K_LEFT)
     h.frames(3)  # the summary draws
     assert h.manager.transitions == ["watch_only", "summary"]
@@ -141,8 +143,10 @@ def test_a_watch_only_session_resumes_as_watch_only(make_watch_only, tmp_path):
     assert h2.session.settings.watch_only and h2.mode.name == "watch_only"
     assert h2.session.round_episodes == 1
     press(pygame.K_RIGHT)
-    h2.until(lambda: h2.mode.name == "summary")
+    h2.until(lambda: h2.manager.waiting)
     release(pygame.K_RIGHT)
+    tap(h2, pygame.K_RETURN)
+    assert h2.mode.name == "summary"
     assert observation_only_flags(out) == [True, True]
 
 
