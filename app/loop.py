@@ -17,6 +17,7 @@ import pygame
 from app.input.intents import Intent
 from app.input.keymaps import COMMAND_DESCRIPTIONS, Keymap, key_label
 from app.modes.manager import ModeManager
+from app.modes.pacing import pace_text, set_display_fps
 
 INPUT_EVENTS = {
     pygame.KEYDOWN, pygame.KEYUP, pygame.JOYAXISMOTION, pygame.JOYBUTTONDOWN, pygame.JOYBUTTONUP,
@@ -71,6 +72,7 @@ class AppLoop:
         self.realtime = realtime
         self.autopilot = autopilot
         self.record_stats = record_stats
+        set_display_fps(fps)  # a frame runs at most the env steps one frame of this rate holds
         self.clock = pygame.time.Clock()
         self.stats = LoopStats()
         self.measured_fps = float(fps)
@@ -118,6 +120,8 @@ class AppLoop:
         if self.renderer is not None:
             view = self.manager.view()
             hud = self.manager.hud(self.measured_fps, self.device_names())
+            if self.realtime:  # simulated time never falls behind
+                hud.pace = pace_text(getattr(self.manager.current, "clock", None))
             self.renderer.draw(view, hud, self.help_entries() if self.manager.help_visible else None)
             pygame.display.flip()
         self.stats.frames += 1

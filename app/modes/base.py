@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.input.intents import Intent, IntentKind
+from app.modes.pacing import SPEEDS, StepClock  # noqa: F401 - re-exported: the modes import them from here
 
 if TYPE_CHECKING:
     from app.session import Session
-
-SPEEDS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)  # the person's speed steps (fraction of the env's own fps)
 
 
 @dataclass
@@ -119,33 +118,3 @@ def fmt_action(action: Any) -> str:
     if arr.ndim == 0:
         return str(arr.item())
     return "[" + ", ".join(f"{v:+.2f}" for v in arr.ravel()) + "]"
-
-
-class StepClock:
-    """Turns frame time into env steps at the env's fps times a speed factor (fixed time step)."""
-
-    def __init__(self, fps: int, speed: float = 1.0, max_steps_per_frame: int = 32) -> None:
-        self.fps = fps
-        self.speed = speed
-        self.max_steps_per_frame = max_steps_per_frame
-        self._acc = 0.0
-
-    def steps(self, dt: float) -> int:
-        self._acc += dt * self.fps * self.speed
-        n = int(self._acc)
-        self._acc -= n
-        if n > self.max_steps_per_frame:  # after a stall, do not race to catch up
-            n, self._acc = self.max_steps_per_frame, 0.0
-        return n
-
-    def step_ms(self) -> float:
-        """Wall time of one env step at the current speed (what a step driven by a person costs them)."""
-        return 1000.0 / max(self.fps * self.speed, 1e-9)
-
-    def slower(self) -> None:
-        lower = [s for s in SPEEDS if s < self.speed - 1e-9]
-        self.speed = lower[-1] if lower else self.speed
-
-    def faster(self) -> None:
-        higher = [s for s in SPEEDS if s > self.speed + 1e-9]
-        self.speed = higher[0] if higher else self.speed

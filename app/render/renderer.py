@@ -82,6 +82,8 @@ class Renderer:
         else:
             parts.append((f"{hud.labels} labels", T.TEXT))
             parts.append(("query -" if hud.query_rate is None else f"query {100 * hud.query_rate:.0f}%", T.TEXT))
+        if hud.pace:
+            parts.append((hud.pace, T.WARN))
         parts.append((f"{hud.fps:.0f} fps", T.MUTED))
         x = w - MARGIN
         if hud.recording:
