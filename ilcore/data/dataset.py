@@ -261,12 +261,13 @@ def load_transitions(
                 if not use_labels and layout.observation_only:
                     continue  # no executed actions to train on (labels given later still count)
                 length = layout.length
-                actors = fmt.read_dataset(g, "actors", where, (length,), kinds="iu")
+                actors = fmt.read_opened(layout.actors, "actors", where)
                 e = len(episode_ids)
                 episode_ids.append(rec._global(k, local))
                 for path, leaf in obs_leaves:
                     name = fmt.leaf_name("observations", path)
                     if path in lazy_paths:
+                        fmt.open_dataset(g, name, where, (length + 1, *sp.leaf_shape(leaf)))  # read later, frame by frame
                         full = name if h.name == "/" else f"{h.name}/{name}"
                         lazy_segments[path].append((h.file, full, length + 1))
                     else:

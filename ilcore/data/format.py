@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -375,27 +376,26 @@ def open_dataset(group: "h5py.Group", name: str, where: str, shape: tuple[int, .
         dsid = h5py.h5d.open(group.id, name.encode())
     except KeyError:
         raise FormatError(f"{where} is damaged: {name!r} is not a dataset.") from None
-    dtype = dsid.dtype
+    dtype, have = dsid.dtype, dsid.shape  # each property is an HDF5 call: read once
     if dtype.kind not in kinds or dtype.fields is not None or dtype.shape:
         raise FormatError(f"{where} is damaged: the dataset {name!r} has the unexpected type {dtype}.")
-    if shape is not None and dsid.shape != tuple(shape):
-        raise FormatError(f"{where} is damaged: the dataset {name!r} has shape {dsid.shape}, expected "
+    if shape is not None and have != tuple(shape):
+        raise FormatError(f"{where} is damaged: the dataset {name!r} has shape {have}, expected "
                           f"{tuple(shape)}.")
     dcpl = dsid.get_create_plist()
     layout = dcpl.get_layout()
     if layout not in (h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED) or dcpl.get_external_count():
         raise FormatError(f"{where} is damaged: the dataset {name!r} keeps its data outside the file.")
-    count = int(np.prod(dsid.shape, dtype=np.float64)) if dsid.shape else 1
+    count = math.prod(have)
     if count and layout == h5py.h5d.CHUNKED:
-        chunks = dcpl.get_chunk()
-        expected = int(np.prod([-(-n // c) for n, c in zip(dsid.shape, chunks)], dtype=np.float64))
+        expected = math.prod(-(-n // c) for n, c in zip(have, dcpl.get_chunk()))
         present = dsid.get_num_chunks()
     elif count and layout == h5py.h5d.CONTIGUOUS:
         expected, present = count * dtype.itemsize, dsid.get_storage_size()
     else:
         expected = present = 0
     if present < expected:
-        raise FormatError(f"{where} is damaged: the dataset {name!r} declares shape {dsid.shape} but holds "
+        raise FormatError(f"{where} is damaged: the dataset {name!r} declares shape {have} but holds "
                           "less data than that.")
     return dsid
 
@@ -407,7 +407,13 @@ def read_dataset(group: "h5py.Group", name: str, where: str, shape: tuple[int, .
     loader reads thousands of small datasets, where that bookkeeping costs as much as the data)."""
     import h5py
 
-    dsid = open_dataset(group, name, where, shape, kinds)
+    return read_opened(open_dataset(group, name, where, shape, kinds), name, where)
+
+
+def read_opened(dsid: Any, name: str, where: str) -> np.ndarray:
+    """Read all of a dataset already checked by :func:`open_dataset`."""
+    import h5py
+
     try:
         out = np.empty(dsid.shape, dtype=dsid.dtype)
         if out.size:

@@ -52,7 +52,7 @@ def pack(src: "str | Path | Recording | Sequence[str | Path]", dst: str | Path) 
                 with reading(source.label), source.open_many(source.local_ids()) as handles:
                     for local, h in handles:
                         # A pack is what others will train on: check it as a trainer would.
-                        rec.check(h, overlay.get(local, []), actions=True)
+                        rec.check(h, overlay.get(local, []), thorough=True)
                         gid = rec._global(k, local).replace(":", "_")
                         group = episodes.create_group(gid)
                         for key, value in h.group.attrs.items():

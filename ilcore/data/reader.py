@@ -18,7 +18,7 @@ from ilcore import spaces as sp
 from ilcore.data import format as fmt
 from ilcore.data.labels import apply_records, parse_lines, read_overlay_file
 from ilcore.data.validate import (EpisodeLayout, attr_json_object, attr_text, check_actions, check_episode,
-                                  check_overlay, check_overlay_steps, json_text, reading,
+                                  check_overlay, check_overlay_steps, episode_meta, json_text, reading,
                                   stored_space)
 from ilcore.errors import FormatError, SpaceMismatchError
 from ilcore.types import Episode, Label
@@ -338,16 +338,18 @@ class Recording:
                 for local, handle in it:
                     yield self._read_episode(handle, self._global(k, local), overlay.get(local, []))
 
-    def check(self, h: EpisodeHandle, records: Sequence[dict[str, Any]], *, actions: bool = False) -> EpisodeLayout:
+    def check(self, h: EpisodeHandle, records: Sequence[dict[str, Any]], *, thorough: bool = False) -> EpisodeLayout:
         """Check an episode (and the overlay records that label it) before reading its data;
-        with ``actions``, also read its executed actions and check them against the space."""
-        if self._space_keys is None:
+        ``thorough`` checks every dataset's metadata, compares the episode's own space
+        attributes with the recording's and reads its executed actions to check them against
+        the action space. Without it only what the training loader reads is checked."""
+        if thorough and self._space_keys is None:
             self._space_keys = (sp.space_key(self.observation_space), sp.space_key(self.action_space))
         with reading(h.where):
-            layout = check_episode(h.group, h.where, self.observation_space, self.action_space, self.env_id,
-                                   self._space_keys)
+            layout = check_episode(h.group, h.where, self.observation_space, self.action_space,
+                                   self._space_keys if thorough else None, full=thorough)
             check_overlay_steps(records, layout.length, h.where)
-            if actions and not layout.observation_only:
+            if thorough and not layout.observation_only:
                 executed = fmt.read_nested(h.group, "actions", self.action_space, h.where, layout.length)
                 check_actions(self.action_space, executed, layout.length, h.where)
         return layout
@@ -358,7 +360,10 @@ class Recording:
 
     def _read_checked_episode(self, h: EpisodeHandle, episode_id: str, records: list[dict[str, Any]]) -> Episode:
         g, where = h.group, h.where
-        layout = self.check(h, records)
+        if self._space_keys is None:
+            self._space_keys = (sp.space_key(self.observation_space), sp.space_key(self.action_space))
+        layout = check_episode(g, where, self.observation_space, self.action_space, self._space_keys)
+        check_overlay_steps(records, layout.length, where)
         t = layout.length
         obs = fmt.read_nested(g, "observations", self.observation_space, where, t + 1)
         actions = None
@@ -397,7 +402,7 @@ class Recording:
                 truncated=layout.truncated,
                 infos=infos,
                 wall_time=fmt.read_dataset(g, "wall_time", where, (t,)),
-                meta=layout.meta,
+                meta=episode_meta(g, where, self.env_id),
                 labels=tuple(apply_records(file_labels, records, self.action_space, episode_id)),
             )
         except ValueError as exc:
@@ -424,7 +429,7 @@ class Recording:
                 for local, h in it:
                     g, where = h.group, h.where
                     records = overlay.get(local, [])
-                    layout = self.check(h, records, actions=True)
+                    layout = self.check(h, records, thorough=True)
                     length = layout.length
                     n_steps += length
                     n_episodes += 1

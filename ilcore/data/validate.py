@@ -41,28 +41,29 @@ class EpisodeLayout:
     label_actions: nested, leaves (L, ...), every value inside the action space.
     """
 
-    length: int
-    observation_only: bool
+    length: int  # T
+    observation_only: bool  # truncated, incomplete and info_names are only read when checked in full
     terminated: bool
     truncated: bool
     incomplete: bool
-    meta: EpisodeMeta
     info_names: tuple[str, ...]
     vocabulary: Mapping[str, list[str]]
     label_steps: np.ndarray
     label_source: np.ndarray
     label_reason: np.ndarray
     label_actions: Any
+    actors: Any = None  # the checked low-level 'actors' dataset, (T,), read by the loader without reopening
 
 
 def attr_int(attrs: Any, name: str, where: str, *, lo: int = -INT_LIMIT, hi: int = INT_LIMIT,
              default: Any = ...) -> Any:
     """An integer attribute in [lo, hi] (numpy integers accepted; bools, floats, text refused)."""
-    if name not in attrs:
+    try:
+        raw = attrs[name]  # one lookup: each attribute access is an HDF5 call
+    except KeyError:
         if default is ...:
-            raise FormatError(f"{where} is damaged: the attribute {name!r} is missing.")
+            raise FormatError(f"{where} is damaged: the attribute {name!r} is missing.") from None
         return default
-    raw = attrs[name]
     value = raw.item() if isinstance(raw, np.generic) else raw
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise FormatError(f"{where} has an invalid {name!r} attribute {fmt.short_repr(raw)} "
@@ -72,9 +73,10 @@ def attr_int(attrs: Any, name: str, where: str, *, lo: int = -INT_LIMIT, hi: int
 
 def attr_bool(attrs: Any, name: str, where: str) -> bool:
     """A boolean attribute (absent: False); h5py gives numpy bools, older tools 0/1 integers."""
-    if name not in attrs:
+    try:
+        raw = attrs[name]
+    except KeyError:
         return False
-    raw = attrs[name]
     value = raw.item() if isinstance(raw, np.generic) else raw
     if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
         return bool(value)
@@ -82,11 +84,12 @@ def attr_bool(attrs: Any, name: str, where: str) -> bool:
 
 
 def attr_text(attrs: Any, name: str, where: str, default: str | None = None) -> str:
-    if name not in attrs:
+    try:
+        raw = attrs[name]
+    except KeyError:
         if default is None:
-            raise FormatError(f"{where} is damaged: the attribute {name!r} is missing.")
+            raise FormatError(f"{where} is damaged: the attribute {name!r} is missing.") from None
         return default
-    raw = attrs[name]
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
@@ -133,24 +136,19 @@ def stored_space(value: Any, name: str, where: str) -> "gym_spaces.Space":
 
 
 def check_episode(group: "h5py.Group", where: str, observation_space: "gym_spaces.Space",
-                  action_space: "gym_spaces.Space", env_id: str,
-                  space_keys: tuple[str, str] | None = None) -> EpisodeLayout:
+                  action_space: "gym_spaces.Space", space_keys: tuple[str, str] | None = None, *,
+                  full: bool = True) -> EpisodeLayout:
     """Check an episode group against the format and the recording's spaces (see the module doc).
 
     ``space_keys``: :func:`ilcore.spaces.space_key` of the two spaces (computed once per
-    recording); an episode whose own space attributes differ was recorded for other spaces."""
-    import json
-
-    a = group.attrs
-    fmt.check_header(a, fmt.FORMAT_EPISODE, where)
+    recording): also compare the episode's own space attributes (:func:`check_space_attrs`).
+    The metadata a reader shows (seed, round, attrs) is parsed by :func:`episode_meta`.
+    ``full=False`` (the training loader) skips the datasets the caller does not read and the
+    attributes it does not use; the caller then reads with shape-checked
+    :func:`ilcore.data.format.read_dataset`, which refuses before allocating just the same."""
+    a = group.attrs  # the header was checked when the handle was opened (open_many)
     if space_keys is not None:
-        for name, key in zip(("observation", "action"), space_keys):
-            attr = f"{name}_space"
-            if attr in a:
-                mine = json_text(attr_text(a, attr, where), f"the {attr} attribute of {where}")
-                if json.dumps(mine, sort_keys=True, separators=(",", ":")) != key:
-                    raise SpaceMismatchError(f"{where} was recorded with another {name} space than its "
-                                             "recording declares.")
+        check_space_attrs(a, where, space_keys)
     actors = fmt.open_dataset(group, "actors", where, kinds="iu")
     if len(actors.shape) != 1:
         raise FormatError(f"{where} is damaged: the dataset 'actors' has shape {actors.shape}, expected (T,).")
@@ -158,23 +156,16 @@ def check_episode(group: "h5py.Group", where: str, observation_space: "gym_space
     if actors.shape[0] != length:
         raise FormatError(f"{where} is damaged: it says it has {length} steps but holds {actors.shape[0]} actors.")
     observation_only = attr_bool(a, "observation_only", where)
-    meta = EpisodeMeta(
-        env_id=attr_text(a, "env_id", where, default=env_id),
-        env_kwargs=attr_json_object(a, "env_kwargs", where),
-        seed=attr_int(a, "seed", where, default=None),
-        round=attr_int(a, "round", where, lo=0, default=0),
-        policy_version=attr_int(a, "policy_version", where, default=None),
-        attrs={**attr_json_object(a, "attrs", where), "incomplete": attr_bool(a, "incomplete", where)},
-    )
-    for path, leaf in sp.flat_items(observation_space):
-        fmt.open_dataset(group, fmt.leaf_name("observations", path), where, (length + 1, *sp.leaf_shape(leaf)))
-    if not observation_only:
-        for path, leaf in sp.flat_items(action_space):
-            fmt.open_dataset(group, fmt.leaf_name("actions", path), where, (length, *sp.leaf_shape(leaf)))
-    for name in ("rewards", "wall_time"):
-        fmt.open_dataset(group, name, where, (length,))
+    if full:
+        for path, leaf in sp.flat_items(observation_space):
+            fmt.open_dataset(group, fmt.leaf_name("observations", path), where, (length + 1, *sp.leaf_shape(leaf)))
+        if not observation_only:
+            for path, leaf in sp.flat_items(action_space):
+                fmt.open_dataset(group, fmt.leaf_name("actions", path), where, (length, *sp.leaf_shape(leaf)))
+        for name in ("rewards", "wall_time"):
+            fmt.open_dataset(group, name, where, (length,))
     info_names: tuple[str, ...] = ()
-    if "infos" in group:
+    if full and "infos" in group:
         infos = fmt.open_group(group, "infos", where)
         info_names = tuple(infos.keys())
         for name in info_names:
@@ -187,7 +178,7 @@ def check_episode(group: "h5py.Group", where: str, observation_space: "gym_space
         raise FormatError(f"{where} is damaged: its labels/step dataset has shape {steps_ds.shape} for "
                           f"{length} steps.")
     n_labels = steps_ds.shape[0]
-    steps = fmt.read_dataset(labels, "step", where, (n_labels,), kinds="iu").astype(np.int64, copy=False)
+    steps = fmt.read_opened(steps_ds, "step", where).astype(np.int64, copy=False)
     if n_labels and (steps.min() < 0 or steps.max() > length):
         raise FormatError(f"{where} is damaged: it has a label at step {int(steps.min() if steps.min() < 0 else steps.max())}, "
                           f"outside its {length} steps.")
@@ -207,21 +198,46 @@ def check_episode(group: "h5py.Group", where: str, observation_space: "gym_space
         length=length,
         observation_only=observation_only,
         terminated=attr_bool(a, "terminated", where),
-        truncated=attr_bool(a, "truncated", where),
-        incomplete=attr_bool(a, "incomplete", where),
-        meta=meta,
+        truncated=attr_bool(a, "truncated", where) if full else False,
+        incomplete=attr_bool(a, "incomplete", where) if full else False,
         info_names=info_names,
         vocabulary=vocab,
         label_steps=steps,
         label_source=codes["source"],
         label_reason=codes["reason"],
         label_actions=label_actions,
+        actors=actors,
+    )
+
+
+def check_space_attrs(attrs: Any, where: str, space_keys: tuple[str, str]) -> None:
+    """An episode whose own space attributes differ from its recording's was recorded for other spaces."""
+    import json
+
+    for name, key in zip(("observation", "action"), space_keys):
+        attr = f"{name}_space"
+        text = attr_text(attrs, attr, where, default="")
+        if text:
+            mine = json_text(text, f"the {attr} attribute of {where}")
+            if json.dumps(mine, sort_keys=True, separators=(",", ":")) != key:
+                raise SpaceMismatchError(f"{where} was recorded with another {name} space than its "
+                                         "recording declares.")
+
+
+def episode_meta(group: "h5py.Group", where: str, env_id: str) -> EpisodeMeta:
+    """The typed per-episode facts of a checked episode group."""
+    a = group.attrs
+    return EpisodeMeta(
+        env_id=attr_text(a, "env_id", where, default=env_id),
+        env_kwargs=attr_json_object(a, "env_kwargs", where),
+        seed=attr_int(a, "seed", where, default=None),
+        round=attr_int(a, "round", where, lo=0, default=0),
+        policy_version=attr_int(a, "policy_version", where, default=None),
+        attrs={**attr_json_object(a, "attrs", where), "incomplete": attr_bool(a, "incomplete", where)},
     )
 
 
 def _vocabulary(labels: "h5py.Group", where: str) -> dict[str, list[str]]:
-    if "vocabulary" not in labels.attrs:
-        raise FormatError(f"{where} is damaged: its label vocabulary is missing.")
     vocab = json_text(attr_text(labels.attrs, "vocabulary", where), f"the label vocabulary of {where}")
     if not (isinstance(vocab, dict) and all(
             isinstance(vocab.get(k), list) and all(isinstance(v, str) for v in vocab[k]) for k in ("source", "reason"))):
