@@ -324,7 +324,7 @@ def _input_config(args: argparse.Namespace, env_id: str, space: Any) -> tuple[An
     from app.input.gamepad import default_gamepad_config, gamepad_config_from_dict
     from app.input.keymaps import default_keymap, load_keymap
 
-    keymap = load_keymap(args.keymap, space) if args.keymap else default_keymap(env_id, space)
+    keymap = load_keymap(args.keymap, space, env_id) if args.keymap else default_keymap(env_id, space)
     if args.gamepad:
         pad_config = gamepad_config_from_dict(_read_table(args.gamepad), space)
     else:

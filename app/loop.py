@@ -68,6 +68,9 @@ class AppLoop:
         self.devices = devices
         self.renderer = renderer
         self.keymap = keymap
+        session = getattr(manager, "session", None)
+        if session is not None and keymap is not None and keymap.actions is not None:
+            session.action_names = keymap.actions  # the modes name actions with this keymap's keys
         self.fps = fps
         self.realtime = realtime
         self.autopilot = autopilot
@@ -145,8 +148,9 @@ class AppLoop:
         for command, desc in self.manager.current.help():
             if command == "action keys":
                 if self.keymap is not None:
-                    names = [name for name, _ in self.keymap.help_lines()]
-                    out.append((" ".join(names[:4]) + (" ..." if len(names) > 4 else ""), desc))
+                    # every action of this env by name, with its keys: "\u2190  push left"
+                    out.append(("action keys", desc))
+                    out.extend(self.keymap.actions.rows() if self.keymap.actions is not None else self.keymap.help_lines())
                 continue
             keys = " / ".join(keys_for.get(command, [command]))
             out.append((keys, desc or COMMAND_DESCRIPTIONS.get(command, command)))

@@ -32,6 +32,7 @@ import gymnasium as gym
 import numpy as np
 import pygame
 
+from app.input.action_names import ActionNames, check_name
 from ilcore.errors import ConfigError
 
 # Command name -> default key(s). Chosen to stay clear of arrows, WASD and digits, which keymaps use.
@@ -102,22 +103,25 @@ def key_label(code: int) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         name = pygame.key.name(code)
-    return {"return": "Enter", "escape": "Esc", "backspace": "Backspace", "space": "Space"}.get(name, name.upper() if len(name) <= 3 else name.capitalize())
+    named = {"return": "Enter", "escape": "Esc", "backspace": "Backspace", "space": "Space",
+             "tab": "Tab", "left": "\u2190", "right": "\u2192", "up": "\u2191", "down": "\u2193"}  # arrows as on the keys
+    return named.get(name, name.upper() if len(name) <= 3 else name.capitalize())
 
 
-def _parse_combo(spec: str) -> frozenset[int]:
+def _parse_keys(spec: str) -> tuple[int, ...]:
+    """Key codes of a combination, in the order written ("up+left" is up, then left)."""
     spec = spec.strip()
     if "+" in spec and spec != "+":
         parts = [p.strip() for p in spec.split("+")]
     else:
         try:
-            return frozenset([key_code(spec)])
+            return (key_code(spec),)
         except ConfigError:
             if 1 < len(spec) <= 4 and len(set(spec)) == len(spec):
                 parts = list(spec)  # gymnasium style: "wa" is w and a together (up to 4 distinct keys)
             else:
                 raise
-    return frozenset(key_code(p) for p in parts)
+    return tuple(key_code(p) for p in parts)
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ class Keymap:
     noop: Any
     commands: Mapping[int, str] = field(default_factory=dict)
     names: Mapping[frozenset[int], str] = field(default_factory=dict)
+    actions: ActionNames | None = None  # what each action is called and which keys give it
 
     def resolve(self, pressed: set[int] | frozenset[int]) -> frozenset[int] | None:
         """The largest mapped combination fully held, so an unrelated key does not cancel it."""
@@ -151,7 +156,7 @@ class Keymap:
         out = []
         for combo, action in self.combos.items():
             name = self.names.get(combo) or "+".join(key_label(k) for k in sorted(combo))
-            out.append((name, f"action {_fmt_action(action)}"))
+            out.append((name, self.actions.name(action) if self.actions is not None else f"action {_fmt_action(action)}"))
         return out
 
 
@@ -188,28 +193,43 @@ def build_keymap(
     *,
     noop: Any = None,
     commands: Mapping[str, str | list[str]] | None = None,
+    env_id: str = "",
+    action_names: Mapping[str, Any] | None = None,
 ) -> Keymap:
     """Validate a ``keys_to_action`` mapping against ``action_space`` and build a Keymap.
 
     Keys may be strings ("left", "a+w", "wa") or tuples of pygame key codes, as in gymnasium.
+    A value may also be ``{action = ..., name = "..."}`` to name that action; ``action_names`` is
+    the file's ``[names]`` table (see :mod:`app.input.action_names`), ``env_id`` picks the built-in names.
     """
     combos: dict[frozenset[int], Any] = {}
     names: dict[frozenset[int], str] = {}
+    glyphs: list[tuple[Any, str]] = []
+    named: list[tuple[Any, str]] = []
     for spec, value in keys_to_action.items():
         where = repr(spec)
         if isinstance(spec, str):
-            combo = _parse_combo(spec)
+            keys = _parse_keys(spec)
         elif isinstance(spec, (tuple, list)):
-            combo = frozenset(int(k) if not isinstance(k, str) else key_code(k) for k in spec)
+            keys = tuple(int(k) if not isinstance(k, str) else key_code(k) for k in sorted(spec, key=str))
         elif isinstance(spec, int):
-            combo = frozenset([spec])
+            keys = (spec,)
         else:
             raise ConfigError(f"keymap entry {where} is not a key name or a tuple of key codes")
+        combo = frozenset(keys)
         if not combo:
             raise ConfigError(f"keymap entry {where} names no key")
         if combo in combos:
             raise ConfigError(f"keymap entry {where} repeats a key combination given earlier")
+        if isinstance(value, Mapping):
+            extra = sorted(str(k) for k in value if k not in ("action", "name"))
+            if "action" not in value or extra:
+                raise ConfigError(f"keymap entry {where} must be an action or {{action = ..., name = \"...\"}}")
+            if "name" in value:
+                named.append((_coerce_action(action_space, value["action"], where), check_name(value["name"], f"entry {where} name")))
+            value = value["action"]
         combos[combo] = _coerce_action(action_space, value, where)
+        glyphs.append((combos[combo], "+".join(key_label(k) for k in dict.fromkeys(keys))))
         if isinstance(spec, str):
             names[combo] = spec
     if not combos:
@@ -232,7 +252,8 @@ def build_keymap(
             if code in action_keys:
                 raise ConfigError(f"key {k!r} is both an action key and the {name!r} command; rebind one of them in the keymap")
             command_keys[code] = name
-    return Keymap(combos=combos, noop=noop_action, commands=command_keys, names=names)
+    actions = ActionNames.for_env(env_id, action_space, named=named, table=action_names, keys=glyphs, idle=noop_action)
+    return Keymap(combos=combos, noop=noop_action, commands=command_keys, names=names, actions=actions)
 
 
 def _default_noop(space: gym.Space) -> Any:
@@ -244,8 +265,9 @@ def _default_noop(space: gym.Space) -> Any:
     return space.sample() * 0
 
 
-def load_keymap(path: str | Path, action_space: gym.Space) -> Keymap:
-    """Read a TOML or JSON keymap file and validate it against ``action_space``."""
+def load_keymap(path: str | Path, action_space: gym.Space, env_id: str = "") -> Keymap:
+    """Read a TOML or JSON keymap file and validate it against ``action_space`` (``env_id``: the
+    env whose built-in action names the file's ``[names]`` override)."""
     path = Path(path)
     try:
         text = path.read_bytes()
@@ -263,6 +285,7 @@ def load_keymap(path: str | Path, action_space: gym.Space) -> Keymap:
     data = dict(data)
     noop = data.pop("noop", None)
     commands = data.pop("commands", None)
+    action_names = data.pop("names", None)
     data.pop("env", None)  # informational
     keys = data.pop("keys", None)
     if keys is None:
@@ -271,7 +294,7 @@ def load_keymap(path: str | Path, action_space: gym.Space) -> Keymap:
         raise ConfigError(f"keymap {path.name} has unexpected entries {sorted(data)} next to [keys]")
     if not isinstance(keys, dict):
         raise ConfigError(f"keymap {path.name}: [keys] must map key names to actions")
-    return build_keymap(keys, action_space, noop=noop, commands=commands)
+    return build_keymap(keys, action_space, noop=noop, commands=commands, env_id=env_id, action_names=action_names)
 
 
 def _unit_directions() -> dict[str, list[float]]:
@@ -292,6 +315,7 @@ def _unit_directions() -> dict[str, list[float]]:
 # Default keymaps for the envs the shipped experts cover. Arrows drive; comments say what the action does.
 _DEFAULT_KEYS: dict[str, tuple[dict[str, Any], Any]] = {
     "CartPole": ({"left": 0, "right": 1}, 0),  # push cart left / right; no "do nothing" action exists
+    "Corridor": ({"left": 0, "right": 2}, 1),  # ilcore/Corridor-v0: step left / right, 1 = stay
     "MountainCar": ({"left": 0, "right": 2}, 1),  # accelerate left / right, 1 = coast
     "Acrobot": ({"left": 0, "right": 2}, 1),  # torque -1 / +1, 1 = no torque
     "LunarLander": ({"up": 2, "left": 1, "right": 3}, 0),  # main engine, left / right orientation engine
@@ -327,14 +351,14 @@ def default_keymap(env_id: str, action_space: gym.Space, env_kwargs: Mapping[str
     if base in _DEFAULT_KEYS:
         keys, noop = _DEFAULT_KEYS[base]
         try:
-            return build_keymap(keys, action_space, noop=noop)
+            return build_keymap(keys, action_space, noop=noop, env_id=env_id)
         except ConfigError:
             pass  # a variant with other spaces (e.g. kwargs); fall through to the generic map
     if isinstance(action_space, gym.spaces.Discrete):
         if action_space.n > 9:
             raise ConfigError(f"{env_id} has {action_space.n} discrete actions; give a keymap with --keymap")
         keys = {str(i + 1): int(action_space.start + i) for i in range(action_space.n)}
-        return build_keymap(keys, action_space)
+        return build_keymap(keys, action_space, env_id=env_id)
     if isinstance(action_space, gym.spaces.Box) and action_space.shape and len(action_space.shape) == 1:
         if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
             raise ConfigError(f"{env_id} has an unbounded Box action space; the app needs bounded actions")
@@ -348,5 +372,5 @@ def default_keymap(env_id: str, action_space: gym.Space, env_kwargs: Mapping[str
             hi[dim] = action_space.high[dim]
             keys[lo_key] = lo.tolist()
             keys[hi_key] = hi.tolist()
-        return build_keymap(keys, action_space, noop=noop_action.tolist())
+        return build_keymap(keys, action_space, noop=noop_action.tolist(), env_id=env_id)
     raise ConfigError(f"{env_id} has action space {action_space}; give a keymap with --keymap")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from app.input.action_names import ActionNames, action_names_of
 from app.input.intents import Intent, IntentKind
 from app.modes.pacing import SPEEDS, StepClock  # noqa: F401 - re-exported: the modes import them from here
 
@@ -81,6 +82,11 @@ class Mode:
     def enter(self) -> None:
         self.finished = False
 
+    @property
+    def action_names(self) -> ActionNames | None:
+        """What the env's actions are called and which keys give them (None without a session)."""
+        return action_names_of(self.session)
+
     def exit(self) -> None:
         pass
 
@@ -111,7 +117,11 @@ class Mode:
         return []
 
 
-def fmt_action(action: Any) -> str:
+def fmt_action(action: Any, names: ActionNames | None = None, *, keys: bool = False) -> str:
+    """An action as the person knows it ("push left", with ``keys`` "push left (\u2190)"); the raw
+    numbers when there are no names (a mode without a session)."""
+    if names is not None:
+        return names.describe(action) if keys else names.name(action)
     if action is None:
         return "-"
     arr = np.asarray(action)

@@ -332,20 +332,26 @@ class Renderer:
     def _help(self, view: ModeView, entries: list[tuple[str, str]], accent: tuple[int, int, int]) -> None:
         w, h = self.surface.get_size()
         self._translucent(pygame.Rect(0, 0, w, h), (0, 0, 0), 170)
-        rows = len(entries)
-        key_w = max(70, max(self.text(k, 15, T.TEXT, "bold").get_width() + 18 for k, _ in entries))
-        desc_w = max(self.text(d, 16, T.TEXT).get_width() for _, d in entries)
-        box = pygame.Rect(0, 0, max(520, 28 + key_w + 24 + desc_w + 28), 110 + 30 * rows)
+        # one column while it fits the window's height, else two (CarRacing's nine actions + the commands)
+        per = len(entries) if 110 + 30 * len(entries) <= h - 40 else -(-len(entries) // 2)
+        columns = [entries[i : i + per] for i in range(0, len(entries), per)]
+        widths = [(max(70, max(self.text(k, 15, T.TEXT, "bold").get_width() + 18 for k, _ in col)),
+                   max(self.text(d, 16, T.TEXT).get_width() for _, d in col)) for col in columns]
+        inner = sum(kw + 24 + dw for kw, dw in widths) + 40 * (len(columns) - 1)
+        box = pygame.Rect(0, 0, min(w - 20, max(520, 28 + inner + 28)), 110 + 30 * per)
         box.center = (w // 2, h // 2)
         pygame.draw.rect(self.surface, T.PANEL, box, border_radius=14)
         pygame.draw.rect(self.surface, accent, box, width=2, border_radius=14)
         self.blit_text(f"{view.title}: keys", (box.x + 28, box.y + 22), 22, T.TEXT, "bold")
         self.blit_text("F1 or ? closes this", (box.right - 28, box.y + 28), 14, T.MUTED, anchor="topright")
-        y = box.y + 70
-        for key, desc in entries:
-            key_surf = self.text(key, 15, (12, 14, 20), "bold")
-            kr = pygame.Rect(box.x + 28, y, max(70, key_surf.get_width() + 18), 24)
-            pygame.draw.rect(self.surface, accent, kr, border_radius=6)
-            self.surface.blit(key_surf, key_surf.get_rect(center=kr.center))
-            self.blit_text(desc, (box.x + 28 + key_w + 24, y + 3), 16, T.TEXT)
-            y += 30
+        x = box.x + 28
+        for col, (key_w, desc_w) in zip(columns, widths):
+            y = box.y + 70
+            for key, desc in col:
+                key_surf = self.text(key, 15, (12, 14, 20), "bold")
+                kr = pygame.Rect(x, y, max(70, key_surf.get_width() + 18), 24)
+                pygame.draw.rect(self.surface, accent, kr, border_radius=6)
+                self.surface.blit(key_surf, key_surf.get_rect(center=kr.center))
+                self.blit_text(desc, (x + key_w + 24, y + 3), 16, T.TEXT)
+                y += 30
+            x += key_w + 24 + desc_w + 40
