@@ -195,6 +195,7 @@ def evaluate(
     env_kwargs: Mapping[str, Any] | None = None,
     num_envs: int | None = None,
     asynchronous: bool = False,
+    progress: bool = False,
 ) -> EvalResult:
     """Run exactly ``episodes`` episodes of ``policy`` (deterministic actions) and summarise them.
 
@@ -208,6 +209,7 @@ def evaluate(
         env_id: a registered gymnasium id; unknown ids raise ConfigError.
         asynchronous: step the envs in worker processes (see :func:`make_vector_env`); the
             returns are the same as with sync envs.
+        progress: a bar on stderr counting finished episodes.
     Raises:
         SpaceMismatchError: the policy was built for other observation or action spaces.
     """
@@ -215,6 +217,9 @@ def evaluate(
         raise ConfigError(f"episodes must be >= 1, got {episodes}.")
     n_envs = min(num_envs or 8, episodes)
     venv = make_vector_env(env_id, env_kwargs, n_envs, asynchronous=asynchronous)
+    from ilcore.progress import progress_bar
+
+    bar = progress_bar(total=episodes, desc=f"eval {env_id}", unit="ep", enabled=progress)
     try:
         _check_spaces(policy, venv, env_id)
         act_batch = _act_batch_fn(policy, venv.single_observation_space)
@@ -248,9 +253,11 @@ def evaluate(
                         else:
                             success = None
                         results[i].append((ep_return[i], int(ep_length[i]), success))
+                        bar.update(1)
                     finished[i] += 1
             resetting = done
     finally:
+        bar.close()
         venv.close()
 
     flat = [r for per_env in results for r in per_env]

@@ -38,5 +38,8 @@ def progress_bar(
     tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
     kwargs.setdefault("mininterval", TTY_INTERVAL_S if tty else LOG_INTERVAL_S)
     kwargs.setdefault("dynamic_ncols", tty)
+    # Nothing is drawn for the first seconds: a command that ends (or fails with its one error line)
+    # quickly prints no bar at all.
+    kwargs.setdefault("delay", 2.0)
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled,
                 leave=leave, **kwargs)

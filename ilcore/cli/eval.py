@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--num-envs", type=positive_int, default=None, help="parallel envs (default min(episodes, 8))")
     add_vector_env_flags(p, num_envs=False)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_flag(p)
     p.set_defaults(func=run_eval)
     from ilcore.cli.oneshot import add_eval_parser
@@ -41,7 +42,7 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"The checkpoint {args.policy} does not name its env, so pass --env.")
     env_kwargs = policy.meta.get("env_kwargs") if env_id == policy.meta.get("env_id") else None
     result = evaluate(policy, env_id, episodes=args.episodes, seed=args.seed, env_kwargs=env_kwargs,
-                      num_envs=args.num_envs, asynchronous=args.async_envs)
+                      num_envs=args.num_envs, asynchronous=args.async_envs, progress=not args.quiet)
     out = result.to_json()
     if not args.json:
         print(f"{env_id}: {_format_eval(out)}")
