@@ -85,22 +85,6 @@ def test_a_keymap_file_names_actions(tmp_path):
     assert names.name(np.array([-1.0, 0.0, 0.0], np.float32)) == "steer left"  # the built-in name stays
 
 
-@pytest.mark.parametrize("content, fragment", [
-    ('[keys]\nleft = 0\n[names]\n5 = "far"\n', "[names] entry '5' is not an action of Discrete(2)"),
-    ('[keys]\nleft = 0\n[names]\nzero = "x"\n', "is not an action number"),
-    ('[keys]\nleft = 0\n[names]\n0 = ""\n', "must be a name of 1 to 40 characters"),
-    ('[keys]\nleft = { action = 0, nom = "x" }\n', "must be an action or {action = ..., name = \"...\"}"),
-    ('[keys]\nleft = { action = 0, name = 3 }\n', "name must be a name"),
-    ('names = 3\n[keys]\nleft = 0\n', "[names] must be a table"),
-])
-def test_bad_names_in_a_keymap_are_one_sentence(tmp_path, content, fragment):
-    path = tmp_path / "k.toml"
-    path.write_text(content)
-    with pytest.raises(ConfigError) as info:
-        load_keymap(path, gym.spaces.Discrete(2), "CartPole-v1")
-    assert fragment in str(info.value) and "\n" not in str(info.value)
-
-
 def test_box_names_table_is_checked(tmp_path):
     path = tmp_path / "k.json"
     path.write_text('{"keys": {"left": [-2.0]}, "names": {"components": ["torque", "extra"]}}')

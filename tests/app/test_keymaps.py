@@ -69,6 +69,13 @@ def test_json_keymap_flat_mapping(tmp_path):
         ('[keys]\nleft = [0\n', "not valid TOML"),
         ('noop = 5\n[keys]\nleft = 0\n', "'noop' maps to 5"),
         ('[keys]\n', "maps no keys"),
+        # action names ([names] and {action, name}; see test_action_names.py)
+        ('[keys]\nleft = 0\n[names]\n5 = "far"\n', "[names] entry '5' is not an action of Discrete(2)"),
+        ('[keys]\nleft = 0\n[names]\nzero = "x"\n', "is not an action number"),
+        ('[keys]\nleft = 0\n[names]\n0 = ""\n', "must be a name of 1 to 40 characters"),
+        ('[keys]\nleft = { action = 0, nom = "x" }\n', "must be an action or {action = ..., name = \"...\"}"),
+        ('[keys]\nleft = { action = 0, name = 3 }\n', "name must be a name"),
+        ('names = 3\n[keys]\nleft = 0\n', "[names] must be a table"),
     ],
 )
 def test_bad_keymaps_fail_with_one_clear_sentence(tmp_path, content, fragment):
