@@ -49,6 +49,7 @@ class ModeView:
     frame: np.ndarray | None = None
     prompt: str | None = None
     prompt_detail: str | None = None
+    prompt_at: str = "bottom"  # where the prompt box sits over the frame: "bottom" or "top"
     lines: list[tuple[str, str]] = field(default_factory=list)
     items_title: str = ""
     items: list[str] = field(default_factory=list)
@@ -75,12 +76,27 @@ class Mode:
 
     def __init__(self, session: "Session") -> None:
         self.session = session
-        self.finished = False  # set when the mode's stage is complete; the manager moves on
+        self.finished = False  # set when the mode's stage is complete; the manager waits for the person
+        self.nothing_to_do = False  # the stage had nothing for the person (an empty review): moved past at once
         self.held_action: Any = None  # what the person is holding now (None = nothing)
         self.held_device: str = "keyboard"
 
     def enter(self) -> None:
         self.finished = False
+        self.nothing_to_do = False
+
+    def done_summary(self) -> str:
+        """What the finished stage did, for the screen that waits for the person to move on."""
+        return ""
+
+    def can_undo(self) -> bool:
+        """A label given in this stage can still be taken back (Z)."""
+        return False
+
+    def busy(self) -> bool:
+        """An episode is being recorded or a question waits: quitting now drops something."""
+        driver = getattr(self, "driver", None)
+        return bool(driver is not None and driver.running and driver.record and driver.length > 0)
 
     @property
     def action_names(self) -> ActionNames | None:

@@ -265,7 +265,7 @@ class DaggerMode(Mode):
         return ModeView(
             mode=self.name,
             title=f"{self.title} {self.round}/{s.settings.rounds}",
-            subtitle=f"episode {s.round_episodes + 1} of {s.settings.episodes_per_round} - {self.query_mode()} queries, gate {s.settings.query}",
+            subtitle=f"episode {min(s.round_episodes + 1, s.settings.episodes_per_round)} of {s.settings.episodes_per_round} - {self.query_mode()} queries, gate {s.settings.query}",
             frame=self.driver.frame,
             prompt=prompt,
             prompt_detail=detail or (self.message or None),

@@ -94,7 +94,7 @@ class DemoMode(Mode):
         return ModeView(
             mode=self.name,
             title=self.title,
-            subtitle=f"episode {s.round_episodes + 1} of {s.settings.demo_episodes}",
+            subtitle=f"episode {min(s.round_episodes + 1, s.settings.demo_episodes)} of {s.settings.demo_episodes}",
             frame=self.driver.frame,
             prompt=prompt,
             prompt_detail=self.message or None,

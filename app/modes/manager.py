@@ -210,7 +210,7 @@ class ModeManager:
             done = self.current.done_summary()
             return replace(view, prompt=f"{view.title}: done",
                            prompt_detail=(done + ". " if done else "") + f"Next: {self.next_stage_text()}. "
-                           f"Enter (or N) to continue{undo}", paused=True)
+                           f"Enter (or N) to continue{undo}", paused=True, driver=None, recording=False)
         return view
 
     def hud(self, fps: float, devices: list[str]) -> HudView:

@@ -180,6 +180,8 @@ class OneShotMode(Mode):
             frame=self._frame(),
             prompt=prompt,
             prompt_detail=self.message or ("step forward/back to pick another task; move to start" if prompt else None),
+            # the box goes to the half of the arena the point is not in, so its start stays visible
+            prompt_at="top" if float(self.env.unwrapped.point[1]) < 0 else "bottom",
             lines=[
                 ("phase", self.phase),
                 ("step", str(len(self._actions))),

@@ -44,7 +44,7 @@ class WatchOnlyMode(DemoMode):
         return replace(
             base,
             # the banner's alert already says that actions are not recorded; a longer subtitle would run into it
-            subtitle=f"episode {s.round_episodes + 1} of {s.settings.demo_episodes}",
+            subtitle=f"episode {min(s.round_episodes + 1, s.settings.demo_episodes)} of {s.settings.demo_episodes}",
             prompt_detail=detail,
             lines=[("step", str(self.driver.length)), ("return", f"{self.driver.total_return:.1f}"),
                    ("action (not saved)", fmt_action(self.held_action, self.action_names)), ("saved", "observations + rewards")],

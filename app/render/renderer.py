@@ -157,16 +157,21 @@ class Renderer:
 
     def _prompt(self, view: ModeView, rect: pygame.Rect, accent: tuple[int, int, int]) -> None:
         title = self.text(view.prompt or "", 26, T.TEXT, "bold")
-        detail = self.text(view.prompt_detail, 15, T.MUTED) if view.prompt_detail else None
-        width = max(title.get_width(), detail.get_width() if detail else 0) + 48
-        height = 64 + (26 if detail else 0)
+        # a long detail (a stage's summary and what comes next) wraps instead of running off the box
+        lines = self._wrap(view.prompt_detail, 15, "regular", rect.width - 68) if view.prompt_detail else []
+        details = [self.text(line, 15, T.MUTED) for line in lines]
+        width = max([title.get_width()] + [d.get_width() for d in details]) + 48
+        height = 64 + 22 * len(details)
         box = pygame.Rect(0, 0, min(width, rect.width - 20), height)
-        box.midbottom = (rect.centerx, rect.bottom - 30)
+        if view.prompt_at == "top":  # e.g. one-shot: the agent starts at the bottom of its frame
+            box.midtop = (rect.centerx, rect.top + 30)
+        else:
+            box.midbottom = (rect.centerx, rect.bottom - 30)
         self._translucent(box, (10, 12, 18), 225, radius=12)
         pygame.draw.rect(self.surface, accent, box, width=2, border_radius=12)
         self.surface.blit(title, title.get_rect(midtop=(box.centerx, box.y + 14)))
-        if detail:
-            self.surface.blit(detail, detail.get_rect(midtop=(box.centerx, box.y + 54)))
+        for i, detail in enumerate(details):
+            self.surface.blit(detail, detail.get_rect(midtop=(box.centerx, box.y + 54 + 22 * i)))
 
     def _body(self, rows: list[tuple[str, str]], rect: pygame.Rect, accent: tuple[int, int, int]) -> None:
         """Text rows from the top of ``rect``; commands in monospace on a dark strip, wrapped at spaces."""
