@@ -33,15 +33,42 @@ def person(budget=None, **kw):
     return SimulatedPerson(CartPolePD(), gym.spaces.Discrete(2), budget_labels=budget, **kw)
 
 
+SEEDS = (0, 1, 2, 3)
+BUDGET = 50  # labels; each demonstration is cut at 25 steps
+
+
+def final_round_evaluation(config):
+    """``run_dagger``'s evaluation with the same seeds, of the final round's policy only (the
+    others cost most of the run and are not compared)."""
+    from ilcore.eval import evaluate
+
+    final_seed = config.seed + 1000 * (config.rounds + 1)
+
+    def evaluate_fn(policy, seed):
+        if seed != final_seed:
+            return float("nan"), float("nan")
+        return float(evaluate(policy, "CartPole-v1", episodes=config.eval_episodes, seed=seed).mean_return), float("nan")
+
+    return evaluate_fn
+
+
 @pytest.fixture(scope="module")
 def bc_vs_dagger(tmp_path_factory):
-    """Seeds 0 and 1: BC on two 50-step demonstrations (100 labels) vs DAgger with one 50-step
-    demonstration and an uncertainty gate, stopped by the same 100-label budget."""
+    """Seeds 0-3: BC on two 25-step demonstrations (50 labels) vs DAgger with one 25-step
+    demonstration and an uncertainty gate at 5%, stopped by the same 50-label budget.
+
+    At 100 labels (two 50-step demonstrations) BC already balances the pole to the 500-step limit
+    once the recipe fits its labels (``RetrainConfig.min_updates``; BC 497/492/500/496, DAgger 500
+    on seeds 0-3), so that budget cannot tell the two apart; at 50 it can."""
     out = {}
-    for seed in (0, 1):
+    for seed in SEEDS:
         base = tmp_path_factory.mktemp(f"s{seed}")
-        bc = run_dagger("CartPole-v1", person(100), AllGate(), base / "bc", small_config(rounds=0, demo_episodes=2, seed=seed))
-        dg = run_dagger("CartPole-v1", person(100), EnsembleGate(0.05), base / "dagger", small_config(rounds=5, seed=seed))
+        bc_cfg = small_config(rounds=0, demo_episodes=2, demo_max_steps=25, seed=seed)
+        dg_cfg = small_config(rounds=5, demo_max_steps=25, seed=seed)
+        bc = run_dagger("CartPole-v1", person(BUDGET), AllGate(), base / "bc", bc_cfg,
+                        evaluate_fn=final_round_evaluation(bc_cfg))
+        dg = run_dagger("CartPole-v1", person(BUDGET), EnsembleGate(0.05), base / "dagger", dg_cfg,
+                        evaluate_fn=final_round_evaluation(dg_cfg))
         out[seed] = (bc, dg)
     return out
 
@@ -49,25 +76,31 @@ def bc_vs_dagger(tmp_path_factory):
 @pytest.mark.slow
 def test_dagger_beats_bc_at_equal_label_budget(bc_vs_dagger):
     gaps = []
-    for bc, dg in bc_vs_dagger.values():
-        assert bc.rounds[-1].labels == 100 and dg.rounds[-1].labels <= 100
+    for seed, (bc, dg) in bc_vs_dagger.items():
+        assert bc.rounds[-1].labels == BUDGET and dg.rounds[-1].labels == BUDGET  # DAgger spent it all too
         gaps.append(dg.rounds[-1].mean_return - bc.rounds[-1].mean_return)
-    # Measured: +66 and +122 (BC 434 / 365, DAgger 500 / 487 of 500).
+        print(f"seed {seed}: BC {bc.rounds[-1].mean_return:.0f}  DAgger {dg.rounds[-1].mean_return:.0f}")
+    # Measured (final-round return of 500): BC 163/377/500/392, DAgger 345/500/500/500, gaps
+    # +183/+123/0/+108; seeds 4-7 gave +66/+177/+37/+140 (BC 416/56/449/40).
     assert np.mean(gaps) >= 50, gaps
+    assert sum(g >= 0 for g in gaps) >= 3, gaps  # a paired win, not one lucky seed
 
 
 @pytest.mark.slow
-def test_gate_realized_query_rate_is_within_30_percent_of_target_after_calibration(bc_vs_dagger):
+def test_gate_realized_query_rate_is_within_30_percent_of_target_from_round_1(bc_vs_dagger):
     for _, dg in bc_vs_dagger.values():
         asked, learner = 0, 0
         for ep in open_recording(dg.out_dir / "recordings").episodes():
-            if ep.meta.round < 2:  # round 1 runs before the first calibration
+            if ep.meta.round < 1:  # the demonstration
                 continue
             mask = ep.actors == int(Actor.LEARNER)
             asked += int(ep.infos["dagger_query"][mask].sum())
             learner += int(mask.sum())
         assert learner >= 500
         assert abs(asked / learner - 0.05) <= 0.3 * 0.05, asked / learner
+        # The rate is the gate's, whether or not the person still answers (the budget ends in round 2-4).
+        rates = [r.query_rate for r in dg.rounds if r.round >= 1]
+        assert all(abs(r - 0.05) <= 0.3 * 0.05 for r in rates), rates
 
 
 @pytest.mark.slow
