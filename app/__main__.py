@@ -162,12 +162,25 @@ def _run(args: argparse.Namespace) -> int:
         print(session.recovered.sentence(), flush=True)
     for message in getattr(session.writer, "recovery_messages", []):
         print(message, flush=True)
+    bar = None
+    if session.settings.simulated:  # an unattended run says where it is (on stderr: stdout keeps its report)
+        from ilcore.progress import progress_bar
+
+        bar = progress_bar(total=len(manager.plan), desc="session", unit="stage")
+
+        def on_stage(index: int, total: int, stage: str) -> None:
+            bar.n = index
+            bar.set_postfix_str(stage, refresh=True)
+
+        manager.on_stage = on_stage
     try:
         manager.start()
         loop.run(max_frames=args.frames)
         if not watch_only and manager.current.name != "summary":
             session.write_summary()  # quit early (Esc, the window's close button): the summary still says what was done
     finally:
+        if bar is not None:
+            bar.close()
         session.close()
         pygame.quit()
     if watch_only:
@@ -346,4 +359,9 @@ def _read_table(path: str) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Everything is saved and closed by now (session, writer, trainer, window): skip the interpreter's
+    # teardown, which with torch loaded was a second or more of the wait after Esc.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

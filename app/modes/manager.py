@@ -80,6 +80,7 @@ class ModeManager:
         self.idle_for = 0.0
         self.notice = ""
         self.notice_for = 0.0
+        self.on_stage: Any = None  # called with (index, plan length, stage) on entering a plan stage
 
     @property
     def autopilot(self) -> bool:
@@ -116,6 +117,8 @@ class ModeManager:
             mode.round = int(arg)
         self.off_plan = False
         self._enter(mode, stage)
+        if self.on_stage is not None:
+            self.on_stage(index, len(self.plan), stage)
 
     def advance(self) -> None:
         """Go to the next stage of the plan (or back to the plan after an off-plan visit)."""
