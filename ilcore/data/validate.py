@@ -216,9 +216,8 @@ def check_space_attrs(attrs: Any, where: str, space_keys: tuple[str, str]) -> No
 
     for name, key in zip(("observation", "action"), space_keys):
         attr = f"{name}_space"
-        text = attr_text(attrs, attr, where, default="")
-        if text:
-            mine = json_text(text, f"the {attr} attribute of {where}")
+        if attr in attrs:  # absent in files of older tools; present means it must match
+            mine = json_text(attr_text(attrs, attr, where), f"the {attr} attribute of {where}")
             if json.dumps(mine, sort_keys=True, separators=(",", ":")) != key:
                 raise SpaceMismatchError(f"{where} was recorded with another {name} space than its "
                                          "recording declares.")
