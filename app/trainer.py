@@ -69,6 +69,7 @@ class TrainingStatus:
 
 
 PARENT_CHECK_S = 0.5  # how often the worker checks that the app is still alive
+CLOSE_WAIT_S = 0.3  # an idle worker leaves within this; a busy one (importing torch, training) is stopped
 
 
 def _watch_parent(parent: Any) -> None:
@@ -90,7 +91,8 @@ def _worker_main(jobs: Any, results: Any) -> None:
     while True:
         job = jobs.get()
         if job is None:
-            return
+            # the app is closing and reads nothing more: skip the second of torch teardown at exit
+            os._exit(0)
         try:
             results.put(_run_job(job, results))
         except Exception as exc:  # noqa: BLE001 - report anything; the app shows it and carries on
@@ -142,6 +144,7 @@ class TrainerClient:
 
     def submit(self, job: TrainJob) -> None:
         self.start()
+        _preload_torch()
         self.status = TrainingStatus(running=True, version=job.version, epochs=job.epochs, message="starting")
         self._jobs.put(job)
 
@@ -186,13 +189,32 @@ class TrainerClient:
         raise TimeoutError("training did not finish in time")
 
     def close(self) -> None:
+        """Stop the worker. A job still running is dropped (a policy is published whole or not at
+        all, and a resumed session trains again), so quitting never waits out a job or torch's import."""
         if self._process is None:
             return
         try:
             self._jobs.put(None)
-            self._process.join(timeout=2.0)
+            self._process.join(timeout=CLOSE_WAIT_S)
         finally:
             if self._process.is_alive():
                 self._process.terminate()
                 self._process.join(timeout=2.0)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(timeout=2.0)
             self._process = None
+
+
+def _preload_torch() -> None:
+    """Import torch on a background thread of the window process, once.
+
+    The window needs torch only to run the policy a job makes; importing it at start-up cost
+    seconds before the first frame. Imported here, it loads while the person watches the training
+    screen instead of freezing the frame in which the policy lands."""
+    import sys
+    import threading
+
+    if "torch" in sys.modules or any(t.name == "torch-preload" for t in threading.enumerate()):
+        return
+    threading.Thread(target=__import__, args=("torch",), daemon=True, name="torch-preload").start()

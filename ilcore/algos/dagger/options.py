@@ -78,7 +78,7 @@ class DaggerOptions:
                          seed=int(self.seed), ensemble=int(self.ensemble))
 
     def retrain(self) -> RetrainConfig:
-        from ilcore.algos.bc import BCConfig
+        from ilcore.algos.bc_config import BCConfig  # not ilcore.algos.bc: that imports torch
 
         return RetrainConfig(
             bc=BCConfig(epochs=int(self.epochs), ensemble=int(self.ensemble), hidden=self.hidden, seed=int(self.seed),
