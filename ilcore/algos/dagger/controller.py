@@ -903,6 +903,7 @@ def load_calibration_states(folder: str | Path, observation_space: Any) -> list[
     if not path.is_file():
         return None
     try:
+        _check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as z:
             paths = [str(p) for p in z["paths"]]
             flat = {p: z[f"leaf{i}"] for i, p in enumerate(paths)}
@@ -911,9 +912,28 @@ def load_calibration_states(folder: str | Path, observation_space: Any) -> list[
         n = len(next(iter(flat.values())))
         nested = sp.nested_from_flat(observation_space, flat)
         sp.check_batch(observation_space, nested, n)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile_error()) as exc:
         raise ConfigError(f"cannot read the calibration states in {path}: {exc}") from None
     return [sp.index(nested, i) for i in range(n)]
+
+
+MAX_CALIBRATION_BYTES = 1 << 30  # a silent rollout of 1000 CarRacing frames is 27 MB; refuse a crafted size
+
+
+def _check_npz_sizes(path: Path) -> None:
+    """Refuse an .npz whose arrays declare more than MAX_CALIBRATION_BYTES before numpy allocates them."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        total = 0
+        for info in zf.infolist():
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(fh)  # the header alone, nothing allocated
+            total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            if total > MAX_CALIBRATION_BYTES:
+                raise ValueError(f"its arrays declare {total / 2**30:.1f} GiB")
 
 
 def read_controller_state(folder: str | Path) -> dict[str, Any]:
@@ -934,6 +954,12 @@ def read_controller_state(folder: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{path} is not a readable DAgger state file ({exc}); move it aside to start the round count afresh") from None
     return state
+
+
+def zipfile_error() -> type[Exception]:
+    import zipfile
+
+    return zipfile.BadZipFile
 
 
 def _calibration_seed(seed: int, k: int) -> int:

@@ -15,9 +15,12 @@ import numpy as np
 from ilcore.algos.dagger.controller import (
     INFO_QUERY,
     INFO_UNCERTAINTY,
+    POLICIES_DIR,
+    STATE_FILE,
     DaggerController,
     read_controller_state,
 )
+from ilcore.errors import ConfigError
 from ilcore.types import Actor, Query, QueryReason
 
 
@@ -150,7 +153,10 @@ def resume_controller(env_id: str, writer: Any, gate: Any, **kwargs: Any) -> tup
     )
     policy_path: Path | None = None
     if state.get("policy"):
-        candidate = folder / state["policy"]
+        candidate = (folder / state["policy"]).resolve()
+        if not candidate.is_relative_to((folder / POLICIES_DIR).resolve()):
+            raise ConfigError(f"{folder / STATE_FILE} names a policy outside {folder / POLICIES_DIR}; "
+                              "move the file aside to resume without it")
         if candidate.is_dir():
             policy_path = candidate
             ctrl._last_round_obs = list(scan.learner_obs.get(rnd - 1, []))

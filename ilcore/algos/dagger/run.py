@@ -128,14 +128,23 @@ class RoundLog:
         if not self.path.is_file():
             return []
         try:
-            rows = json.loads(self.path.read_text(encoding="utf-8"))["rounds"]
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            rows = data.get("rounds") if isinstance(data, dict) else None
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ValueError("'rounds' is not a list of objects")
             out = []
             for row in rows:
                 values = {k: (math.nan if row.get(k) is None else row[k]) for k in RoundStats.__dataclass_fields__}
+                for k, v in values.items():
+                    if isinstance(v, bool) or not isinstance(v, (int, float)):
+                        raise ValueError(f"{k} is {v!r}, not a number")
+                for k in ("round", "labels", "episodes", "steps"):
+                    if not isinstance(values[k], int) or values[k] < 0:
+                        raise ValueError(f"{k} is {values[k]!r}, not a count")
                 out.append(RoundStats(**values))
             return out
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise ConfigError(f"{self.path} is not a readable round log ({type(exc).__name__}); move it aside to resume") from None
+            raise ConfigError(f"{self.path} is not a readable round log ({exc}); move it aside to resume") from None
 
     def add(self, stats: RoundStats) -> None:
         self.rows = [r for r in self.rows if r.round != stats.round] + [stats]
