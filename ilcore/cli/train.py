@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ilcore.algos.dagger.options import parse_hidden  # noqa: F401 - one parser of --hidden for every command
 from ilcore import fileio
 from ilcore.cli.args import check_run_out, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 from ilcore.cli.compute import add_data_flags, add_device_flag
@@ -61,16 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_bco_parser(algos)
     add_oneshot_train_parser(algos)
     add_tcn_parser(algos)
-
-
-def parse_hidden(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(w) for w in text.split(",") if w.strip())
-    except ValueError:
-        raise ConfigError(f"--hidden takes comma-separated integers like 256,256, got {text!r}.") from None
-    if any(w < 1 for w in widths):
-        raise ConfigError(f"--hidden widths must be positive, got {text!r}.")
-    return widths
 
 
 def add_run_flags(parser: argparse.ArgumentParser, *, resumable: bool = False) -> None:
