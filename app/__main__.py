@@ -140,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         session = Session(out, settings)
     space = session.env.action_space
 
+    x_guard = _XWindowGuard()  # before SDL opens the display
     pygame.init()
     pygame.display.set_caption(f"ilcore - {session.settings.env_id} - {session.path}")
     screen = pygame.display.set_mode(WINDOW_SIZE)
@@ -151,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
     watch_only = session.settings.watch_only
     session.autopilot = session.settings.simulated or args.autopilot
     manager = WatchOnlyManager(session) if watch_only else ModeManager(session)
+    x_guard.watch(manager)
     loop = AppLoop(
         manager, [KeyboardDevice(keymap), GamepadDevice(pad_config, space)], Renderer(screen), keymap=keymap,
         fps=args.fps, realtime=not session.settings.simulated, autopilot=autopilot,
@@ -194,6 +196,53 @@ def _run(args: argparse.Namespace) -> int:
         if e.get("eval_return") is not None:
             print(f"  policy v{e['version']}: {e['labels']} labels -> eval return {e['eval_return']:.1f}")
     return 0
+
+
+class _XWindowGuard:
+    """Under X11 a window destroyed from outside (``xdotool windowclose``, a crashing window
+    manager) makes Xlib's default error handler exit the process on the next draw, skipping the
+    ``finally`` that releases the writer lock and the summary. Installed before SDL opens the
+    display (SDL chains its own handler to it and restores it at quit), it turns an X error about
+    our own window into a quit request, so the session ends as after Esc; any other error goes on
+    to Xlib's handler as before."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        self.window = 0  # set once the window exists
+        self.manager: Any = None
+        self.handler: Any = None
+        if sys.platform != "linux" or os.environ.get("SDL_VIDEODRIVER", "x11") != "x11" or not os.environ.get("DISPLAY"):
+            return
+        try:
+            x11 = ctypes.CDLL("libX11.so.6")  # the library SDL loads: one error handler per process
+        except OSError:
+            return
+
+        class XErrorEvent(ctypes.Structure):
+            _fields_ = [("type", ctypes.c_int), ("display", ctypes.c_void_p), ("resourceid", ctypes.c_ulong),
+                        ("serial", ctypes.c_ulong), ("error_code", ctypes.c_ubyte), ("request_code", ctypes.c_ubyte),
+                        ("minor_code", ctypes.c_ubyte)]
+
+        handler_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(XErrorEvent))
+        x11.XSetErrorHandler.restype = handler_type
+        x11.XSetErrorHandler.argtypes = [handler_type]
+
+        def on_error(display: Any, event: Any) -> int:
+            if self.window and event.contents.resourceid == self.window:
+                if self.manager is not None:
+                    self.manager.quit_requested = True  # only a flag: this runs inside an Xlib call
+                return 0
+            return previous(display, event) if previous else 0
+
+        self.handler = handler_type(on_error)  # kept alive with the guard
+        previous = x11.XSetErrorHandler(self.handler)
+
+    def watch(self, manager: Any) -> None:
+        import pygame
+
+        self.window = int(pygame.display.get_wm_info().get("window") or 0)
+        self.manager = manager
 
 
 def _report_watch_only(session: Any) -> int:

@@ -15,8 +15,9 @@ its ordinary window; this script is the person: it presses real keys with ``xdot
 
 Then ``ilcore info DIR --json`` must report demo labels, ``summary.json`` must exist and
 ``writer.lock`` must be gone. A short report (stages seen, labels by reason, seconds) is printed;
-the exit status is 1 when a check failed. ``--quit-by close`` ends the session by closing the
-window (``xdotool windowclose``) after the demonstration instead, and checks the same files.
+the exit status is 1 when a check failed. ``--quit-by close`` ends the session after the
+demonstration by closing the window as a window manager's close button does (WM_DELETE_WINDOW);
+``--quit-by destroy`` destroys it with ``xdotool windowclose``; both check the same files.
 
 Needs (Debian/Ubuntu)::
 
@@ -262,6 +263,31 @@ class XTest:
         self.xtst.XTestFakeKeyEvent(self.dpy, code, 1 if down else 0, 0)
         self.x11.XFlush(self.dpy)
 
+    def ask_to_close(self, window: int) -> None:
+        """Send WM_DELETE_WINDOW, which is what a window manager sends when its close button is
+        clicked (Xvfb has no window manager; ``xdotool windowclose`` destroys the window instead)."""
+        import ctypes
+
+        class ClientMessage(ctypes.Structure):
+            _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+                        ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                        ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
+
+        class XEvent(ctypes.Union):
+            _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+        self.x11.XInternAtom.restype = ctypes.c_ulong
+        self.x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+        self.x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+        event = XEvent()
+        event.xclient.type = 33  # ClientMessage
+        event.xclient.window = window
+        event.xclient.message_type = self.x11.XInternAtom(self.dpy, b"WM_PROTOCOLS", 0)
+        event.xclient.format = 32
+        event.xclient.data[0] = self.x11.XInternAtom(self.dpy, b"WM_DELETE_WINDOW", 0)
+        self.x11.XSendEvent(self.dpy, window, 0, 0, ctypes.byref(event))
+        self.x11.XFlush(self.dpy)
+
 
 class Failure(Exception):
     pass
@@ -372,11 +398,15 @@ def run_session(person: Person, args: argparse.Namespace) -> None:
             if person.app.poll() is not None:
                 raise Failure("the app exited during the demonstration")
         s.release_all()
-    if args.quit_by == "close":
+    if args.quit_by != "esc":
         time.sleep(1.0)
         person.shot("demo_done_before_close")
-        person.say(f"closing the window {s.wid} with xdotool windowclose")
-        s.xdotool("windowclose", s.wid)
+        if args.quit_by == "close" and s.xtest is not None:
+            person.say(f"closing the window {s.wid} as a window manager does (WM_DELETE_WINDOW)")
+            s.xtest.ask_to_close(int(s.wid, 16))
+        else:
+            person.say(f"destroying the window {s.wid} with xdotool windowclose")
+            s.xdotool("windowclose", s.wid)
         return
     person.check_waits("demo", 0)
     person.shot("demo_done")
@@ -569,8 +599,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-episode-steps", type=int, default=150)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--query-mode", default="live", help="the app's --query-mode (live: the round asks on screen)")
-    p.add_argument("--quit-by", choices=("esc", "close"), default="esc",
-                   help="esc: play the whole session and quit with Esc; close: close the window after the demo")
+    p.add_argument("--quit-by", choices=("esc", "close", "destroy"), default="esc",
+                   help="esc: play the whole session and quit with Esc; close: after the demo, close the window as a "
+                        "window manager's close button does; destroy: after the demo, `xdotool windowclose` it")
     args = p.parse_args(argv)
 
     display = os.environ.get("DISPLAY", "")
