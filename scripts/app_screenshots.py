@@ -102,6 +102,7 @@ def session_shots() -> int:
     settings = SessionSettings(
         env_id="CartPole-v1", demo_episodes=2, rounds=2, episodes_per_round=1, max_episode_steps=200,
         query_mode="mixed", target_rate=0.08, epochs=20, simulated=True, seed=1,
+        interventions=True,  # the simulated person takes over (the takeover screenshot)
     )
     session = Session(tmp / "session", settings)
     manager = ModeManager(session)
