@@ -165,7 +165,10 @@ def test_a_killed_run_resumes_with_no_label_lost(tmp_path):
 
     before = all_labels()
     summary = scan_session(out / "recordings")
-    assert summary.labels == len(before) and len(before) >= 100  # the demo (50) and round-1 labels survived
+    # The demo (50) and the finished learner episodes' labels survived (round 1 asked 46-50+,
+    # as many as 20% of its learner steps; the killed episode's are lost with it).
+    assert summary.labels == len(before) and len(before) > 50
+    assert {lab.round for ep in open_recording(out / "recordings").episodes() for lab in ep.labels} >= {0, 1}
 
     resumed_person = person(None)
     res = run_dagger("CartPole-v1", resumed_person, EnsembleGate(0.2), out, small_config(rounds=3, eval_episodes=0),
