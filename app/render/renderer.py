@@ -82,8 +82,6 @@ class Renderer:
         else:
             parts.append((f"{hud.labels} labels", T.TEXT))
             parts.append(("query -" if hud.query_rate is None else f"query {100 * hud.query_rate:.0f}%", T.TEXT))
-        if hud.pace:
-            parts.append((hud.pace, T.WARN))
         parts.append((f"{hud.fps:.0f} fps", T.MUTED))
         x = w - MARGIN
         if hud.recording:
@@ -332,7 +330,9 @@ class Renderer:
         self.blit_text(hud.hints, (MARGIN, h - FOOTER_H // 2), 14, T.MUTED, anchor="midleft")
         right = [hud.stage, f"speed {int(view.speed * 100)}%", "policy " + (hud.policy or f"v{hud.policy_version}")]
         right.append("devices: " + (", ".join(hud.devices) if hud.devices else "none"))
-        self.blit_text("   ".join(right), (w - MARGIN, h - FOOTER_H // 2), 14, T.MUTED, anchor="midright")
+        placed = self.blit_text("   ".join(right), (w - MARGIN, h - FOOTER_H // 2), 14, T.MUTED, anchor="midright")
+        if hud.pace:  # beside the speed it falls short of; the banner has no room left in a DAgger round
+            self.blit_text(hud.pace, (placed.left - 24, h - FOOTER_H // 2), 14, T.WARN, "bold", anchor="midright")
 
     def _help(self, view: ModeView, entries: list[tuple[str, str]], accent: tuple[int, int, int]) -> None:
         w, h = self.surface.get_size()
