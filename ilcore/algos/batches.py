@@ -20,7 +20,7 @@ from ilcore.policies import ObsTensors, Policy
 
 Batch = tuple[ObsTensors, torch.Tensor, torch.Tensor]
 VALID_CHUNK = 8192  # in-memory validation samples per forward pass; bounds activation memory
-STREAM_VALID_CHUNK = 512  # streamed validation frames per read: keeps RSS flat in the data size
+STREAM_VALID_CHUNK = 64  # streamed validation frames per read: keeps RSS flat in the data size
 
 
 def _leaf_to_numpy(leaf: Any, n: int) -> np.ndarray:

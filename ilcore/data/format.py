@@ -105,16 +105,17 @@ def check_regular_file(path: Path | str, where: str | None = None) -> None:
         raise FormatError(f"{where} is not a regular file.")
 
 
-def open_h5(path: Path | str, where: str | None = None) -> "h5py.File":
+def open_h5(path: Path | str, where: str | None = None, *, chunk_cache_bytes: int | None = None) -> "h5py.File":
     """Open an HDF5 file read-only, turning h5py's errors into one-sentence FormatErrors.
 
-    Only regular files are opened (a FIFO or device would block or never end)."""
+    Only regular files are opened (a FIFO or device would block or never end).
+    ``chunk_cache_bytes``: HDF5's chunk cache per dataset (None: h5py's 1 MB default)."""
     import h5py
 
     where = where or str(path)
     check_regular_file(path, where)
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", rdcc_nbytes=chunk_cache_bytes)
     except FileNotFoundError:
         raise FormatError(f"{where} does not exist.") from None
     except (OSError, ValueError, UnicodeError):

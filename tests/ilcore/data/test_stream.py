@@ -124,3 +124,19 @@ def test_stream_learns_the_image_task(tmp_path):
     valid = data.valid()
     pred = res.policy.act_batch({"img": np.asarray(valid.obs["img"]), "v": valid.obs["v"]})
     assert (pred == valid.actions).mean() > 0.9
+
+
+def test_lazy_frames_hold_a_bounded_number_of_files_without_chunk_cache(session):
+    """Each open HDF5 file costs memory, so a reader keeps only the most recently used few open."""
+    data = load_transitions(session, valid_fraction=0.0)
+    frames = lazy_leaves(data.observation_space, data.obs)["img"]
+    expected = np.asarray(frames.take(slice(None)))  # a separate reader with its own files
+    frames.max_open_files = 2  # 6 episode files: every pass below must close and reopen some
+    rows = np.random.default_rng(0).integers(0, len(frames), 60)
+    np.testing.assert_array_equal(frames[rows], expected[rows])
+    open_now = list(frames._files.values())
+    assert len(open_now) == 2
+    assert all(f.id.get_access_plist().get_cache()[2] == 0 for f in open_now)  # rdcc_nbytes
+    np.testing.assert_array_equal(frames[rows[::-1]], expected[rows[::-1]])
+    frames.close()
+    assert not frames._files and not any(f.id.valid for f in open_now)
