@@ -291,6 +291,10 @@ class _PaddedDemos:
     task_onehot: torch.Tensor
     task_ids: np.ndarray
 
+    def to(self, device: torch.device) -> "_PaddedDemos":
+        return _PaddedDemos(*(t.to(device) for t in (self.feats, self.mask, self.obs, self.actions, self.final,
+                                                      self.lengths, self.task_onehot)), task_ids=self.task_ids)
+
 
 def _task_onehot(task: Sequence[int], slots: int, vocab: int) -> np.ndarray:
     out = np.zeros((slots, vocab), np.float32)
@@ -500,6 +504,7 @@ def train_oneshot(
     env_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
     callback: Callable[[int, dict[str, float]], None] | None = None,
+    device: str | torch.device = "auto",
 ) -> OneShotResult:
     """Train a demo-conditioned policy over the tasks present in ``demos``.
 
@@ -507,7 +512,16 @@ def train_oneshot(
     conditioning demo and a different target demo of the same task, and regresses the target's
     actions at ``states_per_task`` random steps (MSE on the tanh-squashed mean). Every task needs
     at least two demos.
+
+    ``callback(step, {"bc_loss", "tecnet_loss"})`` runs at every logged step (50 per run).
+    ``device``: where to train (see :func:`ilcore.devices.resolve_device`); the padded demos
+    move there once, the batch indices are drawn on the CPU as before (so a seed gives the same
+    batches on any device), and the returned model is back on the CPU.
     """
+    from ilcore.devices import resolve_device
+    from ilcore.progress import progress_bar
+
+    dev = resolve_device(device)
     config = OneShotConfig(**asdict(config)) if config is not None else OneShotConfig()
     if env_kwargs is not None:
         config.env_kwargs = dict(env_kwargs)
@@ -531,8 +545,8 @@ def train_oneshot(
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = DemoConditionedPolicy(config)
-    data = _pad(demos, config.task_slots, config.task_vocab)
+    model = DemoConditionedPolicy(config).to(dev)
+    data = _pad(demos, config.task_slots, config.task_vocab).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # lr_floor < 1 decays the step size late in training (cosine), which lowers the training loss
     # but, on held-out particle tasks, generalised worse than a constant rate.
@@ -543,34 +557,32 @@ def train_oneshot(
     log_every = max(config.steps // 50, 1)
     running = np.zeros(2)
     n_b, n_s = config.batch_tasks, config.states_per_task
-    iterator: Iterable[int] = range(config.steps)
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(iterator, desc=f"oneshot[{config.encoder}]")
+    iterator: Iterable[int] = progress_bar(range(config.steps), desc=f"oneshot[{config.encoder}]", unit="step",
+                                           enabled=progress)
+    lengths_all = data.lengths.cpu().numpy()
     model.train()
     for step in iterator:
         chosen = rng.choice(tasks, size=n_b, replace=n_b > len(tasks))
         cond_idx, tgt_idx = np.empty(n_b, int), np.empty(n_b, int)
         for j, t in enumerate(chosen):
             cond_idx[j], tgt_idx[j] = rng.choice(by_task[int(t)], size=2, replace=False)
-        lengths = data.lengths[tgt_idx].numpy()
+        lengths = lengths_all[tgt_idx]
         steps_at = (rng.random((n_b, n_s)) * lengths[:, None]).astype(int)  # (B, S)
-        rows = torch.as_tensor(tgt_idx)[:, None]
-        cols = torch.as_tensor(steps_at)
+        rows = torch.as_tensor(tgt_idx, device=dev)[:, None]
+        cols = torch.as_tensor(steps_at, device=dev)
         obs = data.obs[rows, cols]  # (B, S, D)
         target = data.actions[rows, cols]  # (B, S, A)
-        c = torch.as_tensor(cond_idx)
+        c = torch.as_tensor(cond_idx, device=dev)
         z = model.encode(data.feats[c], data.mask[c], data.final[c], data.task_onehot[c], obs)
         bc_loss = ((model(obs, z) - target) ** 2).sum(-1).mean()
         loss = bc_loss
-        tec = torch.zeros(())
+        tec = torch.zeros((), device=dev)
         if config.tecnet_weight > 0 and config.encoder != "none":
-            t_ = torch.as_tensor(tgt_idx)
+            t_ = torch.as_tensor(tgt_idx, device=dev)
             tec = _tecnet_loss(
                 model.demo_embedding(data.feats[c], data.mask[c], data.final[c], data.task_onehot[c]),
                 model.demo_embedding(data.feats[t_], data.mask[t_], data.final[t_], data.task_onehot[t_]),
-                torch.as_tensor(chosen),
+                torch.as_tensor(chosen, device=dev),
                 config.tecnet_margin,
             )
             loss = loss + config.tecnet_weight * tec
@@ -588,7 +600,7 @@ def train_oneshot(
                 callback(step + 1, {"bc_loss": running[0] / k, "tecnet_loss": running[1] / k})
             running[:] = 0
     model.eval()
-    return OneShotResult(model, history)
+    return OneShotResult(model.cpu(), history)
 
 
 def _tecnet_loss(support: torch.Tensor, query: torch.Tensor, task_ids: torch.Tensor, margin: float) -> torch.Tensor:

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ilcore.cli.compute import add_vector_env_flags
+from ilcore.cli.compute import add_device_flag, add_vector_env_flags
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
 
@@ -65,13 +65,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="N", help="save every N env steps")
     p.add_argument("--sb3", metavar="ZIP", help="also export the result as a stable-baselines3 PPO model")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from ilcore.cli.train import add_run_flags
+
+    add_run_flags(p)
+    add_device_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run_finetune)
 
 
+# history keys of train_ppo logged each PPO update as rl/<key> (the x-axis is the update count).
+RL_TAGS = ("env_steps", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "bc_weight",
+           "shaping_weight", "steps_per_s", "episode_return")
+
+
 def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
-    from ilcore.algos.rl.ppo import PPOConfig, train_ppo
+    from ilcore.algos.rl.ppo import IterationReport, PPOConfig, train_ppo
     from ilcore.cli.train import parse_hidden
+    from ilcore.devices import resolve_device
+    from ilcore.metrics import MetricLogger, eval_metrics
     from ilcore.policies import Policy
 
     if args.steps < 1:
@@ -80,6 +91,7 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--tcn-demo and --env-reward-weight only apply with --tcn RUN.")
     if args.tcn is not None and not args.tcn_demo:
         raise ConfigError("--tcn needs --tcn-demo DEMO: the recording whose frames the reward follows.")
+    resolve_device(args.device)  # a bad --device fails before anything slow
     policy = Policy.load(args.policy) if args.policy else None
     env_kwargs = dict(policy.meta.get("env_kwargs") or {}) if policy is not None else {}
     wrappers: list = []
@@ -109,6 +121,7 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
         value_warmup_steps=warmup, bc_weight=args.bc_weight, bc_decay=args.bc_decay, kl_weight=args.kl_weight,
         shaping_weight=args.shaping, shaping_decay=args.shaping_decay, eval_every=args.eval_every,
         eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every, seed=args.seed,
+        device=args.device,
     )
     start_eval = None
     if policy is not None and args.eval_episodes > 0 and args.eval_every == 0:
@@ -118,8 +131,24 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
                               env_kwargs=env_kwargs).to_json()
     if policy is not None:
         policy.meta["finetuned_from"] = str(args.policy)
-    result = train_ppo(args.env, args.steps, config, policy=policy, demos=demos, env_kwargs=env_kwargs,
-                       wrappers=wrappers, out_dir=args.out, progress=not args.quiet)
+    with MetricLogger(args.logdir) as logger:
+        if start_eval is not None:
+            logger.log(0, eval_metrics(start_eval))
+        logged_evals = 0
+
+        def on_iteration(report: IterationReport) -> None:
+            nonlocal logged_evals
+            logger.log(report.iteration, {f"rl/{key}": report.stats.get(key) for key in RL_TAGS})
+            for ev in report.evals[logged_evals:]:  # evaluations since the last update (or the start)
+                ran_after = ev["env_steps"] == report.env_steps  # else it ran before this update's rollout
+                logger.log(report.iteration if ran_after else report.iteration - 1, eval_metrics(ev))
+            logged_evals = len(report.evals)
+
+        result = train_ppo(args.env, args.steps, config, policy=policy, demos=demos, env_kwargs=env_kwargs,
+                           wrappers=wrappers, out_dir=args.out, progress=not args.quiet, callback=on_iteration)
+        iterations = len(result.history["iteration"])
+        for ev in result.evals[logged_evals:]:  # the final evaluation, after the last update
+            logger.log(iterations, eval_metrics(ev))
     if args.sb3:
         from ilcore.algos.rl.sb3 import export_to_sb3
 

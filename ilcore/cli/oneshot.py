@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ilcore.cli.compute import add_device_flag
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
 
@@ -45,6 +46,10 @@ def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--noise", type=float, default=0.3, help="with --expert-demos: DART noise on executed actions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from ilcore.cli.train import add_run_flags
+
+    add_run_flags(p)
+    add_device_flag(p)
     add_json_flag(p)
     p.set_defaults(func=run_train_oneshot)
     return p
@@ -87,7 +92,10 @@ def run_train_oneshot(args: argparse.Namespace) -> dict[str, Any]:
         train_oneshot,
     )
     from ilcore.envs.particles import task_split
+    from ilcore.devices import resolve_device
+    from ilcore.metrics import TRAIN_LOSS, MetricLogger
 
+    device = resolve_device(args.device)  # a bad --device fails before the demos are collected
     if args.expert_demos is not None:
         if args.expert_demos < 2:
             raise ConfigError(f"--expert-demos must be at least 2 (one to condition on, one to imitate), got {args.expert_demos}.")
@@ -100,7 +108,14 @@ def run_train_oneshot(args: argparse.Namespace) -> dict[str, Any]:
         lr=args.lr, embed_dim=args.embed_dim, hidden=_parse_hidden(args.hidden), tecnet_weight=args.tecnet_weight,
         tecnet_margin=args.tecnet_margin, seed=args.seed,
     )
-    result = train_oneshot(demos, config, env_kwargs=env_kwargs, progress=not (args.quiet or args.json))
+    with MetricLogger(args.logdir) as logger:
+        def on_step(step: int, losses: dict[str, float]) -> None:
+            objective = losses["bc_loss"] + config.tecnet_weight * losses["tecnet_loss"]
+            logger.log(step, {TRAIN_LOSS: objective, "train/bc_loss": losses["bc_loss"],
+                              "train/tecnet_loss": losses["tecnet_loss"] if config.tecnet_weight > 0 else None})
+
+        result = train_oneshot(demos, config, env_kwargs=env_kwargs, progress=not (args.quiet or args.json),
+                               callback=on_step, device=device)
     out = save_policy(result.policy, args.out)
     (Path(out) / "history.json").write_text(json.dumps(result.history))
     summary = {

@@ -36,6 +36,9 @@ def add_tcn_parser(train_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from ilcore.cli.train import add_run_flags
+
+    add_run_flags(p)
     add_json_flag(p)
     p.set_defaults(func=run_train_tcn)
 
@@ -64,6 +67,7 @@ def recording_frames(paths: str | Path | Sequence[str | Path]) -> tuple[list[np.
 
 def run_train_tcn(args: argparse.Namespace) -> dict[str, Any]:
     from ilcore.algos.lfo.tcn import TCNConfig, embedding_quality, train_tcn
+    from ilcore.metrics import TRAIN_LOSS, MetricLogger
 
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}.")
@@ -72,7 +76,9 @@ def run_train_tcn(args: argparse.Namespace) -> dict[str, Any]:
                        negative_window=args.negative_window, steps=args.steps, batch_size=args.batch_size,
                        lr=args.lr, seed=args.seed)
     config.check()
-    result = train_tcn([ep[None] for ep in episodes], config, progress=not (args.quiet or args.json))
+    with MetricLogger(args.logdir) as logger:
+        result = train_tcn([ep[None] for ep in episodes], config, progress=not (args.quiet or args.json),
+                           callback=lambda step, loss: logger.log(step, {TRAIN_LOSS: loss}))
     result.embedding.save(args.out)
     # Alignment error on the training episodes: a sanity figure (0 = same relative time), not a held-out score.
     quality = embedding_quality(result.embedding.encode, [ep[None] for ep in episodes]) if len(episodes) > 1 else {}

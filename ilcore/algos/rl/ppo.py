@@ -98,6 +98,9 @@ class PPOConfig:
     final_eval: evaluate once more after training.
     checkpoint_every: save policy and critic to ``out_dir`` every this many env steps (0: at the end only).
     seed: seeds the envs, the network initialisation, action sampling and minibatch order.
+    device: where the networks train and act: "auto" (a CUDA GPU when torch sees one), "cpu",
+        "cuda" or "cuda:N" (see :func:`ilcore.devices.resolve_device`). Env steps stay on the CPU;
+        the returned policy and critic are back on the CPU.
     """
 
     num_envs: int = 8
@@ -132,6 +135,7 @@ class PPOConfig:
     final_eval: bool = True
     checkpoint_every: int = 0
     seed: int = 0
+    device: str = "auto"
 
     def check(self) -> None:
         positive = ("num_envs", "n_steps", "epochs", "batch_size", "bc_batch_size")
@@ -168,6 +172,7 @@ class IterationReport:
     stats: Mapping[str, float]
     policy: Policy
     critic: Critic
+    evals: Sequence[Mapping[str, Any]] = ()  # every evaluation so far (PPOResult.evals), newest last
 
 
 @dataclass
@@ -374,13 +379,14 @@ def train_ppo(
         progress: show a tqdm bar over env steps.
         callback: called after every iteration with an :class:`IterationReport`; False stops.
     """
-    from tqdm.auto import tqdm
-
     from ilcore.algos.bc import data_to_tensors, make_adam
+    from ilcore.devices import resolve_device
     from ilcore.eval import env_spaces, evaluate, make_vector_env
+    from ilcore.progress import progress_bar
 
     cfg = config or PPOConfig()
     cfg.check()
+    device = resolve_device(cfg.device)
     if total_steps < 1:
         raise ConfigError(f"total_steps must be >= 1, got {total_steps}.")
     if cfg.bc_weight > 0 and demos is None:
@@ -414,6 +420,10 @@ def train_ppo(
         critic = Critic.for_policy(policy, cfg.critic_hidden, seed=cfg.seed + 1)
     elif critic.ensemble != k:
         raise ConfigError(f"The critic has {critic.ensemble} members but the policy has {k}.")
+    policy.to(device)
+    critic.to(device)
+    if reference is not None:
+        reference.to(device)
 
     n_envs = math.ceil(cfg.num_envs / k) * k
     # The innermost wrapper keeps the env's own reward in info, for the true returns reported.
@@ -430,6 +440,8 @@ def train_ppo(
         venv = shaping
 
     gen = torch.Generator().manual_seed(cfg.seed)
+    # A CPU generator cannot draw on a GPU; on the CPU the one generator keeps seeded runs as they were.
+    device_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(cfg.seed)
     bc_schedule = DecayingWeight(cfg.bc_weight, cfg.bc_decay)
     surrogate = ClippedSurrogate(clip=cfg.clip)
     terms: list[LossTerm] = [surrogate, Entropy(cfg.ent_coef)]
@@ -438,7 +450,7 @@ def train_ppo(
         policy.check_spaces(demos.observation_space, demos.action_space, where="the demonstrations")
         demo_obs, demo_actions, _ = data_to_tensors(policy, demos)
         bc_term = BCRegularizer(demo_obs, demo_actions, weight=cfg.bc_weight, batch_size=cfg.bc_batch_size,
-                                generator=gen)
+                                generator=device_gen)
         terms.append(bc_term)
     if cfg.kl_weight > 0:
         assert reference is not None
@@ -464,8 +476,8 @@ def train_ppo(
             return policy.dist(obs_t, per_member=per_member), critic(obs_t, per_member=per_member)
         h = policy.encoder(obs_t, per_member=per_member)
         return policy.head(policy.trunk(h)), critic.mlp(h).squeeze(-1)
-    env_of_member = torch.arange(n) % k  # the member that acts in env i
-    env_index = torch.arange(n)
+    env_of_member = torch.arange(n, device=device) % k  # the member that acts in env i
+    env_index = torch.arange(n, device=device)
     history: dict[str, list[float]] = {name: [] for name in (
         "iteration", "env_steps", "warmup", "policy_loss", "value_loss", "entropy", "approx_kl",
         "clip_fraction", "bc_weight", "shaping_weight", "steps_per_s", "episode_return")}
@@ -493,7 +505,7 @@ def train_ppo(
     resetting = np.zeros(n, dtype=bool)
     ep_return = np.zeros(n)
     ep_length = np.zeros(n, dtype=np.int64)
-    bar = tqdm(total=total_steps, desc="ppo", unit="step", disable=not progress, leave=False)
+    bar = progress_bar(total=total_steps, desc="ppo", unit="step", enabled=progress)
     try:
         while env_steps < total_steps:
             if cfg.anneal_lr:
@@ -505,8 +517,8 @@ def train_ppo(
             policy.train()
             buf_obs: dict[str, torch.Tensor] = {}
             buf_actions: torch.Tensor | None = None
-            buf_log_prob = torch.zeros(t_len, n)
-            buf_values = torch.zeros(t_len, n)
+            buf_log_prob = torch.zeros(t_len, n, device=device)
+            buf_values = torch.zeros(t_len, n, device=device)
             # Env outputs stay numpy during the rollout and become tensors once at its end.
             np_rewards = np.zeros((t_len, n), dtype=np.float32)
             np_terminated = np.zeros((t_len, n), dtype=bool)
@@ -519,16 +531,17 @@ def train_ppo(
                     obs_t = to_tensors(obs)
                     dist, all_values = dist_and_values(obs_t)  # (K, N)
                     if k == 1:  # one member acts everywhere: no per-env member selection needed
-                        actions = _sample(dist, gen)[0]
+                        actions = _sample(dist, device_gen)[0]
                         log_prob = dist.log_prob(actions)[0]
                         values = all_values[0]
                     else:
-                        actions = _sample(dist, gen)[env_of_member, env_index]  # each env: its member's sample
+                        actions = _sample(dist, device_gen)[env_of_member, env_index]  # each env: its member's sample
                         log_prob = dist.log_prob(actions)[env_of_member, env_index]
                         values = all_values[env_of_member, env_index]
                     if not buf_obs:
-                        buf_obs = {p: torch.empty(t_len, *v.shape, dtype=v.dtype) for p, v in obs_t.items()}
-                        buf_actions = torch.empty(t_len, *actions.shape, dtype=actions.dtype)
+                        buf_obs = {p: torch.empty(t_len, *v.shape, dtype=v.dtype, device=device)
+                                   for p, v in obs_t.items()}
+                        buf_actions = torch.empty(t_len, *actions.shape, dtype=actions.dtype, device=device)
                     for p, v in obs_t.items():
                         buf_obs[p][t] = v
                     assert buf_actions is not None
@@ -563,10 +576,10 @@ def train_ppo(
                 bar.update(env_steps - rollout_start_steps)
 
                 last_values = critic(to_tensors(obs))[env_of_member, env_index]
-            buf_rewards = torch.from_numpy(np_rewards)
-            buf_terminated = torch.from_numpy(np_terminated)
-            buf_truncated = torch.from_numpy(np_truncated)
-            buf_valid = torch.from_numpy(np_valid)
+            buf_rewards = torch.from_numpy(np_rewards).to(device)
+            buf_terminated = torch.from_numpy(np_terminated).to(device)
+            buf_truncated = torch.from_numpy(np_truncated).to(device)
+            buf_valid = torch.from_numpy(np_valid).to(device)
             next_values = torch.cat([buf_values[1:], last_values[None]], 0)
             advantages, returns = compute_gae(buf_rewards, buf_values, next_values, buf_terminated,
                                               buf_truncated, buf_valid, cfg.gamma, cfg.gae_lambda)
@@ -584,15 +597,15 @@ def train_ppo(
             m_weights = _to_members(buf_valid, k).float()
             per_member = m_weights.shape[1]
             batch = min(cfg.batch_size, per_member)
-            rows = torch.arange(k)[:, None]
+            rows = torch.arange(k, device=device)[:, None]
             # Statistics accumulate as tensors and become Python floats once per rollout.
             stat_names = ("policy_loss", "entropy", "approx_kl", "clip_fraction")
-            actor_sums = torch.zeros(len(stat_names))
-            value_sum = torch.zeros(())
+            actor_sums = torch.zeros(len(stat_names), device=device)
+            value_sum = torch.zeros((), device=device)
             updates = 0
             stop = False
             for _epoch in range(cfg.epochs):
-                order = torch.argsort(torch.rand(k, per_member, generator=gen), dim=1)
+                order = torch.argsort(torch.rand(k, per_member, generator=gen), dim=1).to(device)
                 for lo in range(0, per_member - batch + 1, batch):
                     idx = order[:, lo:lo + batch]
                     w = m_weights[rows, idx]
@@ -673,13 +686,16 @@ def train_ppo(
                     next_checkpoint += cfg.checkpoint_every
             if callback is not None:
                 stats = {name: history[name][-1] for name in history}
-                report = IterationReport(iteration, env_steps, total_steps, warmup, stats, policy, critic)
+                report = IterationReport(iteration, env_steps, total_steps, warmup, stats, policy, critic,
+                                         evals=tuple(evals))
                 if callback(report) is False:
                     break
     finally:
         bar.close()
         venv.close()
 
+    policy.to("cpu")
+    critic.to("cpu")
     policy.eval()
     policy.version += 1
     policy.meta.update({"algo": "ppo", "env_id": env_id, "env_kwargs": dict(env_kwargs or {})})

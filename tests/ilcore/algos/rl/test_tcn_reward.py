@@ -46,8 +46,8 @@ def _train_with_spy(monkeypatch: pytest.MonkeyPatch, env_reward_weight: float):
     spies: list[RecordSteps] = []
     make = ilcore.eval.make_vector_env
 
-    def spied(env_id, env_kwargs, num_envs, wrappers=()):
-        venv = make(env_id, env_kwargs, num_envs, wrappers)
+    def spied(env_id, env_kwargs, num_envs, wrappers=(), **options):  # options: asynchronous=
+        venv = make(env_id, env_kwargs, num_envs, wrappers, **options)
         if not wrappers:  # the probe env and evaluation: not the training env
             return venv
         spies.append(RecordSteps(venv))
