@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ilcore.cli.compute import add_device_flag
+from ilcore.cli.compute import add_device_flag, add_vector_env_flags
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError, FormatError, SpaceMismatchError
 
@@ -52,6 +52,10 @@ def add_bco_parser(train_subparsers: argparse._SubParsersAction) -> None:
     bco.add_argument("--eval-episodes", type=int, default=10, help="evaluate each cloned policy (0: never)")
     bco.add_argument("--seed", type=int, default=0)
     bco.add_argument("--quiet", action="store_true", help="no per-iteration lines")
+    from ilcore.cli.train import add_run_flags
+
+    add_run_flags(bco)
+    add_vector_env_flags(bco)
     add_device_flag(bco)
     add_json_flag(bco)
     bco.set_defaults(func=run_train_bco)
@@ -62,7 +66,9 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
     from ilcore.algos.lfo.bco import BCOConfig, BCOIteration, demos_from_recording, run_bco, save_bco_run
     from ilcore.algos.lfo.idm import describe_agreement
     from ilcore.cli.train import parse_hidden
+    from ilcore.devices import resolve_device
     from ilcore.eval import evaluate
+    from ilcore.metrics import EVAL_RETURN, VALID_LOSS, MetricLogger
 
     if args.epochs < 1 or args.idm_epochs < 1:
         raise ConfigError("--epochs and --idm-epochs must be >= 1.")
@@ -80,6 +86,7 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
     if args.exploration_policy and args.exploration != "policy":
         raise ConfigError(f"--exploration-policy is only used with --exploration policy, not {args.exploration}.")
     hidden = parse_hidden(args.hidden)
+    resolve_device(args.device)  # a bad --device fails before exploring, not after
     demos, rec_env, env_kwargs = demos_from_recording(args.data if len(args.data) > 1 else args.data[0])
     env_id = args.env or rec_env
     exploration_policy = (_load_exploration_policy(args.exploration_policy, env_id, env_kwargs)
@@ -87,7 +94,7 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
     config = BCOConfig(
         alpha=args.alpha, pre_demo_steps=args.pre_demo_steps, iterations=args.iterations, seed=args.seed,
         exploration=args.exploration, sticky_prob=args.sticky_prob, rollout_epsilon=args.rollout_epsilon,
-        labels=args.labels,
+        labels=args.labels, num_envs=args.num_envs or 1, async_envs=args.async_envs,
         idm=BCConfig(epochs=args.idm_epochs, batch_size=128, hidden=hidden, patience=5, seed=args.seed,
                      device=args.device),
         bc=BCConfig(epochs=args.epochs, hidden=hidden, patience=10, seed=args.seed, ensemble=args.ensemble,
@@ -100,7 +107,16 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
             return evaluate(policy, env_id, episodes=args.eval_episodes, seed=args.seed + 10_000,
                             env_kwargs=env_kwargs).mean_return
 
+    logger = MetricLogger(args.logdir)
+
     def report(it: BCOIteration) -> None:
+        # One point per BCO iteration: the clone's validation NLL on inferred labels, its return,
+        # and how well the inverse dynamics model labels (bco/...).
+        logger.log(it.iteration, {
+            VALID_LOSS: it.bc_valid_loss, EVAL_RETURN: it.eval_return, "bco/env_steps": it.env_steps,
+            "bco/rollout_return": it.rollout_return,
+            "bco/idm_demo_accuracy": None if it.idm_demo is None else it.idm_demo.accuracy,
+            "bco/idm_heldout_accuracy": None if it.idm_heldout is None else it.idm_heldout.accuracy})
         if args.quiet or args.json:
             return
         ret = "-" if it.eval_return is None else f"{it.eval_return:.1f}"
@@ -108,8 +124,9 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
               f"{describe_agreement(it.idm_demo)}, on held-out agent data {describe_agreement(it.idm_heldout)}, "
               f"return {ret}")
 
-    result = run_bco(demos, env_id, config, env_kwargs=env_kwargs, exploration_policy=exploration_policy,
-                     evaluate_fn=evaluate_fn, callback=report)
+    with logger:
+        result = run_bco(demos, env_id, config, env_kwargs=env_kwargs, exploration_policy=exploration_policy,
+                         evaluate_fn=evaluate_fn, callback=report)
     out = save_bco_run(result, args.out, meta={
         "env_id": env_id, "env_kwargs": env_kwargs, "trained_on": [str(p) for p in args.data], "algo": "bco",
         "alpha": args.alpha, "exploration": args.exploration, "labels": args.labels,

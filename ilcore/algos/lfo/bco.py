@@ -19,6 +19,7 @@ Shapes: N transitions; nested observation batches with leading N; actions (N, *a
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,18 @@ class AgentExperience:
                 ispaces.stack(observation_space, self.next_obs), np.asarray(self.episode, dtype=np.int64))
 
 
+BatchAct = Callable[[Nested, np.ndarray], Sequence[Any]]  # (obs of some envs, their indices) -> their actions
+
+
+def per_env(acts: Sequence[Callable[[Any], Any]]) -> BatchAct:
+    """A :data:`BatchAct` from one-observation callables: env ``i`` acts by ``acts[i]`` (or by the
+    only one given), called in env order."""
+    def act(obs: Nested, envs: np.ndarray) -> list[Any]:
+        return [acts[int(i) if len(acts) > 1 else 0](ispaces.index(obs, j)) for j, i in enumerate(envs)]
+
+    return act
+
+
 def collect_experience(
     env: gym.Env,
     steps: int,
@@ -146,29 +159,66 @@ def collect_experience(
     """Act for exactly ``steps`` env steps (starting a fresh episode) and append every transition.
 
     ``act(obs) -> action`` for one observation. Returns the returns of the episodes that
-    finished during the call (the last, unfinished one is not counted).
+    finished during the call (the last, unfinished one is not counted). The one env is driven
+    as a one-env vector (not closed here), so this is :func:`collect_vector_experience`.
     """
+    venv = gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    return collect_vector_experience(venv, steps, per_env([act]), experience, seed=seed)
+
+
+def collect_vector_experience(
+    venv: gym.vector.VectorEnv,
+    steps: int,
+    act: BatchAct,
+    experience: AgentExperience,
+    *,
+    seed: int,
+) -> list[float]:
+    """Act in the N envs of ``venv`` (NEXT_STEP autoreset, e.g. ``ilcore.eval.make_vector_env``,
+    sync or async) until exactly ``steps`` transitions are appended, after ``venv.reset(seed=seed)``.
+
+    Each vector step appends the transitions of the envs that stepped (an env that finished an
+    episode spends the next vector step resetting; it is not asked to act and records nothing),
+    in env order, and the last step only as many as are still missing. ``act(obs, envs)`` gets
+    the observations of the envs that act (leading len(envs)) and their indices. Every episode
+    gets its own id in ``experience.episode``. Returns the returns of the episodes that finished
+    within the recorded transitions. The same seed and ``act`` record the same transitions
+    whether the envs run in this process or in worker processes.
+    """
+    n = venv.num_envs
+    space = venv.single_action_space
+    filler = copy.deepcopy(space)  # what an env that does not act is sent (ignored while it resets)
+    filler.seed(0)
+    actions_sent = [filler.sample() for _ in range(n)]
     returns: list[float] = []
-    obs, _ = env.reset(seed=seed)
-    ep = experience.episodes_started
-    experience.episodes_started += 1
-    total = 0.0
-    for _ in range(steps):
-        action = act(obs)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        experience.obs.append(obs)
-        experience.actions.append(action)
-        experience.next_obs.append(next_obs)
-        experience.episode.append(ep)
-        total += float(reward)
-        if terminated or truncated:
-            returns.append(total)
-            total = 0.0
-            obs, _ = env.reset()
-            ep = experience.episodes_started
-            experience.episodes_started += 1
-        else:
-            obs = next_obs
+    obs, _ = venv.reset(seed=seed)
+    episode = np.arange(experience.episodes_started, experience.episodes_started + n)
+    experience.episodes_started += n
+    totals = np.zeros(n)
+    resetting = np.zeros(n, dtype=bool)
+    recorded = 0
+    while recorded < steps:
+        acting = np.flatnonzero(~resetting)[:steps - recorded]
+        chosen = list(act(ispaces.index(obs, acting), acting)) if len(acting) else []
+        for i, a in zip(acting, chosen):
+            actions_sent[i] = a
+        next_obs, reward, terminated, truncated, _ = venv.step(ispaces.stack(space, actions_sent))
+        done = np.logical_or(terminated, truncated)
+        for i, a in zip(acting.tolist(), chosen):
+            experience.obs.append(ispaces.index(obs, i))
+            experience.actions.append(a)
+            experience.next_obs.append(ispaces.index(next_obs, i))
+            experience.episode.append(int(episode[i]))
+            totals[i] += float(reward[i])
+            if done[i]:
+                returns.append(float(totals[i]))
+                totals[i] = 0.0
+                episode[i] = experience.episodes_started
+                experience.episodes_started += 1
+        recorded += len(acting)
+        # An env that did not act (reset step, or past the last needed transition) is not tracked further.
+        resetting = done
+        obs = next_obs
     experience.episode_returns.extend(returns)
     return returns
 
@@ -227,6 +277,10 @@ class BCOConfig:
         on its legs, idle or firing weakly) argmax labels follow whichever side the IDM tips to,
         and the clone inherits that arbitrary choice; soft labels keep the ambiguity visible.
     seed: seeds exploration, env resets, and both trainers.
+    num_envs: envs that explore and roll out side by side (one vector step asks the policy once
+        for all of them); 1 steps a single env exactly as before.
+    async_envs: step each env in its own worker process (gymnasium AsyncVectorEnv); it records
+        the same transitions as the in-process vector for the same seed.
     """
 
     alpha: float = 0.0
@@ -240,6 +294,8 @@ class BCOConfig:
     stochastic_rollouts: bool = True
     labels: str = "soft"
     seed: int = 0
+    num_envs: int = 1
+    async_envs: bool = False
 
     def check(self) -> None:
         if not (self.alpha >= 0 and math.isfinite(self.alpha)):
@@ -256,6 +312,8 @@ class BCOConfig:
             raise ConfigError(f"sticky_prob must be in [0, 1), got {self.sticky_prob}.")
         if self.labels not in ("soft", "argmax"):
             raise ConfigError(f"labels must be 'soft' or 'argmax', not {self.labels!r}.")
+        if self.num_envs < 1:
+            raise ConfigError(f"num_envs must be >= 1, got {self.num_envs}.")
 
     @property
     def post_demo_steps(self) -> int:
@@ -393,13 +451,23 @@ def run_bco(
     cfg.check()
     idm_cfg = cfg.idm or _default_idm_config()
     bc_cfg = cfg.bc or _default_bc_config()
+    vector = cfg.num_envs > 1 or cfg.async_envs
+    if env is not None and vector:
+        raise ConfigError("num_envs > 1 and async_envs build their envs from env_id; pass no env.")
     own_env = env is None
-    if env is None:
-        from ilcore.eval import make_env
+    if vector:
+        from ilcore.eval import make_vector_env
 
-        env = make_env(env_id, env_kwargs)
+        venv = make_vector_env(env_id, env_kwargs, cfg.num_envs, asynchronous=cfg.async_envs)
+    else:
+        if env is None:
+            from ilcore.eval import make_env
+
+            env = make_env(env_id, env_kwargs)
+        one = env
+        venv = gym.vector.SyncVectorEnv([lambda: one], autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
     try:
-        obs_space, act_space = env.observation_space, env.action_space
+        obs_space, act_space = venv.single_observation_space, venv.single_action_space
         if encoder is None:
             if ispaces.space_key(demos.observation_space) != ispaces.space_key(obs_space):
                 raise SpaceMismatchError(
@@ -414,15 +482,16 @@ def run_bco(
 
         demo_obs = _encode_all(enc, demos.obs)
         demo_next = _encode_all(enc, demos.next_obs)
-        env.action_space.seed(cfg.seed)
+        act_space.seed(cfg.seed)
         if cfg.exploration == "policy":
-            explore = exploration_policy.act
-        elif cfg.exploration == "sticky":
-            explore = sticky_random_actions(env.action_space, cfg.sticky_prob, cfg.seed)
+            explore = per_env([exploration_policy.act])
+        elif cfg.exploration == "sticky":  # each env keeps its own run of repeated actions
+            explore = per_env([sticky_random_actions(act_space, cfg.sticky_prob, cfg.seed + i)
+                               for i in range(venv.num_envs)])
         else:
-            explore = lambda _o: env.action_space.sample()  # noqa: E731
+            explore = per_env([lambda _o: act_space.sample()])
         experience = AgentExperience()
-        returns = collect_experience(env, cfg.pre_demo_steps, explore, experience, seed=cfg.seed)
+        returns = collect_vector_experience(venv, cfg.pre_demo_steps, explore, experience, seed=cfg.seed)
         env_steps = cfg.pre_demo_steps
         gen = torch.Generator().manual_seed(cfg.seed)
         history: list[BCOIteration] = []
@@ -435,14 +504,23 @@ def run_bco(
                 current = policy
                 noise_rng = np.random.default_rng(cfg.seed + 104729 * it)
 
-                def act(o: Any) -> Any:
-                    if cfg.rollout_epsilon > 0 and noise_rng.random() < cfg.rollout_epsilon:
-                        return act_space.sample()
-                    batch = ispaces.map_leaves(lambda x: np.asarray(x)[None], o)
-                    a = current.act_batch(batch, not cfg.stochastic_rollouts, generator=gen)[0]
-                    return int(a) if isinstance(act_space, gym.spaces.Discrete) else a
+                def act(o: Nested, envs: np.ndarray) -> list[Any]:
+                    out: list[Any] = [None] * len(envs)
+                    asked = []  # envs that take the policy's action: one batched call for all of them
+                    for j in range(len(envs)):
+                        if cfg.rollout_epsilon > 0 and noise_rng.random() < cfg.rollout_epsilon:
+                            out[j] = act_space.sample()
+                        else:
+                            asked.append(j)
+                    if asked:
+                        chosen = current.act_batch(ispaces.index(o, np.asarray(asked)), not cfg.stochastic_rollouts,
+                                                   generator=gen)
+                        for j, a in zip(asked, chosen):
+                            out[j] = int(a) if isinstance(act_space, gym.spaces.Discrete) else a
+                    return out
 
-                returns = collect_experience(env, cfg.post_demo_steps, act, experience, seed=cfg.seed + 7919 * it)
+                returns = collect_vector_experience(venv, cfg.post_demo_steps, act, experience,
+                                                    seed=cfg.seed + 7919 * it)
                 env_steps += cfg.post_demo_steps
             obs, actions, next_obs, episode = experience.arrays(obs_space, act_space)
             idm_result = train_idm(
@@ -479,8 +557,8 @@ def run_bco(
         return BCOResult(policy=policy, idm=idm_result.idm, iterations=history, env_steps=env_steps,
                          inferred_actions=inferred)
     finally:
-        if own_env:
-            env.close()
+        if own_env:  # a caller's env stays open (closing the one-env vector would close it)
+            venv.close()
 
 
 def _soft_label_data(probs: np.ndarray, obs: Nested, episode: np.ndarray, observation_space: gym.Space,
