@@ -106,6 +106,42 @@ def peak_memory(cmd: list[str]) -> tuple[float, float, dict]:
     return peak / 1e6, time.perf_counter() - start, json.loads(out.strip().splitlines()[-1])
 
 
+def index_bytes_per_step(path: Path) -> dict:
+    """Bytes per step the streamed path legitimately keeps in memory: the per-step columns of
+    load_transitions (frame indices, actions, weights, episode/step, reason/source strings, masks)
+    and the trainer's tensors cut from them (StreamedBatches), plus the per-epoch order draw."""
+    from ilcore.algos.batches import StreamedBatches
+    from ilcore.data import load_transitions
+    from ilcore.data.dataset import LazyFrames
+    from ilcore.data.stream import lazy_leaves
+    from ilcore.policies import make_policy
+
+    data = load_transitions(path, valid_fraction=0.05)
+    n = len(data)
+
+    def nbytes(v: object) -> int:
+        if isinstance(v, LazyFrames):
+            return v._view.nbytes
+        if isinstance(v, dict):
+            return sum(nbytes(x) for x in v.values())
+        if isinstance(v, (np.ndarray, torch.Tensor)):
+            return v.nbytes
+        return 0
+
+    columns = sum(nbytes(getattr(data, f)) for f in ("obs", "next_obs", "actions", "weights", "episode", "step",
+                                                   "reason", "source", "actor", "terminal", "train_mask",
+                                                   "valid_mask"))
+    policy = make_policy(data.observation_space, data.action_space, hidden=(8,))
+    source = StreamedBatches(policy, data, np.flatnonzero(data.train_mask), np.flatnonzero(data.valid_mask),
+                             lazy_leaves(policy.observation_space, data.obs), workers=0)
+    trainer = sum(nbytes(getattr(source, f)) for f in ("obs", "actions", "weights", "valid_obs", "valid_actions",
+                                                       "valid_weights", "train_rows", "valid_rows"))
+    trainer += 8 * int(data.train_mask.sum())  # train_bc's index tensor of the training rows
+    source.close()
+    # Each epoch draws a float32 key per training row and member and argsorts it (int64).
+    return {"transition_columns": columns / n, "trainer": trainer / n, "epoch_order_per_member": 12.0}
+
+
 def throughput(path: Path, steps_per_epoch: int) -> dict:
     from ilcore.algos.bc import BCConfig, train_bc
     from ilcore.data import load_transitions
@@ -114,16 +150,29 @@ def throughput(path: Path, steps_per_epoch: int) -> dict:
     out = {}
     for mode in ("memory", "stream", "memory", "stream"):  # interleaved, the second pair reported
         t0 = time.perf_counter()
+        cpu0 = _cpu_seconds()
         res = train_bc(data, BCConfig(epochs=2, batch_size=64, hidden=(64,), steps_per_epoch=steps_per_epoch,
                                       valid_fraction=0.0, patience=None, device="cpu", data_mode=mode),
                        progress=False)
         total = time.perf_counter() - t0
+        cpu = _cpu_seconds() - cpu0
         h = res.history
         epoch2 = h["seconds"][1] - h["seconds"][0]
         out[mode] = {"samples_per_s": (h["samples"][1] - h["samples"][0]) / epoch2, "epoch2_s": epoch2,
-                     "total_s_incl_setup": total}
+                     "total_s_incl_setup": total, "cpu_s_incl_setup": cpu,
+                     "samples_per_cpu_s": h["samples"][-1] / cpu}
     out["ratio_stream_over_memory"] = out["stream"]["samples_per_s"] / out["memory"]["samples_per_s"]
+    # CPU time (this process + its finished reader workers) barely moves with other jobs' load,
+    # where wall-clock rates on a shared 2-core machine swing by 2x between identical runs.
+    out["cpu_ratio_stream_over_memory"] = out["stream"]["samples_per_cpu_s"] / out["memory"]["samples_per_cpu_s"]
     return out
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -158,10 +207,16 @@ def main() -> None:
                 result["rss"].append({"episodes": n, "mode": mode, "peak_pss_mb": peak, "wall_s": wall,
                                       "transitions": summary["transitions"]})
                 print(f"{n:>8} {mode:>7} {peak:>12.0f} {wall:>7.1f}")
+        result["index_bytes_per_step"] = index_bytes_per_step(paths[args.small])
         result["throughput"] = throughput(paths[args.small], args.steps_per_epoch)
+    ib = result["index_bytes_per_step"]
+    print(f"per-step index memory: {ib['transition_columns']:.0f} B (transition columns) + {ib['trainer']:.0f} B "
+          f"(trainer) + {ib['epoch_order_per_member']:.0f} B per member while an epoch's order is drawn")
     tp = result["throughput"]
     print(f"throughput on {args.small} episodes: memory {tp['memory']['samples_per_s']:.0f} samples/s, "
-          f"stream {tp['stream']['samples_per_s']:.0f} samples/s, ratio {tp['ratio_stream_over_memory']:.2f}")
+          f"stream {tp['stream']['samples_per_s']:.0f} samples/s, ratio {tp['ratio_stream_over_memory']:.2f}; "
+          f"per CPU second (whole run, readers included): memory {tp['memory']['samples_per_cpu_s']:.0f}, "
+          f"stream {tp['stream']['samples_per_cpu_s']:.0f}, ratio {tp['cpu_ratio_stream_over_memory']:.2f}")
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     out = Path(__file__).parent / "results" / "streaming.json"
     out.write_text(json.dumps(result, indent=1))
