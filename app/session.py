@@ -275,8 +275,13 @@ class Session:
 
     @property
     def query_rate(self) -> float | None:
-        """asked / learner-driven steps of the running round (the one definition, as in ilcore dagger)."""
-        return self.controller.totals().round_query_rate
+        """asked / learner-driven steps of the running round (the one definition, as in ilcore dagger);
+        before the learner has driven in it, the last finished round's."""
+        rate = self.controller.totals().round_query_rate
+        if rate is None:
+            rates = [r["query_rate"] for r in self.rounds.public() if r["query_rate"] is not None]
+            rate = rates[-1] if rates else None
+        return rate
 
     @property
     def gate(self) -> Any:

@@ -91,7 +91,13 @@ def _worker_main(jobs: Any, results: Any) -> None:
     while True:
         job = jobs.get()
         if job is None:
-            # the app is closing and reads nothing more: skip the second of torch teardown at exit
+            # the app is closing and reads nothing more: skip the second of torch teardown at exit,
+            # but run multiprocessing's finalizers first, which hand this process's semaphores back
+            # (else the resource tracker warns of a leak at every exit)
+            from multiprocessing import util
+
+            util._run_finalizers(0)
+            util._run_finalizers()
             os._exit(0)
         try:
             results.put(_run_job(job, results))
@@ -204,6 +210,12 @@ class TrainerClient:
                 self._process.kill()
                 self._process.join(timeout=2.0)
             self._process = None
+            for q in (self._jobs, self._results):
+                # The worker is gone: nothing more will be read, so do not wait on the feeder thread,
+                # and release the queue's semaphores now rather than leave them to the resource tracker.
+                q.cancel_join_thread()
+                q.close()
+            self._jobs = self._results = None
 
 
 def _preload_torch() -> None:

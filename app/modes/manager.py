@@ -168,8 +168,8 @@ class ModeManager:
             self.takeover_held = False
         if k is IntentKind.HELP:
             self.help_visible = not self.help_visible
-        elif self.waiting and k in (IntentKind.NEXT, IntentKind.ACCEPT):
-            self.advance()
+        elif k is IntentKind.ACCEPT and (self.waiting or self.current.name == "watch"):
+            self.advance()  # Enter moves on from a finished stage, and from watching at any time
         elif k is IntentKind.NEXT:
             self.advance()
         elif k is IntentKind.GOTO:
@@ -198,10 +198,22 @@ class ModeManager:
         if self.off_plan:
             return "back to " + STAGE_NAMES.get(self.plan[self.session.state.stage].partition(":")[0], "the plan")
         nxt = self.session.state.stage + 1
+        while nxt < len(self.plan) - 1 and self._will_skip(self.plan[nxt]):
+            nxt += 1
         if nxt >= len(self.plan):
             return "the summary"
         name, _, arg = self.plan[nxt].partition(":")
         return STAGE_NAMES.get(name, name) + (f" {arg}" if name == "dagger" else "")
+
+    def _will_skip(self, stage: str) -> bool:
+        """An upcoming stage with nothing for the person (an empty review; training on nothing new)."""
+        s = self.session
+        name, _, arg = stage.partition(":")
+        if name == "review":
+            return not [q for q in s.review_queue() if not arg or q.round == int(arg)]
+        if name == "train":
+            return s.policy is not None and s.totals().labels == s.state.labels_at_last_train
+        return False
 
     def view(self) -> ModeView:
         view = self.current.view()
@@ -211,6 +223,9 @@ class ModeManager:
         if self.waiting:
             undo = " - Z undoes the last label" if self.current.can_undo() else ""
             done = self.current.done_summary()
+            note = str(getattr(self.current, "message", ""))
+            if "undone" in note:  # Z while the stage waits: say what it took back
+                done = f"{note}; {done}" if done else note
             return replace(view, prompt=f"{view.title}: done",
                            prompt_detail=(done + ". " if done else "") + f"Next: {self.next_stage_text()}. "
                            f"Enter (or N) to continue{undo}", paused=True, driver=None, recording=False)

@@ -169,6 +169,8 @@ class ReviewMode(Mode):
             detail = "no replay for this state (recorded before a resume)"
         if item is not None:
             prompt = "What should be done at the last frame?"
+            if self.message.startswith("undone"):
+                detail = (detail + " - " if detail else "") + self.message
             detail = (detail + " - " if detail else "") + f"learner proposes {fmt_action(self.proposed, self.action_names, keys=True)}"
         return ModeView(
             mode=self.name,

@@ -52,7 +52,9 @@ class TrainMode(Mode):
     def view(self) -> ModeView:
         s = self.session
         st = s.trainer.status
-        lines = [("policy", f"v{s.state.policy_version} -> v{self.version}"), ("epoch", f"{st.epoch}/{st.epochs}")]
+        installed = s.controller.policy_version or 0
+        policy = f"v{installed}" if self.version is None or installed >= self.version else f"v{installed} -> v{self.version}"
+        lines = [("policy", policy), ("epoch", f"{st.epoch}/{st.epochs}")]
         if st.train_loss is not None:
             lines.append(("train loss", f"{st.train_loss:.4f}"))
         if st.valid_loss is not None:

@@ -157,3 +157,30 @@ def test_a_learner_that_fails_fast_pauses_and_says_what_to_do(make_app):
     mode.fail_fast_alert = ""
     mode._check_fail_fast(150)  # long enough: nothing to say
     assert not mode.paused
+
+
+@pytest.mark.slow
+def test_an_undone_answer_goes_back_to_the_queue_and_every_count_equals_ilcore_info(make_app, capsys):
+    from ilcore.cli.main import main as ilcore_main
+
+    h = make_app(demo_episodes=1, rounds=1, query="all", query_mode="live", max_episode_steps=12, epochs=2)
+    _demo_then_policy(h)
+    tap(h, pygame.K_RETURN)
+    h.until(lambda: h.mode.name == "dagger")
+    tap(h, pygame.K_RETURN)
+    h.until(lambda: h.mode.pending is not None)
+    tap(h, pygame.K_LEFT)  # answer the first question ...
+    tap(h, pygame.K_z)  # ... and take it back: the state is asked but unanswered again
+    while not h.manager.waiting:
+        if h.mode.pending is not None:
+            tap(h, pygame.K_RIGHT)
+        else:
+            h.frames(1)
+    tap(h, pygame.K_z)  # the round is done, and its last answer is undone too
+    h.session.writer.flush()
+    capsys.readouterr()
+    assert ilcore_main(["info", str(h.session.path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert h.session.totals().labels == sum(info["labels_by_source"].values())
+    assert len(h.session.review_queue()) == info["dagger"]["queued"] == 2
+    assert "2 deferred to review" in h.manager.view().prompt_detail

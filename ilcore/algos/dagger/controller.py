@@ -268,12 +268,16 @@ class DaggerController:
         # (episode id, step) -> latencies (s) of the active labels there, oldest first; the
         # running episode's steps are keyed (None, step) until it has an id.
         self._labelled: dict[tuple[str | None, int], list[float]] = {}
+        # (episode id or None, step) -> (priority, reason, round) of every learner step the gate asked
+        # about: undoing its last label puts it back in the review queue (as the recording says)
+        self._asked: dict[tuple[str | None, int], tuple[float, str, int]] = {}
         self._episode_count = 0
         self._episode_round: dict[str, int] = {}
         self._reset_round_totals()
         self._episodes = int(episodes_in_round)
         if scan is not None:
             self._labelled = {k: list(v) for k, v in scan.label_latencies.items()}
+            self._asked = dict(scan.asked_steps)
             self._episode_count = int(scan.episodes)
             self._episode_round = dict(scan.episode_round)
             self._learner_steps = int(scan.learner_steps.get(self.round, 0))
@@ -428,6 +432,9 @@ class DaggerController:
             self._learner_unc.append(p.uncertainty)
             self._learner_steps += 1
             self._queries += int(p.query)
+            if p.query:
+                prio = float(p.uncertainty) if np.isfinite(p.uncertainty) else 0.0
+                self._asked[(None, step)] = (prio, p.reason or QueryReason.UNCERTAINTY.value, self.round)
         if label is not None:
             if label_reason is None:
                 if p is None or p.expert_drives:
@@ -464,14 +471,19 @@ class DaggerController:
         ep = self._require_episode()
         self._episode = None
         running = [k for k in self._labelled if k[0] is None]
+        asked = [k for k in self._asked if k[0] is None]
         if discard:
             ep.recorder.discard()
             for k in running:
                 del self._labelled[k]
+            for k in asked:
+                del self._asked[k]
             return None
         episode_id = ep.recorder.finish()
         for k in running:
             self._labelled[(episode_id, k[1])] = self._labelled.pop(k)
+        for k in asked:
+            self._asked[(episode_id, k[1])] = self._asked.pop(k)
         if ep.retracts:
             self.writer.flush()  # the overlay can only undo a label in an episode that is written
             for step in ep.retracts:
@@ -490,6 +502,8 @@ class DaggerController:
         self.writer.discard_episode(episode_id)
         for k in [k for k in self._labelled if k[0] == episode_id]:
             del self._labelled[k]
+        for k in [k for k in self._asked if k[0] == episode_id]:
+            del self._asked[k]
         for k in [k for k in self._queue if k[0] == episode_id]:
             self._queue.pop(k)
             self._query_obs.pop(k, None)
@@ -513,6 +527,14 @@ class DaggerController:
         stack.pop()
         if not stack:
             del self._labelled[key]
+            if key in self._asked:  # an asked state with no answer left waits in the review queue again
+                prio, reason, rnd = self._asked[key]
+                if episode is None:
+                    ep = self._require_episode()
+                    ep.deferred.append((int(step), prio, reason))
+                    ep.deferred_obs[int(step)] = ep.history[int(step)]
+                else:
+                    self._queue[key] = Query(episode=episode, step=int(step), priority=prio, reason=reason, round=rnd)
 
     def _count_label(self, episode: str | None, step: int, latency_ms: float) -> None:
         self._labelled.setdefault((episode, int(step)), []).append(float(latency_ms) / 1000.0)
@@ -550,7 +572,8 @@ class DaggerController:
     def unanswer(self, query: Query) -> None:
         """Undo a review answer: retract its label and put the item back in the queue."""
         self.retract(query.episode, query.step)
-        self._queue[(query.episode, query.step)] = query
+        if (query.episode, query.step) not in self._labelled:
+            self._queue[(query.episode, query.step)] = query
 
     def skip(self, query: Query) -> None:
         """Drop a review-queue item without labelling it."""

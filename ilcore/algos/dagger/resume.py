@@ -45,6 +45,7 @@ class SessionScan:
     asked: dict[int, int]
     learner_obs: dict[int, list[Any]] = field(repr=False)
     pending: list[Query]
+    asked_steps: dict[tuple[str, int], tuple[float, str, int]] = field(default_factory=dict, repr=False)
 
     @property
     def labels(self) -> int:
@@ -92,6 +93,7 @@ def scan_session(path: str | Path | Any, *, observations: bool = True) -> Sessio
     asked_by_round: dict[int, int] = {}
     learner_obs: dict[int, list[Any]] = {}
     pending: list[Query] = []
+    asked_steps: dict[tuple[str, int], tuple[float, str, int]] = {}
     for ep in rec.episodes():
         r = int(ep.meta.round)
         counts[r] = counts.get(r, 0) + 1
@@ -108,11 +110,13 @@ def scan_session(path: str | Path | Any, *, observations: bool = True) -> Sessio
         for t in learner:
             if observations:
                 learner_obs.setdefault(r, []).append(index(ep.observations, int(t)))
-            if asked[t] > 0 and (ep.id, int(t)) not in latencies:
+            if asked[t] > 0:
                 prio = float(unc[t]) if np.isfinite(unc[t]) else 0.0
-                pending.append(Query(ep.id, int(t), prio, QueryReason.UNCERTAINTY.value, r))
+                asked_steps[(ep.id, int(t))] = (prio, QueryReason.UNCERTAINTY.value, r)
+                if (ep.id, int(t)) not in latencies:
+                    pending.append(Query(ep.id, int(t), prio, QueryReason.UNCERTAINTY.value, r))
     return SessionScan(sum(counts.values()), counts, episode_round, latencies, learner_steps, asked_by_round,
-                       learner_obs, pending)
+                       learner_obs, pending, asked_steps)
 
 
 @dataclass(frozen=True)
