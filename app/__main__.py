@@ -72,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The app plays no sound: without this SDL opens ALSA at start-up and prints its errors on
     # machines without a sound card. Set before pygame is imported; a user's own choice wins.
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    if os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        # An X session: go straight to X11. SDL otherwise probes Wayland first, and without
+        # XDG_RUNTIME_DIR that prints "error: XDG_RUNTIME_DIR is invalid or not set", a line that
+        # reads like one of the app's own refusals.
+        os.environ.setdefault("SDL_VIDEODRIVER", "x11")
     from ilcore.runtime import configure_threads
 
     configure_threads(args.threads)  # the frame loop must not fight the trainer process for cores
