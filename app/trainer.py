@@ -167,6 +167,7 @@ class TrainerClient:
             out.append(msg)
             if msg["kind"] == "progress":
                 self.status.epoch = int(msg.get("epoch", self.status.epoch + 1))
+                self.status.epochs = int(msg.get("epochs", self.status.epochs))  # the recipe may train longer
                 self.status.train_loss = msg.get("train_loss", self.status.train_loss)
                 self.status.valid_loss = msg.get("valid_loss", self.status.valid_loss)
                 self.status.message = "training"

@@ -70,7 +70,8 @@ class TrainMode(Mode):
         return ModeView(
             mode=self.name,
             title=self.title,
-            subtitle=f"ensemble of {s.settings.ensemble}, {s.settings.epochs} epochs"
+            subtitle=f"ensemble of {s.settings.ensemble}, {s.settings.epochs}+ epochs (at least "
+            f"{s.settings.options().retrain().min_updates} updates)"
             + (", warm start" if s.settings.warm_start else "") + (", IWR weighting" if s.settings.iwr else ""),
             frame=None,
             prompt=prompt,
