@@ -568,8 +568,10 @@ def review(person: Person, index: int) -> None:
             time.sleep(0.8)
             person.shot("review_undone")
             continue
-        # done once the screen says so: an empty queue shows no replay (no pole in the frame box)
-        if s.pole_lean() is None:
+        # done once nothing is queued any more (an undone live answer is queued again, and a state
+        # without a replay shows no pole, so the screen alone cannot say it)
+        info = ilcore_info(person.out)
+        if info is not None and info.get("dagger", {}).get("queued", 1) == 0:
             break
     person.check_waits("review", index, 1.0)
     person.shot("review_done")

@@ -166,7 +166,7 @@ class ReviewMode(Mode):
         if item is None:
             prompt, detail = "Review queue empty", "N goes on to training"
         elif not clip:
-            detail = "no replay for this state (recorded before a resume)"
+            detail = "no replay for this state (asked before a resume, or an answer taken back)"
         if item is not None:
             prompt = "What should be done at the last frame?"
             if self.message.startswith("undone"):
