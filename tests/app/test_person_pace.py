@@ -27,6 +27,14 @@ def _demo_then_policy(h):
     train_in_process(h.session)
 
 
+def _into_round(h):
+    """A demonstration and a policy, then Enter past the demo stage and Enter to start round 1."""
+    _demo_then_policy(h)
+    tap(h, pygame.K_RETURN)
+    h.until(lambda: h.mode.name == "dagger")
+    tap(h, pygame.K_RETURN)
+
+
 def test_esc_mid_episode_asks_first_and_a_second_esc_quits(make_app):
     h = make_app(demo_episodes=2, max_episode_steps=200)
     tap(h, pygame.K_ESCAPE)
@@ -73,10 +81,7 @@ def test_the_last_review_answer_is_undone_while_the_stage_waits(make_app):
 @pytest.mark.slow
 def test_a_whole_takeover_is_undone_as_one_and_holding_it_keeps_control_into_the_next_round(make_app):
     h = make_app(demo_episodes=1, rounds=2, query="none", max_episode_steps=30, epochs=2, episodes_per_round=1)
-    _demo_then_policy(h)
-    tap(h, pygame.K_RETURN)
-    h.until(lambda: h.mode.name == "dagger")
-    tap(h, pygame.K_RETURN)
+    _into_round(h)
     press(pygame.K_SPACE)
     press(pygame.K_LEFT)
     h.until(lambda: h.mode.driver.length >= 6)
@@ -99,10 +104,7 @@ def test_a_whole_takeover_is_undone_as_one_and_holding_it_keeps_control_into_the
 @pytest.mark.slow
 def test_waiting_time_while_paused_or_idle_is_not_the_persons(make_app):
     h = make_app(demo_episodes=1, rounds=1, query="all", query_mode="live", max_episode_steps=20, epochs=2)
-    _demo_then_policy(h)
-    tap(h, pygame.K_RETURN)
-    h.until(lambda: h.mode.name == "dagger")
-    tap(h, pygame.K_RETURN)
+    _into_round(h)
     h.until(lambda: h.mode.pending is not None)
     tap(h, pygame.K_p)  # pause with the question up: 300 frames = 5 s that are not the person's
     h.frames(300)
@@ -164,10 +166,7 @@ def test_an_undone_answer_goes_back_to_the_queue_and_every_count_equals_ilcore_i
     from ilcore.cli.main import main as ilcore_main
 
     h = make_app(demo_episodes=1, rounds=1, query="all", query_mode="live", max_episode_steps=12, epochs=2)
-    _demo_then_policy(h)
-    tap(h, pygame.K_RETURN)
-    h.until(lambda: h.mode.name == "dagger")
-    tap(h, pygame.K_RETURN)
+    _into_round(h)
     h.until(lambda: h.mode.pending is not None)
     tap(h, pygame.K_LEFT)  # answer the first question ...
     tap(h, pygame.K_z)  # ... and take it back: the state is asked but unanswered again

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -268,6 +269,7 @@ class DaggerController:
         # (episode id, step) -> latencies (s) of the active labels there, oldest first; the
         # running episode's steps are keyed (None, step) until it has an id.
         self._labelled: dict[tuple[str | None, int], list[float]] = {}
+        self._seconds = 0.0  # the sum of every latency in _labelled, kept as they change (the HUD reads it per frame)
         # (episode id or None, step) -> (priority, reason, round) of every learner step the gate asked
         # about: undoing its last label puts it back in the review queue (as the recording says)
         self._asked: dict[tuple[str | None, int], tuple[float, str, int]] = {}
@@ -277,6 +279,7 @@ class DaggerController:
         self._episodes = int(episodes_in_round)
         if scan is not None:
             self._labelled = {k: list(v) for k, v in scan.label_latencies.items()}
+            self._seconds = scan.human_seconds
             self._asked = dict(scan.asked_steps)
             self._episode_count = int(scan.episodes)
             self._episode_round = dict(scan.episode_round)
@@ -289,7 +292,7 @@ class DaggerController:
     def totals(self) -> Totals:
         return Totals(
             episodes=self._episode_count, labels=len(self._labelled),
-            human_seconds=float(sum(sum(v) for v in self._labelled.values())), round=self.round,
+            human_seconds=self._seconds, round=self.round,
             round_episodes=self._episodes, round_learner_steps=self._learner_steps, round_asked=self._queries,
         )
 
@@ -475,7 +478,7 @@ class DaggerController:
         if discard:
             ep.recorder.discard()
             for k in running:
-                del self._labelled[k]
+                self._drop_labels(k)
             for k in asked:
                 del self._asked[k]
             return None
@@ -501,7 +504,7 @@ class DaggerController:
         """Move a finished episode aside (``discarded/``): its labels and queue items no longer count."""
         self.writer.discard_episode(episode_id)
         for k in [k for k in self._labelled if k[0] == episode_id]:
-            del self._labelled[k]
+            self._drop_labels(k)
         for k in [k for k in self._asked if k[0] == episode_id]:
             del self._asked[k]
         for k in [k for k in self._queue if k[0] == episode_id]:
@@ -524,7 +527,7 @@ class DaggerController:
         else:
             self.writer.flush()  # a just-finished episode must be on disk before its label is undone
             self.writer.retract_label(episode, int(step))
-        stack.pop()
+        self._seconds -= stack.pop()
         if not stack:
             del self._labelled[key]
             if key in self._asked:  # an asked state with no answer left waits in the review queue again
@@ -536,8 +539,12 @@ class DaggerController:
                 else:
                     self._queue[key] = Query(episode=episode, step=int(step), priority=prio, reason=reason, round=rnd)
 
+    def _drop_labels(self, key: tuple[str | None, int]) -> None:
+        self._seconds -= sum(self._labelled.pop(key))
+
     def _count_label(self, episode: str | None, step: int, latency_ms: float) -> None:
         self._labelled.setdefault((episode, int(step)), []).append(float(latency_ms) / 1000.0)
+        self._seconds += float(latency_ms) / 1000.0
         self._labels += 1
         self._human_seconds += float(latency_ms) / 1000.0
 
@@ -935,7 +942,7 @@ def load_calibration_states(folder: str | Path, observation_space: Any) -> list[
         n = len(next(iter(flat.values())))
         nested = sp.nested_from_flat(observation_space, flat)
         sp.check_batch(observation_space, nested, n)
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile_error()) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"cannot read the calibration states in {path}: {exc}") from None
     return [sp.index(nested, i) for i in range(n)]
 
@@ -945,8 +952,6 @@ MAX_CALIBRATION_BYTES = 1 << 30  # a silent rollout of 1000 CarRacing frames is 
 
 def _check_npz_sizes(path: Path) -> None:
     """Refuse an .npz whose arrays declare more than MAX_CALIBRATION_BYTES before numpy allocates them."""
-    import zipfile
-
     with zipfile.ZipFile(path) as zf:
         total = 0
         for info in zf.infolist():
@@ -979,12 +984,6 @@ def read_controller_state(folder: str | Path) -> dict[str, Any]:
     return state
 
 
-def zipfile_error() -> type[Exception]:
-    import zipfile
-
-    return zipfile.BadZipFile
-
-
 def _calibration_seed(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([int(seed), 0xCA1, int(k)]).generate_state(1)[0] % (2**31))
 
@@ -1004,11 +1003,9 @@ def _gate_threshold(gate: Any) -> float | None:
 
 def batch_one(obs: Any) -> Any:
     """One observation -> a batch of one (leading axis added to every leaf)."""
-    if isinstance(obs, dict):
-        return {k: batch_one(v) for k, v in obs.items()}
-    if isinstance(obs, tuple):
-        return tuple(batch_one(v) for v in obs)
-    return np.asarray(obs)[None]
+    from ilcore.spaces import map_leaves
+
+    return map_leaves(lambda x: np.asarray(x)[None], obs)
 
 
 def stack_obs(observations: Sequence[Any]) -> Any:
@@ -1031,13 +1028,7 @@ def labelled_observations(data: Any) -> np.ndarray:
     obs = data.obs
     n = len(data)
     if isinstance(obs, (dict, tuple)):
-        return np.stack([flatten_obs(_index(obs, i)) for i in range(n)])
+        from ilcore.spaces import index
+
+        return np.stack([flatten_obs(index(obs, i)) for i in range(n)])
     return np.asarray(obs, dtype=np.float32).reshape(n, -1)
-
-
-def _index(nested: Any, i: int) -> Any:
-    if isinstance(nested, dict):
-        return {k: _index(v, i) for k, v in nested.items()}
-    if isinstance(nested, tuple):
-        return tuple(_index(v, i) for v in nested)
-    return nested[i]
