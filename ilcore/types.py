@@ -10,11 +10,30 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
 Nested = Any  # np.ndarray | dict[str, "Nested"] | tuple["Nested", ...]
+
+
+@runtime_checkable
+class Acts(Protocol):
+    """Anything that picks actions: scripted experts, trained policies, test stand-ins.
+
+    ``act(obs)`` takes ONE observation and returns one action of the env's action space;
+    ``act_batch(obs_batch)`` takes observations with a leading batch axis (as a vector env gives
+    them) and returns the actions with the same leading axis. Both are needed because the two
+    callers differ: a person-facing loop asks about one state at a time, evaluation steps N envs
+    at once. Implementations may take more keyword arguments (``Policy.act(obs, deterministic)``).
+
+    ``ilcore.experts.Expert`` subclasses it; ``ilcore.policies.Policy`` conforms without
+    subclassing (a Protocol base would give the ``nn.Module`` an ABC metaclass) and a test checks it.
+    """
+
+    def act(self, obs: Nested) -> Any: ...
+
+    def act_batch(self, obs_batch: Nested) -> Any: ...
 
 
 class Actor(enum.IntEnum):

@@ -4,7 +4,8 @@ An :class:`Expert` maps ONE observation to ONE action of the env's action space.
 algorithms such as DAgger ask the expert about states the learner visits, which may be far
 from anything the expert would reach itself, so every expert here is a function of the
 observation (plus, for experts that need privileged state, the bound env's current state);
-internal state, if any, is a cache that :meth:`Expert.reset` clears.
+internal state, if any, is a cache that :meth:`Expert.reset` clears. Experts are
+:class:`ilcore.types.Acts`, so anything that takes a policy (``ilcore.eval.evaluate``) takes one.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from ilcore import spaces as ispaces
 from ilcore.errors import ConfigError
+from ilcore.types import Acts, Nested
 
 
-class Expert:
+class Expert(Acts):
     """A scripted policy for one environment.
 
     Subclasses set ``env_ids`` (the gymnasium ids they solve), ``documented_return`` (mean
@@ -40,6 +43,18 @@ class Expert:
     def act(self, obs: Any) -> Any:
         """The expert's action for a single (unbatched) observation."""
         raise NotImplementedError
+
+    def act_batch(self, obs_batch: Nested) -> np.ndarray:
+        """One action per observation of a batch (leading axis), stacked; :meth:`act` row by row.
+
+        Refused for experts that read simulator state (``needs_env``): the bound env holds one
+        state, which the other rows of a batch from N envs are not.
+        """
+        if self.needs_env:
+            raise ConfigError(
+                f"{type(self).__name__} reads the state of its one bound env, so it acts on single observations only."
+            )
+        return np.stack([np.asarray(self.act(ispaces.index(obs_batch, i))) for i in range(ispaces.batch_len(obs_batch))])
 
     def reset(self) -> None:
         """Called at episode start; clears any per-episode cache."""

@@ -191,6 +191,8 @@ class Policy(nn.Module):
 
     Build with :func:`make_policy` or :meth:`from_config`; restore with :meth:`load`.
     ``version`` is an int that trainers bump when they publish new weights.
+    It is an :class:`ilcore.types.Acts` (:meth:`act`, :meth:`act_batch`) by shape, not by base
+    class: a Protocol base would give this ``nn.Module`` an ABC metaclass; a test checks it.
     """
 
     def __init__(self, config: PolicyConfig) -> None:
