@@ -277,9 +277,7 @@ def random_return(env_id: str, episodes: int = 20, *, seed: int = 10_000, action
     Episode i is reset with ``seed + i``; actions are drawn from the action space seeded with
     ``action_seed`` (``seed`` when None).
     """
-    import gymnasium as gym
-
-    env = gym.make(env_id, **(env_kwargs or {}))
+    env = make_env(env_id, env_kwargs)
     try:
         env.action_space.seed(seed if action_seed is None else action_seed)
         total = []

@@ -14,6 +14,7 @@ from typing import Protocol, Sequence
 
 import torch
 
+from ilcore.errors import ConfigError
 from ilcore.policies import ActionDist, CategoricalDist, ObsTensors, Policy
 
 
@@ -143,6 +144,60 @@ class KLToReference:
             ref_lp = ref.log_prob(a.reshape(k * b, *a.shape[2:]) if shared else a)
             kl = d.log_prob(a) - (ref_lp.reshape(k, b) if shared else ref_lp)
         return _weighted_mean(kl, batch.weights)
+
+
+@dataclass
+class DemoConditionedBatch:
+    """One one-shot training batch (:mod:`ilcore.algos.oneshot`), as its terms see it.
+
+    A demo-conditioned policy is a single network (K = 1), so its terms return ``(1,)`` and
+    :class:`TotalLoss` sums them as it sums an ensemble's.
+
+    predicted / target: ``(B, S, A)`` the policy's actions at S states of each of B target demos,
+        conditioned on another demo of the same task, and the target demos' own actions there.
+    support_embedding / query_embedding: ``(B, E)`` demo-level embeddings of the conditioning and
+        the target demos, and task_ids ``(B,)`` their tasks; only the TecNet term reads them.
+    """
+
+    predicted: torch.Tensor
+    target: torch.Tensor
+    support_embedding: torch.Tensor | None = None
+    query_embedding: torch.Tensor | None = None
+    task_ids: torch.Tensor | None = None
+
+
+@dataclass
+class ActionMSE:
+    """Behaviour cloning of a deterministic policy: squared error summed over action dims,
+    averaged over states (the one-shot policy's tanh-squashed mean against the demo's action)."""
+
+    weight: float = 1.0
+    name: str = "action_mse"
+
+    def __call__(self, batch: DemoConditionedBatch) -> torch.Tensor:
+        return ((batch.predicted - batch.target) ** 2).sum(-1).mean().reshape(1)
+
+
+@dataclass
+class TecNetMargin:
+    """Cosine hinge on demo embeddings (James et al. 2018): each query demo must be more
+    cosine-similar to its own task's support demo than to any other task's by ``margin``;
+    pairs of the same task are not negatives. Zero once the tasks are that far apart."""
+
+    weight: float = 1.0
+    margin: float = 0.1
+    name: str = "tecnet_loss"
+
+    def __call__(self, batch: DemoConditionedBatch) -> torch.Tensor:
+        if batch.support_embedding is None or batch.query_embedding is None or batch.task_ids is None:
+            raise ConfigError("TecNetMargin needs the batch's support and query embeddings and task ids.")
+        s = torch.nn.functional.normalize(batch.support_embedding, dim=-1)
+        q = torch.nn.functional.normalize(batch.query_embedding, dim=-1)
+        sim = q @ s.T  # (B, B)
+        pos = sim.diagonal().unsqueeze(1)
+        negative = batch.task_ids[None, :] != batch.task_ids[:, None]
+        hinge = (self.margin - pos + sim).clamp(min=0) * negative
+        return hinge.sum(1).mean().reshape(1)
 
 
 class TotalLoss:

@@ -6,7 +6,7 @@ never have seen and performs it from new initial states (Duan et al. 2017):
 conditions on one and does behaviour cloning on the other's (state, action) pairs, so the only
 way to lower the loss is to read the task off the conditioning demonstration.
 
-Encoders (``OneShotConfig.encoder``):
+Encoders (``OneShotConfig.encoder``, a name in :data:`ENCODER_REGISTRY`):
 
 - ``"final_state"``: z = MLP(last observation of the demo).
 - ``"mean_pool"``: z = mean over steps of MLP(step), a step being (o_t, a_t, o_{t+1}).
@@ -18,7 +18,14 @@ Encoders (``OneShotConfig.encoder``):
 
 Optionally a TecNet-style loss (James et al. 2018) shapes a demo-level embedding: embeddings are
 L2-normalised and, within a batch of distinct tasks, each target demo must be more cosine-similar
-to its own task's conditioning demo than to any other by a margin.
+to its own task's conditioning demo than to any other by a margin. Both objectives are loss terms
+in :mod:`ilcore.algos.losses` (:class:`~ilcore.algos.losses.ActionMSE`,
+:class:`~ilcore.algos.losses.TecNetMargin`).
+
+A trained network is a :class:`DemoConditionedPolicy`; shown one demo it becomes a
+:class:`ConditionedPolicy`, an ``Acts`` like every other policy, which is what
+:func:`ilcore.eval.evaluate` and the app run. Checkpoints are the ``config.json`` +
+``weights.pt`` folders of :mod:`ilcore.policies.checkpoint`, with their own format name.
 
 Shapes: B tasks in a batch, S sampled states per task, T demo steps (padded), D obs dim,
 A action dim, F = 2 D + A per-step feature dim, E embedding dim.
@@ -26,23 +33,36 @@ A action dim, F = 2 D + A per-step feature dim, E embedding dim.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from ilcore.errors import ConfigError, FormatError
+from ilcore import spaces as ispaces
+from ilcore.algos.losses import ActionMSE, DemoConditionedBatch, TecNetMargin, TotalLoss
+from ilcore.data import SessionWriter, open_recording
+from ilcore.devices import resolve_device
+from ilcore.envs.particles import task_list
+from ilcore.errors import ConfigError, FormatError, SpaceMismatchError
+from ilcore.eval import EvalResult, evaluate, make_env
+from ilcore.experts.particles import ParticleSequenceExpert
+from ilcore.policies import checkpoint
+from ilcore.policies.policy import CONFIG_FILE, WEIGHTS_FILE
+from ilcore.progress import progress_bar
+from ilcore.types import Actor, Acts, QueryReason
 
-ENCODERS = ("final_state", "mean_pool", "attention", "none", "oracle")
-DEMO_ENCODERS = ("final_state", "mean_pool", "attention")
 DEFAULT_ENV_ID = "ilcore/ParticleSequence-v0"
-CONFIG_FILE = "oneshot_config.json"
-WEIGHTS_FILE = "oneshot_weights.pt"
+CHECKPOINT_FORMAT = "ilcore-oneshot-policy"
+CHECKPOINT_VERSION = 1
+# What save_policy wrote before one-shot policies used the shared checkpoint format: a plain
+# JSON config and a state dict without the "encoder." prefix. load_policy still reads them.
+LEGACY_CONFIG_FILE = "oneshot_config.json"
+LEGACY_WEIGHTS_FILE = "oneshot_weights.pt"
 
 
 @dataclass(frozen=True)
@@ -77,9 +97,9 @@ class TaskDemo:
 
 @dataclass
 class OneShotConfig:
-    """Model and training settings (JSON-able; saved next to the weights)."""
+    """Model and training settings (JSON-able; saved in the checkpoint's config.json)."""
 
-    encoder: str = "attention"  # one of ENCODERS
+    encoder: str = "attention"  # a name in ENCODER_REGISTRY
     embed_dim: int = 64  # E: size of the demo embedding z
     hidden: tuple[int, ...] = (256, 256)  # policy MLP hidden sizes
     encoder_hidden: int = 128  # width of the per-step / final-state embedding MLPs
@@ -106,8 +126,8 @@ class OneShotConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.encoder not in ENCODERS:
-            raise ConfigError(f"encoder must be one of {', '.join(ENCODERS)}; got {self.encoder!r}.")
+        if self.encoder not in ENCODER_REGISTRY:
+            raise ConfigError(f"encoder must be one of {', '.join(ENCODER_REGISTRY)}; got {self.encoder!r}.")
         self.hidden = tuple(int(h) for h in self.hidden)
         for name in ("steps", "batch_tasks", "states_per_task", "embed_dim", "encoder_hidden", "heads"):
             if int(getattr(self, name)) < 1:
@@ -121,7 +141,7 @@ class OneShotConfig:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "OneShotConfig":
+    def from_json(cls, d: Mapping[str, Any]) -> "OneShotConfig":
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
@@ -149,12 +169,7 @@ def collect_expert_demos(
     the expert's clean one, so the demos cover states a slightly-wrong learner drifts into.
     Only successful episodes are kept (the clean expert always succeeds).
     """
-    import gymnasium as gym
-
-    import ilcore.envs  # noqa: F401  (registers the env ids)
-    from ilcore.experts.particles import ParticleSequenceExpert
-
-    env = gym.make(env_id, **(env_kwargs or {}))
+    env = make_env(env_id, env_kwargs)
     base = env.unwrapped
     rng = np.random.default_rng(seed)
     demos: list[TaskDemo] = []
@@ -163,7 +178,7 @@ def collect_expert_demos(
         while kept < demos_per_task:
             attempt += 1
             if attempt > 20 * demos_per_task:
-                raise RuntimeError(f"the expert keeps failing task {task_id}; is the noise ({noise}) too large?")
+                raise ConfigError(f"the expert keeps failing task {task_id}; is the noise ({noise}) too large?")
             obs, _ = env.reset(seed=int(rng.integers(2**31)), options={"task_id": int(task_id)})
             expert = ParticleSequenceExpert(env.action_space, task=base.task, max_speed=base.max_speed)
             observations, actions = [obs], []
@@ -195,9 +210,6 @@ def demos_from_recording(paths: Any, episode_ids: Sequence[str] | None = None) -
     it); the action at each step is the latest label when every step has one (a demo labelled
     by its driver, possibly relabelled later), otherwise the executed action.
     """
-    from ilcore.data import open_recording
-    from ilcore.envs.particles import task_list
-
     rec = open_recording(paths)
     env_kwargs = dict(rec.env_kwargs or {})
     n_landmarks = int(env_kwargs.get("n_landmarks", 4))
@@ -244,14 +256,8 @@ def write_demos(
     The task id and content go into each episode's attrs so :func:`demos_from_recording` (and
     anyone reading the session) can tell which task an episode shows.
     """
-    import gymnasium as gym
-
-    import ilcore.envs  # noqa: F401  (registers the env ids)
-    from ilcore.data import SessionWriter
-    from ilcore.types import Actor, QueryReason
-
     kwargs = dict(env_kwargs or {})
-    probe = gym.make(env_id, **kwargs)
+    probe = make_env(env_id, kwargs)
     with SessionWriter(
         path, env_id=env_id, observation_space=probe.observation_space,
         action_space=probe.action_space, env_kwargs=kwargs,
@@ -275,8 +281,8 @@ def _step_features(obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _PaddedDemos:
-    """Demos padded to a common length, as torch tensors.
+class DemoTensors:
+    """Demos padded to a common length, as torch tensors: what an encoder reads.
 
     feats (M, T, F), mask (M, T) bool, obs (M, T, D), actions (M, T, A), final (M, D),
     lengths (M,), task_onehot (M, K * N), task_ids (M,)
@@ -291,9 +297,15 @@ class _PaddedDemos:
     task_onehot: torch.Tensor
     task_ids: np.ndarray
 
-    def to(self, device: torch.device) -> "_PaddedDemos":
-        return _PaddedDemos(*(t.to(device) for t in (self.feats, self.mask, self.obs, self.actions, self.final,
-                                                      self.lengths, self.task_onehot)), task_ids=self.task_ids)
+    def to(self, device: torch.device) -> "DemoTensors":
+        return DemoTensors(*(t.to(device) for t in (self.feats, self.mask, self.obs, self.actions, self.final,
+                                                     self.lengths, self.task_onehot)), task_ids=self.task_ids)
+
+    def select(self, index: torch.Tensor) -> "DemoTensors":
+        """The demos at ``index`` (what an encoder needs: feats, mask, final, task)."""
+        return DemoTensors(self.feats[index], self.mask[index], self.obs[index], self.actions[index],
+                           self.final[index], self.lengths[index], self.task_onehot[index],
+                           self.task_ids[index.cpu().numpy()])
 
 
 def _task_onehot(task: Sequence[int], slots: int, vocab: int) -> np.ndarray:
@@ -304,7 +316,8 @@ def _task_onehot(task: Sequence[int], slots: int, vocab: int) -> np.ndarray:
     return out.reshape(-1)
 
 
-def _pad(demos: Sequence[TaskDemo], slots: int, vocab: int) -> _PaddedDemos:
+def pad_demos(demos: Sequence[TaskDemo], slots: int, vocab: int) -> DemoTensors:
+    """``demos`` as :class:`DemoTensors`; ``slots`` x ``vocab`` sizes the oracle's task one-hot."""
     m = len(demos)
     t_max = max(d.length for d in demos)
     d_obs = demos[0].observations.shape[1]
@@ -321,7 +334,7 @@ def _pad(demos: Sequence[TaskDemo], slots: int, vocab: int) -> _PaddedDemos:
         obs[i, :t] = d.observations[:-1]
         acts[i, :t] = d.actions
         mask[i, :t] = True
-    return _PaddedDemos(
+    return DemoTensors(
         feats=torch.from_numpy(feats),
         mask=torch.from_numpy(mask),
         obs=torch.from_numpy(obs),
@@ -334,7 +347,7 @@ def _pad(demos: Sequence[TaskDemo], slots: int, vocab: int) -> _PaddedDemos:
 
 
 # ---------------------------------------------------------------------------------------------
-# Model
+# Encoders: demo -> z. Each is one class in ENCODER_REGISTRY; a new encoder is a new class there.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -347,93 +360,225 @@ def _mlp(sizes: Sequence[int], *, final_activation: bool = False) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
+class DemoEncoder(nn.Module):
+    """What a demo tells the policy, in two steps so a conditioned policy encodes its demo once.
+
+    ``summarise(demos)``: the state-independent part, per demo (B demos).
+    ``embed(summary, obs)``: z ``(B, S, E)`` for S current states per demo, or None when the
+    encoder gives the policy nothing (then ``z_dim`` is 0).
+    ``demo_embedding(demos)``: one ``(B, E)`` vector per demo for the TecNet loss, or None.
+
+    Inputs are already normalised by the policy (observations standardised with the training
+    data's statistics; in a step feature (o_t, a_t, o_{t+1}) both observations the same way,
+    actions as they are, in [-1, 1]).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, config: OneShotConfig) -> None:
+        super().__init__()
+        self.z_dim = config.embed_dim
+
+    def demo_embedding(self, demos: DemoTensors) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def summarise(self, demos: DemoTensors) -> Any:
+        raise NotImplementedError
+
+    def embed(self, summary: Any, obs: torch.Tensor) -> torch.Tensor | None:
+        raise NotImplementedError
+
+
+class _PooledEncoder(DemoEncoder):
+    """An encoder whose z is the same at every state: its demo embedding, expanded over S
+    (L2-normalised when the TecNet loss shapes it, so the policy sees what the loss sees)."""
+
+    def __init__(self, config: OneShotConfig) -> None:
+        super().__init__(config)
+        self.unit_norm = config.tecnet_weight > 0
+
+    def summarise(self, demos: DemoTensors) -> torch.Tensor | None:
+        z = self.demo_embedding(demos)
+        if z is not None and self.unit_norm:
+            z = nn.functional.normalize(z, dim=-1)
+        return z
+
+    def embed(self, summary: torch.Tensor | None, obs: torch.Tensor) -> torch.Tensor | None:
+        if summary is None:
+            return None
+        b, s = obs.shape[:2]
+        return summary.unsqueeze(1).expand(b, s, summary.shape[-1])
+
+
+class FinalStateEncoder(_PooledEncoder):
+    """z = MLP(last observation of the demo): where the demo ended."""
+
+    name = "final_state"
+
+    def __init__(self, config: OneShotConfig) -> None:
+        super().__init__(config)
+        d, h, e = config.obs_dim, config.encoder_hidden, config.embed_dim
+        self.final_net = _mlp([d, h, h, e])
+
+    def demo_embedding(self, demos: DemoTensors) -> torch.Tensor:
+        return self.final_net(demos.final)
+
+
+class MeanPoolEncoder(_PooledEncoder):
+    """z = mean over the demo's steps of MLP(o_t, a_t, o_{t+1})."""
+
+    name = "mean_pool"
+
+    def __init__(self, config: OneShotConfig) -> None:
+        super().__init__(config)
+        d, a, h, e = config.obs_dim, config.act_dim, config.encoder_hidden, config.embed_dim
+        self.step_net = _mlp([2 * d + a, h, h, e])
+
+    def demo_embedding(self, demos: DemoTensors) -> torch.Tensor:
+        h = self.step_net(demos.feats)  # (B, T, E)
+        m = demos.mask.unsqueeze(-1).float()
+        return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class AttentionEncoder(MeanPoolEncoder):
+    """Multi-head soft attention over the demo's step embeddings, queried by the current state.
+
+    Its demo embedding (for TecNet) is the mean-pooled step embedding; z itself depends on the
+    state, so the summary is the keys and values and each state attends over them.
+    """
+
+    name = "attention"
+
+    def __init__(self, config: OneShotConfig) -> None:
+        super().__init__(config)
+        d, h, e = config.obs_dim, config.encoder_hidden, config.embed_dim
+        self.heads = config.heads
+        self.query_net = _mlp([d, h, e])
+        self.key = nn.Linear(e, e)
+        self.value = nn.Linear(e, e)
+        self.attn_out = nn.Linear(e, e)
+
+    def summarise(self, demos: DemoTensors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(keys (B, H, T, dh), values (B, H, T, dh), mask (B, T))."""
+        h = self.step_net(demos.feats)  # (B, T, E)
+        b, t, e = h.shape
+        dh = e // self.heads
+        k = self.key(h).view(b, t, self.heads, dh).transpose(1, 2)
+        v = self.value(h).view(b, t, self.heads, dh).transpose(1, 2)
+        return k, v, demos.mask
+
+    def embed(self, summary: tuple[torch.Tensor, torch.Tensor, torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
+        k, v, mask = summary
+        b, s = obs.shape[:2]
+        dh = k.shape[-1]
+        e = dh * self.heads
+        q = self.query_net(obs).view(b, s, self.heads, dh).transpose(1, 2)  # (B, H, S, dh)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(dh)  # (B, H, S, T)
+        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+        ctx = torch.softmax(scores, dim=-1) @ v  # (B, H, S, dh)
+        return self.attn_out(ctx.transpose(1, 2).reshape(b, s, e))
+
+
+class TaskBlindEncoder(_PooledEncoder):
+    """No z at all: task-blind behaviour cloning, the lower bound a demo must beat."""
+
+    name = "none"
+
+    def __init__(self, config: OneShotConfig) -> None:
+        super().__init__(config)
+        self.z_dim = 0
+
+    def demo_embedding(self, demos: DemoTensors) -> None:
+        return None
+
+
+class OracleEncoder(_PooledEncoder):
+    """z = MLP(the task itself, one one-hot per position): the ceiling of knowing the task."""
+
+    name = "oracle"
+
+    def __init__(self, config: OneShotConfig) -> None:
+        super().__init__(config)
+        self.task_net = _mlp([config.task_slots * config.task_vocab, config.encoder_hidden, config.embed_dim])
+
+    def demo_embedding(self, demos: DemoTensors) -> torch.Tensor:
+        return self.task_net(demos.task_onehot)
+
+
+ENCODER_REGISTRY: dict[str, type[DemoEncoder]] = {
+    cls.name: cls for cls in (FinalStateEncoder, MeanPoolEncoder, AttentionEncoder, TaskBlindEncoder, OracleEncoder)
+}
+ENCODERS = tuple(ENCODER_REGISTRY)  # the names, in the order `ilcore train oneshot --help` lists them
+DEMO_ENCODERS = tuple(n for n in ENCODERS if n not in ("none", "oracle"))  # those that read a demo
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy
+# ---------------------------------------------------------------------------------------------
+
+
 class DemoConditionedPolicy(nn.Module):
     """pi(a | s, z) with z from a demo encoder; deterministic, tanh-squashed mean action.
 
-    ``encode(feats (B,T,F), mask (B,T), final (B,D), task (B,K*N), obs (B,S,D)) -> z (B,S,E)``
-    and ``forward(obs (B,S,D), z (B,S,E)) -> action (B,S,A)``.
+    ``encode(demos, obs (B,S,D)) -> z (B,S,E)`` and ``forward(obs (B,S,D), z (B,S,E)) -> action (B,S,A)``.
+    Shown one demo (:meth:`condition`) it is a :class:`ConditionedPolicy`, which acts like any policy.
+
+    Not a :class:`ilcore.policies.Policy`: that class is an ensemble over an observation space
+    whose actions come from a distribution head, and its ensemble disagreement, heads and
+    nested-observation encoder have nothing to say about a second input (the demo). What the
+    two share is the checkpoint folder (config.json + weights.pt, read through
+    :mod:`ilcore.policies.checkpoint`) and, once conditioned, the ``Acts`` interface.
     """
 
     def __init__(self, config: OneShotConfig) -> None:
         super().__init__()
         self.config = config
-        d, a, e, h = config.obs_dim, config.act_dim, config.embed_dim, config.encoder_hidden
-        f = 2 * d + a
-        mean = torch.tensor(config.obs_mean or [0.0] * d, dtype=torch.float32)
-        std = torch.tensor(config.obs_std or [1.0] * d, dtype=torch.float32)
-        self.register_buffer("obs_mean", mean)
-        self.register_buffer("obs_std", std)
-        enc = config.encoder
-        z_dim = 0 if enc == "none" else e
-        if enc == "final_state":
-            self.final_net = _mlp([d, h, h, e])
-        elif enc in ("mean_pool", "attention"):
-            self.step_net = _mlp([f, h, h, e])
-        if enc == "attention":
-            self.query_net = _mlp([d, h, e])
-            self.key = nn.Linear(e, e)
-            self.value = nn.Linear(e, e)
-            self.attn_out = nn.Linear(e, e)
-        elif enc == "oracle":
-            self.task_net = _mlp([config.task_slots * config.task_vocab, h, e])
-        self.policy_net = _mlp([d + z_dim, *config.hidden, a])
+        d, a = config.obs_dim, config.act_dim
+        self.register_buffer("obs_mean", torch.tensor(config.obs_mean or [0.0] * d, dtype=torch.float32))
+        self.register_buffer("obs_std", torch.tensor(config.obs_std or [1.0] * d, dtype=torch.float32))
+        self.encoder = ENCODER_REGISTRY[config.encoder](config)
+        self.policy_net = _mlp([d + self.encoder.z_dim, *config.hidden, a])
 
-    # Observations are standardised with the training data's statistics; in a step feature
-    # (o_t, a_t, o_{t+1}) both observations get the same treatment and actions stay in [-1, 1].
+    @classmethod
+    def create(cls, config: OneShotConfig, *, seed: int) -> "DemoConditionedPolicy":
+        """A freshly initialised network whose weights depend only on ``seed``.
+
+        The layers are built on the meta device and then initialised from a local
+        ``torch.Generator``, so torch's global generator is neither reseeded nor advanced. The
+        draws are nn.Linear's default initialisation in construction order, so a seed gives the
+        weights it gave when training reseeded the global generator.
+        """
+        with torch.device("meta"):
+            model = cls(config)
+        model.to_empty(device="cpu")
+        generator = torch.Generator().manual_seed(int(seed))
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                _init_linear(module, generator)
+        with torch.no_grad():
+            d = config.obs_dim
+            model.obs_mean.copy_(torch.tensor(config.obs_mean or [0.0] * d, dtype=torch.float32))
+            model.obs_std.copy_(torch.tensor(config.obs_std or [1.0] * d, dtype=torch.float32))
+        return model
+
     def norm_obs(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs - self.obs_mean) / self.obs_std
 
-    def norm_feats(self, feats: torch.Tensor) -> torch.Tensor:
+    def normalised(self, demos: DemoTensors) -> DemoTensors:
+        """``demos`` as the encoder reads them: observations in the step features and the final
+        observation standardised, actions unchanged."""
         d = self.config.obs_dim
-        return torch.cat(
-            [self.norm_obs(feats[..., :d]), feats[..., d:-d], self.norm_obs(feats[..., -d:])], dim=-1
-        )
+        feats = demos.feats
+        feats = torch.cat([self.norm_obs(feats[..., :d]), feats[..., d:-d], self.norm_obs(feats[..., -d:])], dim=-1)
+        return replace(demos, feats=feats, final=self.norm_obs(demos.final))
 
-    def demo_embedding(
-        self, feats: torch.Tensor, mask: torch.Tensor, final: torch.Tensor, task: torch.Tensor
-    ) -> torch.Tensor | None:
-        """(B, E) demo-level embedding (state-independent), or None for "none"."""
-        enc = self.config.encoder
-        if enc == "final_state":
-            return self.final_net(self.norm_obs(final))
-        if enc == "oracle":
-            return self.task_net(task)
-        if enc in ("mean_pool", "attention"):
-            h = self.step_net(self.norm_feats(feats))  # (B, T, E)
-            m = mask.unsqueeze(-1).float()
-            return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return None
+    def demo_embedding(self, demos: DemoTensors) -> torch.Tensor | None:
+        """(B, E) demo-level embedding (state-independent), or None for the task-blind encoder."""
+        return self.encoder.demo_embedding(self.normalised(demos))
 
-    def encode(
-        self,
-        feats: torch.Tensor,
-        mask: torch.Tensor,
-        final: torch.Tensor,
-        task: torch.Tensor,
-        obs: torch.Tensor,
-    ) -> torch.Tensor | None:
+    def encode(self, demos: DemoTensors, obs: torch.Tensor) -> torch.Tensor | None:
         """z (B, S, E) for S current states per demo; None for the task-blind encoder."""
-        enc = self.config.encoder
-        b, s = obs.shape[:2]
-        if enc != "attention":
-            z = self.demo_embedding(feats, mask, final, task)
-            if z is None:
-                return None
-            if self.config.tecnet_weight > 0:
-                z = nn.functional.normalize(z, dim=-1)
-            return z.unsqueeze(1).expand(b, s, z.shape[-1])
-        heads = self.config.heads
-        e = self.config.embed_dim
-        dh = e // heads
-        h = self.step_net(self.norm_feats(feats))  # (B, T, E)
-        t = h.shape[1]
-        k = self.key(h).view(b, t, heads, dh).transpose(1, 2)  # (B, H, T, dh)
-        v = self.value(h).view(b, t, heads, dh).transpose(1, 2)  # (B, H, T, dh)
-        q = self.query_net(self.norm_obs(obs)).view(b, s, heads, dh).transpose(1, 2)  # (B, H, S, dh)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(dh)  # (B, H, S, T)
-        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
-        ctx = torch.softmax(scores, dim=-1) @ v  # (B, H, S, dh)
-        return self.attn_out(ctx.transpose(1, 2).reshape(b, s, e))
+        return self.encoder.embed(self.encoder.summarise(self.normalised(demos)), self.norm_obs(obs))
 
     def forward(self, obs: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         x = self.norm_obs(obs)
@@ -441,20 +586,32 @@ class DemoConditionedPolicy(nn.Module):
             x = torch.cat([x, z], dim=-1)
         return torch.tanh(self.policy_net(x))
 
-    def save(self, directory: str | Path) -> None:
-        save_policy(self, directory)
-
+    def save(self, directory: str | Path) -> Path:
+        return save_policy(self, directory)
 
     def condition(self, demo: TaskDemo) -> "ConditionedPolicy":
-        """This policy told to perform ``demo``'s task: an object with ``act``/``act_batch``."""
+        """This policy told to perform ``demo``'s task (see :class:`ConditionedPolicy`)."""
         return ConditionedPolicy(self, demo)
 
 
-class ConditionedPolicy:
-    """A demo-conditioned policy with its demonstration fixed; numpy in, numpy out.
+def _init_linear(layer: nn.Linear, generator: torch.Generator) -> None:
+    """``nn.Linear.reset_parameters`` drawing from ``generator`` (the same two draws, in order)."""
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+        if layer.bias is not None:
+            fan_in = layer.weight.shape[1]
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
-    The demo is encoded once; the attention encoder still attends per state, from cached
-    step embeddings.
+
+class ConditionedPolicy(Acts):
+    """A demo-conditioned policy with its demonstration fixed: numpy in, numpy out.
+
+    This is the per-task conditioning in the shape every evaluator and person-facing loop
+    expects (``act`` / ``act_batch``, ``check_spaces``), so :func:`ilcore.eval.evaluate` runs
+    it like any policy. The demo is encoded once, from the network's weights at the time of
+    :meth:`DemoConditionedPolicy.condition` (condition again after training further); the
+    attention encoder still attends per state, over the cached keys and values.
     """
 
     def __init__(self, model: DemoConditionedPolicy, demo: TaskDemo) -> None:
@@ -468,20 +625,29 @@ class ConditionedPolicy:
             raise ConfigError("the oracle policy needs the demo's task content, and this demo has none.")
         self.model = model
         self.demo = demo
-        self._padded = _pad([demo], cfg.task_slots, cfg.task_vocab)
+        self._device = model.obs_mean.device
+        with torch.no_grad():
+            padded = pad_demos([demo], cfg.task_slots, cfg.task_vocab).to(self._device)
+            self._summary = model.encoder.summarise(model.normalised(padded))
 
     @torch.no_grad()
-    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+    def act_batch(self, obs_batch: np.ndarray) -> np.ndarray:
         """(N, A) actions for (N, D) observations."""
-        self.model.eval()
-        o = torch.as_tensor(np.asarray(obs, np.float32)).unsqueeze(0)  # (1, N, D)
-        p = self._padded
-        z = self.model.encode(p.feats, p.mask, p.final, p.task_onehot, o)
-        return self.model(o, z)[0].numpy()
+        o = torch.as_tensor(np.asarray(obs_batch, np.float32), device=self._device).unsqueeze(0)  # (1, N, D)
+        z = self.model.encoder.embed(self._summary, self.model.norm_obs(o))
+        return self.model(o, z)[0].cpu().numpy()
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """(A,) action for one (D,) observation."""
+        """(A,) action for one (D,) observation (the policy is deterministic either way)."""
         return self.act_batch(np.asarray(obs, np.float32)[None])[0]
+
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space, where: str = "the env") -> None:
+        """SpaceMismatchError unless ``where`` gives flat observations and actions of the trained sizes."""
+        cfg = self.model.config
+        for what, space, size in (("observations", observation_space, cfg.obs_dim), ("actions", action_space, cfg.act_dim)):
+            if not isinstance(space, gym.spaces.Box) or ispaces.leaf_shape(space) != (size,):
+                raise SpaceMismatchError(f"The one-shot policy was trained on {what} of size {size}, but {where} "
+                                         f"has {space}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,17 +676,16 @@ def train_oneshot(
 
     Each step samples ``batch_tasks`` tasks (distinct while there are enough), for each a
     conditioning demo and a different target demo of the same task, and regresses the target's
-    actions at ``states_per_task`` random steps (MSE on the tanh-squashed mean). Every task needs
-    at least two demos.
+    actions at ``states_per_task`` random steps (:class:`~ilcore.algos.losses.ActionMSE` on the
+    tanh-squashed mean, plus :class:`~ilcore.algos.losses.TecNetMargin` when ``tecnet_weight``
+    is set). Every task needs at least two demos.
 
     ``callback(step, {"bc_loss", "tecnet_loss"})`` runs at every logged step (50 per run).
     ``device``: where to train (see :func:`ilcore.devices.resolve_device`); the padded demos
     move there once, the batch indices are drawn on the CPU as before (so a seed gives the same
-    batches on any device), and the returned model is back on the CPU.
+    batches on any device), and the returned model is back on the CPU. The initial weights come
+    from a local generator seeded with ``config.seed``; torch's global generator is not touched.
     """
-    from ilcore.devices import resolve_device
-    from ilcore.progress import progress_bar
-
     dev = resolve_device(device)
     config = OneShotConfig(**asdict(config)) if config is not None else OneShotConfig()
     if env_kwargs is not None:
@@ -543,10 +708,12 @@ def train_oneshot(
     # Constant dimensions would divide by zero; a floor keeps them at their raw scale.
     config.obs_std = np.maximum(all_obs.std(0), 1e-2).tolist()
 
-    torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = DemoConditionedPolicy(config).to(dev)
-    data = _pad(demos, config.task_slots, config.task_vocab).to(dev)
+    model = DemoConditionedPolicy.create(config, seed=config.seed).to(dev)
+    data = pad_demos(demos, config.task_slots, config.task_vocab).to(dev)
+    tecnet = config.tecnet_weight > 0 and model.encoder.z_dim > 0
+    objective = TotalLoss([ActionMSE(name="bc_loss")]
+                          + ([TecNetMargin(weight=config.tecnet_weight, margin=config.tecnet_margin)] if tecnet else []))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # lr_floor < 1 decays the step size late in training (cosine), which lowers the training loss
     # but, on held-out particle tasks, generalised worse than a constant rate.
@@ -571,26 +738,18 @@ def train_oneshot(
         rows = torch.as_tensor(tgt_idx, device=dev)[:, None]
         cols = torch.as_tensor(steps_at, device=dev)
         obs = data.obs[rows, cols]  # (B, S, D)
-        target = data.actions[rows, cols]  # (B, S, A)
-        c = torch.as_tensor(cond_idx, device=dev)
-        z = model.encode(data.feats[c], data.mask[c], data.final[c], data.task_onehot[c], obs)
-        bc_loss = ((model(obs, z) - target) ** 2).sum(-1).mean()
-        loss = bc_loss
-        tec = torch.zeros((), device=dev)
-        if config.tecnet_weight > 0 and config.encoder != "none":
-            t_ = torch.as_tensor(tgt_idx, device=dev)
-            tec = _tecnet_loss(
-                model.demo_embedding(data.feats[c], data.mask[c], data.final[c], data.task_onehot[c]),
-                model.demo_embedding(data.feats[t_], data.mask[t_], data.final[t_], data.task_onehot[t_]),
-                torch.as_tensor(chosen, device=dev),
-                config.tecnet_margin,
-            )
-            loss = loss + config.tecnet_weight * tec
+        cond = data.select(torch.as_tensor(cond_idx, device=dev))
+        batch = DemoConditionedBatch(predicted=model(obs, model.encode(cond, obs)), target=data.actions[rows, cols])
+        if tecnet:
+            batch.support_embedding = model.demo_embedding(cond)
+            batch.query_embedding = model.demo_embedding(data.select(torch.as_tensor(tgt_idx, device=dev)))
+            batch.task_ids = torch.as_tensor(chosen, device=dev)
+        loss, parts = objective(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         schedule.step()
-        running += (bc_loss.item(), tec.item())
+        running += (parts["bc_loss"].item(), parts["tecnet_loss"].item() if tecnet else 0.0)
         if (step + 1) % log_every == 0 or step + 1 == config.steps:
             k = (step % log_every) + 1
             history["step"].append(step + 1)
@@ -603,32 +762,9 @@ def train_oneshot(
     return OneShotResult(model.cpu(), history)
 
 
-def _tecnet_loss(support: torch.Tensor, query: torch.Tensor, task_ids: torch.Tensor, margin: float) -> torch.Tensor:
-    """Cosine hinge: each query demo (B, E) must be closer to its task's support (B, E) than to
-    any other task's support by ``margin``; pairs of the same task are not negatives."""
-    s = nn.functional.normalize(support, dim=-1)
-    q = nn.functional.normalize(query, dim=-1)
-    sim = q @ s.T  # (B, B)
-    pos = sim.diagonal().unsqueeze(1)
-    negative = task_ids[None, :] != task_ids[:, None]
-    hinge = (margin - pos + sim).clamp(min=0) * negative
-    return hinge.sum(1).mean()
-
-
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class OneShotEval:
-    """success_rate: fraction of episodes that finished the demo's task; returns/lengths (N,)."""
-
-    success_rate: float
-    mean_return: float
-    returns: np.ndarray
-    lengths: np.ndarray
-    episodes: int
 
 
 def evaluate_oneshot(
@@ -639,43 +775,22 @@ def evaluate_oneshot(
     seed: int = 0,
     env_id: str | None = None,
     env_kwargs: dict[str, Any] | None = None,
-) -> OneShotEval:
+) -> EvalResult:
     """Success of ``policy`` shown ``demo`` on ``episodes`` new initial states of the demo's task.
 
     The env is told the task (it must know what success means); the policy only sees the demo.
-    Episodes run in lockstep so the network sees one batch per step.
+    This is :func:`ilcore.eval.evaluate` of the conditioned policy with one env per episode
+    (env i seeded ``seed + i``), so the episodes run in lockstep and the network sees one batch
+    per step.
     """
-    import gymnasium as gym
-
-    import ilcore.envs  # noqa: F401  (registers the env ids)
-
     if episodes < 1:
         raise ConfigError(f"episodes must be at least 1, got {episodes}.")
     cfg = policy.config
     kwargs = dict(cfg.env_kwargs if env_kwargs is None else env_kwargs)
     kwargs["task_id"] = demo.task_id
     kwargs.pop("task_pool", None)
-    envs = [gym.make(env_id or cfg.env_id, **kwargs) for _ in range(episodes)]
-    conditioned = policy.condition(demo)
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
-    active = np.ones(episodes, bool)
-    returns = np.zeros(episodes)
-    lengths = np.zeros(episodes, int)
-    success = np.zeros(episodes, bool)
-    while active.any():
-        idx = np.flatnonzero(active)
-        actions = conditioned.act_batch(obs[idx])
-        for j, i in enumerate(idx):
-            o, r, terminated, truncated, info = envs[i].step(actions[j])
-            obs[i] = o
-            returns[i] += r
-            lengths[i] += 1
-            if terminated or truncated:
-                active[i] = False
-                success[i] = bool(info.get("is_success", False))
-    for env in envs:
-        env.close()
-    return OneShotEval(float(success.mean()), float(returns.mean()), returns, lengths, episodes)
+    return evaluate(policy.condition(demo), env_id or cfg.env_id, episodes=episodes, seed=seed, env_kwargs=kwargs,
+                    num_envs=episodes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -684,30 +799,55 @@ def evaluate_oneshot(
 
 
 def save_policy(policy: DemoConditionedPolicy, directory: str | Path) -> Path:
-    """Write ``oneshot_config.json`` and ``oneshot_weights.pt`` (a plain state dict) into ``directory``."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / CONFIG_FILE).write_text(json.dumps(policy.config.to_json(), indent=2))
-    torch.save(policy.state_dict(), out / WEIGHTS_FILE)
-    return out
+    """Write ``config.json`` (format ``ilcore-oneshot-policy``) and ``weights.pt`` into ``directory``,
+    with the guarantees of :func:`ilcore.policies.checkpoint.save_checkpoint` (NaN refused, both
+    files or neither)."""
+    doc = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, **policy.config.to_json()}
+    return checkpoint.save_checkpoint(Path(directory), CONFIG_FILE, doc, WEIGHTS_FILE, policy.state_dict())
 
 
 def load_policy(directory: str | Path) -> DemoConditionedPolicy:
-    """Read a policy written by :func:`save_policy`; weights are loaded without unpickling code."""
-    d = Path(directory)
-    if not (d / CONFIG_FILE).is_file() or not (d / WEIGHTS_FILE).is_file():
-        raise ConfigError(f"{d} is not a one-shot policy folder (it needs {CONFIG_FILE} and {WEIGHTS_FILE}).")
-    try:
-        config = OneShotConfig.from_json(json.loads((d / CONFIG_FILE).read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ConfigError(f"{d / CONFIG_FILE} is not a valid one-shot config ({exc}).") from None
-    if config.obs_dim < 1 or config.act_dim < 1:
-        raise ConfigError(f"{d / CONFIG_FILE} does not give the observation and action sizes the policy was trained on.")
-    model = DemoConditionedPolicy(config)
-    try:
-        state = torch.load(d / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except Exception as exc:  # noqa: BLE001 - any failure here means the checkpoint is unusable
-        raise ConfigError(f"{d / WEIGHTS_FILE} could not be loaded as one-shot weights ({type(exc).__name__}).") from None
+    """Read a policy written by :func:`save_policy` (or by its older one-shot-only format).
+
+    As for every checkpoint (:mod:`ilcore.policies.checkpoint`): the config is checked and the
+    network sized on the meta device before anything is allocated, and the weights are read
+    without unpickling code, their names and shapes matching the network exactly.
+    """
+    folder = Path(directory)
+    if (folder / CONFIG_FILE).exists():
+        cfg_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        doc = checkpoint.read_config(cfg_path, kind="one-shot policy")
+        checkpoint.check_format(doc, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, cfg_path)
+        doc = {k: v for k, v in doc.items() if k not in ("format", "format_version")}
+        stored_name: Callable[[str], str] = lambda name: name  # noqa: E731
+    elif (folder / LEGACY_CONFIG_FILE).is_file() and (folder / LEGACY_WEIGHTS_FILE).is_file():
+        cfg_path, weights_path = folder / LEGACY_CONFIG_FILE, folder / LEGACY_WEIGHTS_FILE
+        doc = checkpoint.read_config(cfg_path, kind="one-shot policy")
+        stored_name = _legacy_name
+    else:
+        raise ConfigError(f"{folder} is not a one-shot policy folder (it needs {CONFIG_FILE} and {WEIGHTS_FILE}).")
+    config = _config_from_doc(doc, cfg_path)
+    shapes = checkpoint.shapes_on_meta(lambda: DemoConditionedPolicy(config), f"The one-shot config {cfg_path}")
+    stored = checkpoint.load_weights(weights_path, {stored_name(k): s for k, s in shapes.items()}, cfg_path)
+    with torch.device("meta"):
+        model = DemoConditionedPolicy(config)
+    model.to_empty(device="cpu")
+    model.load_state_dict({k: stored[stored_name(k)] for k in shapes})
     model.eval()
     return model
+
+
+def _legacy_name(name: str) -> str:
+    """The state-dict key an old-format checkpoint used: the encoder's layers sat on the policy itself."""
+    return name.removeprefix("encoder.")
+
+
+def _config_from_doc(doc: Mapping[str, Any], cfg_path: Path) -> OneShotConfig:
+    try:
+        config = OneShotConfig.from_json(doc)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{cfg_path} is not a valid one-shot config ({exc}).") from None
+    if not isinstance(config.obs_dim, int) or not isinstance(config.act_dim, int) or config.obs_dim < 1 \
+            or config.act_dim < 1:
+        raise ConfigError(f"{cfg_path} does not give the observation and action sizes the policy was trained on.")
+    return config

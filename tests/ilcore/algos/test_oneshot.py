@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from ilcore.algos.losses import DemoConditionedBatch, TecNetMargin
 from ilcore.algos.oneshot import (
+    ENCODER_REGISTRY,
+    ConditionedPolicy,
     OneShotConfig,
     TaskDemo,
-    _tecnet_loss,
     collect_expert_demos,
     demos_from_recording,
     evaluate_oneshot,
@@ -17,7 +19,7 @@ from ilcore.algos.oneshot import (
     write_demos,
 )
 from ilcore.envs.particles import task_list, task_split
-from ilcore.errors import ConfigError, FormatError
+from ilcore.errors import ConfigError, FormatError, SpaceMismatchError
 
 SPLIT = task_split()
 # The smallest budget that generalises reliably: ~30 s per model on one free thread.
@@ -86,8 +88,48 @@ def test_save_load_round_trip_gives_the_same_actions(tmp_path, train_demos):
     assert loaded.condition(train_demos[0]).act(obs[0]).shape == (2,)
 
 
-def test_load_refuses_what_is_not_a_oneshot_checkpoint(tmp_path):
+def test_the_checkpoint_is_the_shared_format_and_refuses_a_plain_policy_folder(tmp_path, train_demos):
+    from ilcore.policies import Policy, make_policy
+    from ilcore.policies.checkpoint import MAX_PARAMETERS
+
+    policy = train_oneshot(train_demos[:40], OneShotConfig(encoder="mean_pool", steps=2, hidden=(8,))).policy
+    save_policy(policy, tmp_path / "run")
+    doc = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert doc["format"] == "ilcore-oneshot-policy" and doc["format_version"] == 1
+    assert (tmp_path / "run" / "weights.pt").is_file()
+    with pytest.raises(ConfigError, match="not an ilcore policy checkpoint"):
+        Policy.load(tmp_path / "run")  # each loader names what it expected
+    policy_space = make_policy(*_particle_spaces())
+    policy_space.save(tmp_path / "plain")
+    with pytest.raises(ConfigError, match="oneshot-policy"):
+        load_policy(tmp_path / "plain")
+    doc["hidden"] = [MAX_PARAMETERS]  # refused before anything is allocated
+    (tmp_path / "run" / "config.json").write_text(json.dumps(doc))
     with pytest.raises(ConfigError):
+        load_policy(tmp_path / "run")
+
+
+def _particle_spaces():
+    from ilcore.eval import env_spaces
+
+    return env_spaces("ilcore/ParticleSequence-v0")
+
+
+def test_a_checkpoint_in_the_old_oneshot_format_still_loads(tmp_path, train_demos):
+    policy = train_oneshot(train_demos[:40], OneShotConfig(encoder="attention", steps=2, hidden=(8,),
+                                                            encoder_hidden=8, embed_dim=8, heads=2)).policy
+    # What save_policy wrote before the shared format: the bare config and a state dict whose
+    # encoder layers sat on the policy itself.
+    (tmp_path / "oneshot_config.json").write_text(json.dumps(policy.config.to_json()))
+    torch.save({k.removeprefix("encoder."): v for k, v in policy.state_dict().items()}, tmp_path / "oneshot_weights.pt")
+    loaded = load_policy(tmp_path)
+    obs = np.stack([d.observations[3] for d in train_demos[:4]])
+    np.testing.assert_array_equal(policy.condition(train_demos[0]).act_batch(obs),
+                                  loaded.condition(train_demos[0]).act_batch(obs))
+
+
+def test_load_refuses_what_is_not_a_oneshot_checkpoint(tmp_path):
+    with pytest.raises(ConfigError, match="is not a one-shot policy folder"):
         load_policy(tmp_path)
     (tmp_path / "oneshot_config.json").write_text(json.dumps({"encoder": "attention", "shiny": 1}))
     (tmp_path / "oneshot_weights.pt").write_bytes(b"not a checkpoint")
@@ -98,7 +140,7 @@ def test_load_refuses_what_is_not_a_oneshot_checkpoint(tmp_path):
         load_policy(tmp_path)
 
 
-@pytest.mark.parametrize("encoder", ["final_state", "mean_pool", "attention", "none", "oracle"])
+@pytest.mark.parametrize("encoder", list(ENCODER_REGISTRY))
 def test_every_encoder_trains_and_acts(encoder, train_demos):
     result = train_oneshot(train_demos[:40], OneShotConfig(encoder=encoder, steps=30, hidden=(32,), seed=1))
     assert result.history["bc_loss"][-1] < result.history["bc_loss"][0]
@@ -106,14 +148,50 @@ def test_every_encoder_trains_and_acts(encoder, train_demos):
     assert action.shape == (2,) and np.all(np.abs(action) <= 1)
 
 
+def _tecnet(embeddings, task_ids):
+    batch = DemoConditionedBatch(torch.zeros(3, 1, 2), torch.zeros(3, 1, 2), embeddings, embeddings, task_ids)
+    return TecNetMargin(margin=0.1)(batch).item()
+
+
 def test_tecnet_loss_separates_tasks_and_is_zero_when_they_are():
     ids = torch.tensor([0, 1, 2])
-    separated = torch.eye(3)
-    assert _tecnet_loss(separated, separated, ids, margin=0.1).item() == 0.0
+    assert _tecnet(torch.eye(3), ids) == 0.0
     collapsed = torch.ones(3, 3)
-    assert _tecnet_loss(collapsed, collapsed, ids, margin=0.1).item() == pytest.approx(0.2)
+    assert _tecnet(collapsed, ids) == pytest.approx(0.2)
     # Same-task pairs are never negatives.
-    assert _tecnet_loss(collapsed, collapsed, torch.tensor([4, 4, 4]), margin=0.1).item() == 0.0
+    assert _tecnet(collapsed, torch.tensor([4, 4, 4])) == 0.0
+
+
+def test_training_is_seeded_locally_and_leaves_the_global_generator_alone(train_demos):
+    config = OneShotConfig(encoder="attention", steps=3, hidden=(8,), encoder_hidden=8, embed_dim=8, heads=2, seed=4)
+    torch.manual_seed(0)
+    first = train_oneshot(train_demos[:40], config)
+    drawn = torch.rand(1)
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    assert drawn == expected  # training neither reseeded nor advanced torch's global generator
+    torch.manual_seed(99)
+    again = train_oneshot(train_demos[:40], config)
+    assert first.history == again.history  # the seed alone decides the run
+    for a, b in zip(first.policy.state_dict().values(), again.policy.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_conditioned_policy_is_evaluated_by_ilcore_eval(train_demos, held_out_demos):
+    from ilcore.eval import evaluate
+    from ilcore.types import Acts
+
+    policy = train_oneshot(train_demos[:40], OneShotConfig(encoder="mean_pool", steps=2, hidden=(8,))).policy
+    demo = held_out_demos[0]
+    conditioned = policy.condition(demo)
+    assert isinstance(conditioned, ConditionedPolicy) and isinstance(conditioned, Acts)
+    result = evaluate_oneshot(policy, demo, episodes=3, seed=11)
+    same = evaluate(conditioned, "ilcore/ParticleSequence-v0", episodes=3, seed=11, num_envs=3,
+                    env_kwargs={"task_id": demo.task_id})
+    np.testing.assert_array_equal(result.returns, same.returns)
+    assert result.episodes == 3 and result.success_rate is not None
+    with pytest.raises(SpaceMismatchError):
+        evaluate(conditioned, "CartPole-v1", episodes=1)
 
 
 def test_tecnet_weight_trains_the_embedding(train_demos):
@@ -151,12 +229,11 @@ def test_demos_round_trip_through_a_recording(tmp_path, train_demos):
 
 
 def test_recording_without_task_ids_is_refused(tmp_path):
-    import gymnasium as gym
-
     from ilcore.data import SessionWriter
+    from ilcore.eval import make_env
     from ilcore.types import Actor
 
-    env = gym.make("ilcore/ParticleSequence-v0")
+    env = make_env("ilcore/ParticleSequence-v0")
     obs, _ = env.reset(seed=0)
     with SessionWriter(tmp_path / "s", env_id="ilcore/ParticleSequence-v0",
                        observation_space=env.observation_space, action_space=env.action_space) as w:
