@@ -107,7 +107,8 @@ def run_one(horizon: int, workdir: Path, seed: int = 0) -> dict[str, Any]:
     import gymnasium as gym
 
     import ilcore.envs  # noqa: F401  (registers ilcore/Corridor-v0)
-    from ilcore.algos.dagger import AllGate, DaggerRunConfig, ExpertLabeler, run_dagger
+    from ilcore.algos.dagger import AllGate, DaggerRunConfig, run_dagger
+    from ilcore.labelers import ExpertLabeler
     from ilcore.envs.corridor import CorridorExpert
 
     eps_per_round = max(1, math.ceil(STEPS_PER_ROUND / horizon))

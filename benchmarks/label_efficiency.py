@@ -1,36 +1,51 @@
-"""Labels (and simulated human-seconds) to reach 95% of the expert, per way of asking.
+"""Labels, simulated human-seconds and learner steps to reach 95% of the expert, per way of asking.
 
-For each env and seed, five ways of getting labels from the same simulated person (scripted
-expert, 1.5 s per answered query, 0.25 s per step it drives, no noise, no delay) train the same
-learner (5-member ensemble MLP (64, 64), trained from scratch each round on every label; 20
-epochs, the action space's default head (categorical / squashed Gaussian with beta-NLL, beta=1);
-Pendulum: 60 epochs, see ENV_SETTINGS):
+For each env, demonstration length and seed, six ways of getting labels from the same simulated
+person (the scripted expert, 1.5 s per answered query, 0.25 s per step it drives, no noise, no
+delay) train the same learner (a 5-member ensemble, the action space's default head, the
+project's retraining recipe: from scratch on every label, at least ``min_updates`` minibatch
+updates per member; MLP (64, 64) on vectors, the CNN on CarRacing's frames):
 
-- bc:           demonstrations only (the person drives every step of every round; beta-mix = 1)
+- bc:           demonstrations only (after round 0 the person drives every step; beta-mix = 1)
 - dagger:       plain DAgger, every learner-visited state labelled (AllGate)
 - beta:         beta-querying, each visited state asked with probability 0.2 (BetaGate)
-- ensemble:     uncertainty gating at a 10% target rate (EnsembleGate)
+- ensemble:     uncertainty gating at a fixed 10% target rate (EnsembleGate)
 - intervention: HG-DAgger, the person takes over when it disagrees with the learner and
                 hands back after 5 agreeing steps (NeverGate + interventions)
+- adaptive:     uncertainty gating whose rate follows the learner's measured disagreement with the
+                person on the states it asked about (``ilcore.algos.dagger.adaptive``), 2-50%
 
-All start from the same short demonstration (round 0: --demo-episodes episodes the person
-drives, each cut at --demo-steps steps; default 1 episode of at most 100 steps), then the
-learner drives. After every round the policy is evaluated on --eval-episodes full episodes.
-"Reached" means the policy closes 95% of the gap from a uniformly random policy to the expert:
-(R - R_random) / (R_expert - R_random) >= 0.95, with R_expert the expert's documented return and
-R_random measured here (20 episodes) - the same rule for positive- and negative-return envs. The
-labels counted are the cumulative labels at the first round that reaches it, both with the
-demonstration and without it ("post-demo"). Reports the median over seeds (runs that never reach
-it count as "not reached" and the median is "not reached" when more than half never do).
+Round 0 is the demonstration: ``--demo-episodes`` episodes the person drives, each as long as the
+person would make it (the full episode; the headline) or cut at ``--demo-steps`` (the second
+row, 100 by default). Then **every round is one learner episode**: the policy is retrained after
+each episode and evaluated on ``--eval-episodes`` full episodes, so the labels counted at the bar
+are exactly the labels that trained the first policy to meet it (not a round's worth more or
+less; a round of 2 episodes had held up to ~1000 labels). A policy "meets the bar" when it closes
+95% of the gap from a uniformly random policy to the expert, (R - R_random) / (R_expert -
+R_random) >= 0.95, with R_expert the expert's documented return and R_random measured here. The
+first evaluation that meets it is confirmed on ``--confirm-episodes`` more episodes (other seeds)
+and counts only if the mean over both sets still does: with an evaluation after every episode a
+method gets many draws, and a lucky 10-episode mean would otherwise favour the methods that
+retrain most often per label. A run stops at the first confirmed policy, after ``max_rounds``
+learner episodes, or past ``max_labels`` labels.
 
-Usage: python benchmarks/label_efficiency.py [--envs CartPole-v1,...] [--seeds 5] [--rounds N]
-       [--episodes-per-round N] [--demo-episodes 1] [--demo-steps 100] [--eval-episodes 10] [--out FILE]
-Writes benchmarks/results/label_efficiency.json and .png (return vs labels, median curves).
+Reported per env, demo row and method: ``labels_to_bar`` (median over seeds; a seed that never
+meets the bar counts as a miss, and the median is None when more than half miss), ``per_seed``,
+``human_seconds_to_bar``, ``learner_steps_to_bar`` (env steps the learner drove) and
+``env_steps_to_bar`` (every simulated step, the demonstrations included), and for the adaptive
+gate where its stop signal (the learner agreed with 95% of the last 50 answers) first fired.
+
+Usage: python benchmarks/label_efficiency.py [--envs CartPole-v1,Acrobot-v1,...] [--seeds 5]
+       [--methods bc,dagger,...] [--demo-steps 0|100] [--eval-episodes 10] [--out FILE]
+       [--recipe warm_start=1,min_updates=1000,uncertainty_weight=2] [--merge FILES...]
+CarRacing-v3 (from pixels) is not in the default ``--envs``: name it to run it (its own small
+settings, ENV_SETTINGS). Writes benchmarks/results/label_efficiency.json and its .png.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -46,20 +61,30 @@ from typing import Any
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("bc", "dagger", "beta", "ensemble", "intervention")
-# Rounds and episodes per round per env: enough for plain DAgger to get there on CartPole and
-# Pendulum on 2 shared cores; LunarLander gets what the time allowed.
-# Pendulum uses the default squashed-Gaussian head (trained with beta-NLL since BCConfig.nll_beta=1;
-# plain NLL stayed near the random policy's return) and more epochs.
-# max_episode_steps cuts the learner's training episodes (not the evaluation episodes).
-ENV_SETTINGS = {
-    "CartPole-v1": dict(rounds=6, episodes_per_round=2, head=None, epochs=20, max_episode_steps=None),
-    "Pendulum-v1": dict(rounds=8, episodes_per_round=2, head=None, epochs=60, max_episode_steps=None),
-    "LunarLander-v3": dict(rounds=10, episodes_per_round=2, head=None, epochs=20, max_episode_steps=400),
+METHODS = ("bc", "dagger", "beta", "ensemble", "intervention", "adaptive")
+GATED = ("ensemble", "adaptive")
+DEFAULT_ENVS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "LunarLander-v3")
+# Per env: learner rounds (= learner episodes) and labels before a run gives up, the training
+# recipe's epochs and head, and a cap on the learner's training episodes (evaluation episodes are
+# never cut). Pendulum: 60 epochs (the squashed Gaussian trained with beta-NLL needs them).
+# LunarLander: learner episodes cut at 400 steps (a hovering learner otherwise spends 1000).
+# CarRacing: a 3-member CNN ensemble with fewer updates, 5 eval episodes (CPU time, see docs).
+ENV_SETTINGS: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(max_rounds=25, max_labels=6000, epochs=20, min_updates=500, ensemble=5,
+                        max_episode_steps=None, eval_episodes=10),
+    "Acrobot-v1": dict(max_rounds=25, max_labels=6000, epochs=20, min_updates=500, ensemble=5,
+                       max_episode_steps=None, eval_episodes=10),
+    "Pendulum-v1": dict(max_rounds=30, max_labels=6000, epochs=60, min_updates=500, ensemble=5,
+                        max_episode_steps=None, eval_episodes=10),
+    "LunarLander-v3": dict(max_rounds=30, max_labels=8000, epochs=20, min_updates=500, ensemble=5,
+                           max_episode_steps=400, eval_episodes=10),
+    "CarRacing-v3": dict(max_rounds=10, max_labels=8000, epochs=5, min_updates=300, ensemble=3,
+                         max_episode_steps=None, eval_episodes=5),
 }
-EVAL_EPISODES = 10
 DEMO_EPISODES = 1
-DEMO_STEPS = 100
+SHORT_DEMO_STEPS = 100
+CONFIRM_EPISODES = 20
+RECIPE_KEYS = ("warm_start", "min_updates", "epochs", "uncertainty_weight", "intervention_weighting", "lr")
 
 
 def random_return(env_id: str, episodes: int = 20) -> float:
@@ -68,201 +93,328 @@ def random_return(env_id: str, episodes: int = 20) -> float:
     return mean_random_return(env_id, episodes, seed=10_000, action_seed=0)
 
 
-def run_method(
-    env_id: str, method: str, seed: int, rounds: int, episodes_per_round: int, work: Path, head: str | None = None,
-    epochs: int = 20, demo_episodes: int = DEMO_EPISODES, demo_steps: int | None = DEMO_STEPS,
-    eval_episodes: int = EVAL_EPISODES, max_episode_steps: int | None = None,
-) -> list[dict]:
-    import gymnasium as gym
+def make_gate(method: str, seed: int) -> Any:
+    from ilcore.algos.dagger import AllGate, BetaGate, Constant, EnsembleGate, NeverGate
+    from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate
 
+    if method == "dagger":
+        return AllGate()
+    if method == "beta":
+        return BetaGate(Constant(0.2), seed=seed)
+    if method == "ensemble":
+        return EnsembleGate(0.1)
+    if method == "adaptive":
+        return AdaptiveEnsembleGate(min_rate=0.02, max_rate=0.5, initial_rate=0.1)
+    return NeverGate()  # bc (the person drives) and intervention (the person takes over)
+
+
+def parse_recipe(text: str) -> dict[str, float]:
+    """``key=value,...`` -> the recipe changes one run measures (RECIPE_KEYS)."""
+    out: dict[str, float] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        if key not in RECIPE_KEYS:
+            raise SystemExit(f"--recipe: unknown key {key!r}; use {', '.join(RECIPE_KEYS)}")
+        out[key] = float(value)
+    return out
+
+
+def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path, bar: float,
+                recipe: dict[str, float]) -> dict:
+    """One simulated session, one learner episode per round, until a confirmed policy meets the bar."""
     from ilcore.algos.bc import BCConfig
-    from ilcore.algos.dagger import (
-        AllGate, BetaGate, Constant, DaggerRunConfig, EnsembleGate, NeverGate, RetrainConfig, run_dagger,
-    )
+    from ilcore.algos.dagger import Constant, DaggerController, RetrainConfig, episode_seed, train_next_policy
+    from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate, GateFeedback
+    from ilcore.algos.dagger.controller import batch_one
+    from ilcore.algos.dagger.run import actor_of, answer_queue, run_episode
+    from ilcore.data import SessionWriter
+    from ilcore.eval import evaluate, make_env
     from ilcore.experts import make_expert
-    from ilcore.experts.simulated import SimulatedPerson
+    from ilcore.labelers import SimulatedPerson, actions_differ
 
-    env = gym.make(env_id)
+    env = make_env(env_id)
     person = SimulatedPerson(
         make_expert(env_id, env=env), env.action_space, seconds_per_label=1.5, seconds_per_takeover_step=0.25,
         intervene=(method == "intervention"), release_after=5, seed=seed,
     )
-    gate = {"bc": NeverGate(), "dagger": AllGate(), "beta": BetaGate(Constant(0.2)), "ensemble": EnsembleGate(0.1),
-            "intervention": NeverGate()}[method]
-    bc = BCConfig(epochs=epochs, ensemble=5, hidden=(64, 64), head=head, seed=seed, valid_fraction=0.0, patience=None)
-    config = DaggerRunConfig(
-        rounds=rounds, demo_episodes=demo_episodes, demo_max_steps=demo_steps, episodes_per_round=episodes_per_round,
-        max_episode_steps=max_episode_steps,
-        beta_mix=Constant(1.0 if method == "bc" else 0.0), interventions=(method == "intervention"),
-        eval_episodes=eval_episodes, seed=seed, retrain=RetrainConfig(bc=bc),
-    )
-    res = run_dagger(env_id, person, gate, work / f"{env_id}-{method}-{seed}", config, env=env)
-    return [{"round": s.round, "labels": s.labels, "human_seconds": s.human_seconds,
-             "mean_return": s.mean_return, "query_rate": s.query_rate} for s in res.rounds]
+    gate = make_gate(method, seed)
+    bc = BCConfig(epochs=int(recipe.get("epochs", settings["epochs"])), ensemble=settings["ensemble"], hidden=(64, 64),
+                  seed=seed, valid_fraction=0.0, patience=None, lr=recipe.get("lr", 1e-3), device="cpu")
+    reason_weights = {"uncertainty": recipe["uncertainty_weight"]} if "uncertainty_weight" in recipe else {}
+    retrain = RetrainConfig(bc=bc, warm_start=bool(recipe.get("warm_start", 0)),
+                            min_updates=int(recipe.get("min_updates", settings["min_updates"])),
+                            reason_weights=reason_weights,
+                            intervention_weighting=bool(recipe.get("intervention_weighting", 0)))
+    cap = settings["max_episode_steps"]
+    rec_dir = work / f"{env_id}-{method}-{seed}-{time.monotonic_ns()}"
+    rows: list[dict] = []
+    hit: dict | None = None
+    stop_signal: dict | None = None
+    timing = {"episodes_s": 0.0, "train_s": 0.0, "eval_s": 0.0}
+    learner_steps = env_steps = 0
+    with SessionWriter(rec_dir, env_id=env_id, observation_space=env.observation_space,
+                       action_space=env.action_space) as writer:
+        ctrl = DaggerController(
+            env_id, writer, gate, beta_mix=Constant(1.0 if method == "bc" else 0.0), retrain=retrain,
+            label_source=person.source, labeller_actor=actor_of(person), query_mode="live",
+            rounds=settings["max_rounds"], seed=seed,
+        )
+        labeler: Any = person
+        if isinstance(gate, AdaptiveEnsembleGate):
+            def learner_action(obs: Any) -> Any:
+                if ctrl.policy is None:
+                    return None
+                return np.asarray(ctrl.policy.predict_ensemble(batch_one(obs)).action)[0]
+
+            labeler = GateFeedback(person, gate, learner_action,
+                                   lambda a, b: actions_differ(a, b, env.action_space))
+        for rnd in range(settings["max_rounds"] + 1):
+            t0 = time.perf_counter()
+            for i in range(settings["demo_episodes"] if rnd == 0 else 1):
+                steps = settings["demo_steps"] if rnd == 0 and settings["demo_steps"] else cap
+                run_episode(ctrl, env, labeler, episode_seed(seed, rnd, i), steps, interventions=(method == "intervention"))
+            answer_queue(ctrl, labeler)  # nothing is deferred in a live session; kept as run_dagger does
+            result = ctrl.end_round(train=False)
+            t1 = time.perf_counter()
+            trained = train_next_policy(rec_dir, retrain, version=rnd + 1, env_id=env_id, previous=ctrl.policy_path,
+                                        max_episode_steps=cap, seed=seed, env=env)
+            ctrl.install_saved(trained.path)
+            t2 = time.perf_counter()
+            ev = evaluate(ctrl.policy, env_id, episodes=settings["eval_episodes"], seed=seed + 1000 * (rnd + 1))
+            mean_return = float(ev.mean_return)
+            confirmed_return = None
+            if mean_return >= bar:
+                more = evaluate(ctrl.policy, env_id, episodes=CONFIRM_EPISODES, seed=seed + 1000 * (rnd + 1) + 500)
+                n1, n2 = settings["eval_episodes"], CONFIRM_EPISODES
+                confirmed_return = (n1 * mean_return + n2 * float(more.mean_return)) / (n1 + n2)
+            t3 = time.perf_counter()
+            timing["episodes_s"] += t1 - t0
+            timing["train_s"] += t2 - t1
+            timing["eval_s"] += t3 - t2
+            learner_steps += result.learner_steps
+            env_steps += result.steps
+            totals = ctrl.totals()
+            row = {"round": rnd, "labels": totals.labels, "human_seconds": round(totals.human_seconds, 2),
+                   "learner_steps": learner_steps, "env_steps": env_steps, "mean_return": mean_return,
+                   "confirmed_return": confirmed_return, "query_rate": None if math.isnan(result.query_rate)
+                   else result.query_rate}
+            if isinstance(gate, AdaptiveEnsembleGate):
+                row["gate_rate"] = gate.target_rate
+                row["agreement"] = None if math.isnan(gate.tracker.agreement) else gate.tracker.agreement
+                if stop_signal is None and gate.stop_suggested:
+                    stop_signal = dict(row)
+            rows.append(row)
+            if confirmed_return is not None and confirmed_return >= bar:
+                hit = row
+                break
+            if totals.labels >= settings["max_labels"]:
+                break
+    env.close()
+    shutil.rmtree(rec_dir, ignore_errors=True)
+    return {"rows": rows, "hit": hit, "stop_signal": stop_signal, "timing": timing}
 
 
-def first_reaching(curve: list[dict], bar: float) -> dict | None:
-    return next((row for row in curve if row["mean_return"] >= bar), None)
+def median_with_misses(values: list[float | None]) -> float | None:
+    """Median where a miss (None) counts as infinitely many; None when more than half miss."""
+    padded = [math.inf if v is None else float(v) for v in values]
+    if not padded:
+        return None
+    m = float(np.median(padded))
+    return None if math.isinf(m) or math.isnan(m) else m
 
 
-def summarize(runs: dict, bar: float) -> dict:
-    out = {}
-    for method, per_seed in runs.items():
-        hits = [first_reaching(c, bar) for c in per_seed.values()]
-        n = len(hits)
-        reached = sorted(h["labels"] for h in hits if h is not None)
-        post = sorted(h["labels"] - c[0]["labels"] for h, c in zip(hits, per_seed.values()) if h is not None)
-        secs = sorted(h["human_seconds"] for h in hits if h is not None)
+def summarize(sessions: dict[str, dict[int, dict]]) -> dict:
+    out: dict[str, Any] = {}
+    for method, per_seed in sessions.items():
+        hits = {s: r["hit"] for s, r in per_seed.items()}
 
-        def median_with_misses(vals: list[float]) -> float | None:
-            padded = vals + [math.inf] * (n - len(vals))
-            m = float(np.median(padded)) if padded else math.inf
-            return None if math.isinf(m) or math.isnan(m) else m
+        def at_bar(key: str) -> list[float | None]:
+            return [None if h is None else h[key] for h in hits.values()]
 
+        demo = [r["rows"][0]["labels"] for r in per_seed.values()]
         out[method] = {
-            "reached": f"{len(reached)}/{n}",
-            "median_labels": median_with_misses(reached),
-            "median_post_demo_labels": median_with_misses(post),
-            "demo_labels_median": float(np.median([c[0]["labels"] for c in per_seed.values()])),
-            "median_human_seconds": median_with_misses(secs),
-            "final_return_median": float(np.median([c[-1]["mean_return"] for c in per_seed.values()])),
-            "final_labels_median": float(np.median([c[-1]["labels"] for c in per_seed.values()])),
+            "reached": f"{sum(h is not None for h in hits.values())}/{len(hits)}",
+            "labels_to_bar": median_with_misses(at_bar("labels")),
+            "per_seed": {str(s): (None if h is None else h["labels"]) for s, h in hits.items()},
+            "post_demo_labels_to_bar": median_with_misses(
+                [None if h is None else h["labels"] - d for h, d in zip(hits.values(), demo)]),
+            "human_seconds_to_bar": median_with_misses(at_bar("human_seconds")),
+            "human_seconds_per_seed": {str(s): (None if h is None else h["human_seconds"]) for s, h in hits.items()},
+            "learner_steps_to_bar": median_with_misses(at_bar("learner_steps")),
+            "env_steps_to_bar": median_with_misses(at_bar("env_steps")),
+            "demo_labels": float(np.median(demo)),
+            "last_labels_median": float(np.median([r["rows"][-1]["labels"] for r in per_seed.values()])),
+            "last_return_median": float(np.median([r["rows"][-1]["mean_return"] for r in per_seed.values()])),
+            "timing_s": {k: float(np.sum([r["timing"][k] for r in per_seed.values()]))
+                         for k in ("episodes_s", "train_s", "eval_s")},
         }
+        stops = [r["stop_signal"] for r in per_seed.values()]
+        if method == "adaptive":
+            out[method]["stop_signal"] = {
+                str(s): (None if st is None else {"labels": st["labels"], "mean_return": st["mean_return"]})
+                for s, st in zip(per_seed, stops)
+            }
+    dagger = out.get("dagger", {}).get("labels_to_bar")
+    for method in GATED:
+        if method in out and dagger and out[method]["labels_to_bar"] is not None:
+            out[method]["ratio_to_dagger"] = out[method]["labels_to_bar"] / dagger
     return out
+
+
+def demo_row_key(demo_steps: int | None) -> str:
+    return "full" if not demo_steps else f"demo{demo_steps}"
 
 
 def main() -> None:
     import torch
 
-    torch.set_num_threads(1)
+    from ilcore.runtime import configure_threads
+
+    configure_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--envs", default=",".join(ENV_SETTINGS))
+    ap.add_argument("--envs", default=",".join(DEFAULT_ENVS))
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--rounds", type=int, default=None)
-    ap.add_argument("--episodes-per-round", type=int, default=None, help="default: ENV_SETTINGS")
     ap.add_argument("--demo-episodes", type=int, default=DEMO_EPISODES)
-    ap.add_argument("--demo-steps", type=int, default=DEMO_STEPS, help="cut each demonstration here (0: no cut)")
-    ap.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES)
-    ap.add_argument("--max-episode-steps", type=int, default=None,
-                    help="cut learner training episodes here (default: ENV_SETTINGS; 0: no cut)")
+    ap.add_argument("--demo-steps", type=int, default=0,
+                    help=f"cut each demonstration here (0: the full episode, the headline; {SHORT_DEMO_STEPS}: the short row)")
+    ap.add_argument("--eval-episodes", type=int, default=None, help="default: ENV_SETTINGS")
+    ap.add_argument("--max-rounds", type=int, default=None, help="learner episodes before giving up (default: ENV_SETTINGS)")
+    ap.add_argument("--recipe", default="", help=f"retraining changes to measure: key=value,... ({', '.join(RECIPE_KEYS)})")
     ap.add_argument("--out", default=str(RESULTS / "label_efficiency.json"))
     ap.add_argument("--merge", nargs="+", default=None,
-                    help="combine result files of separate runs (e.g. one per env) into --out and its PNG")
+                    help="combine result files of separate runs (per env and demo row) into --out and its PNG")
     args = ap.parse_args()
     if args.merge:
-        merged: dict[str, Any] = {}
-        for f in args.merge:
-            part = json.loads(Path(f).read_text())
-            envs = {**merged.get("envs", {}), **part["envs"]}
-            merged = {**part, "envs": envs}
-        Path(args.out).write_text(json.dumps(merged, indent=1))
-        for env_id, env_result in merged["envs"].items():
-            print_table(env_id, env_result)
-        plot(merged, Path(args.out).with_suffix(".png"))
+        merge(args.merge, Path(args.out))
         return
     from ilcore.experts import make_expert
 
+    recipe = parse_recipe(args.recipe)
     out_path = Path(args.out)
     result: dict[str, Any] = json.loads(out_path.read_text()) if out_path.exists() else {}
     result.setdefault("envs", {})
     result.update({
-        "benchmark": "label_efficiency", "eval_episodes": args.eval_episodes,
-        "demo_episodes": args.demo_episodes, "demo_steps": args.demo_steps or None,
+        "benchmark": "label_efficiency", "recipe": recipe,
         "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
                     "python": sys.version.split()[0], "torch": torch.__version__},
         "date": datetime.date.today().isoformat(),
     })
+    row_key = demo_row_key(args.demo_steps)
     work = Path(tempfile.mkdtemp(prefix="label-eff-"))
     try:
         for env_id in args.envs.split(","):
             settings = dict(ENV_SETTINGS[env_id])
-            if args.rounds is not None:
-                settings["rounds"] = args.rounds
-            if args.episodes_per_round is not None:
-                settings["episodes_per_round"] = args.episodes_per_round
-            if args.max_episode_steps is not None:
-                settings["max_episode_steps"] = args.max_episode_steps or None
-            settings.update(demo_episodes=args.demo_episodes, demo_steps=args.demo_steps or None,
-                            eval_episodes=args.eval_episodes)
+            if args.eval_episodes is not None:
+                settings["eval_episodes"] = args.eval_episodes
+            if args.max_rounds is not None:
+                settings["max_rounds"] = args.max_rounds
+            settings.update(demo_episodes=args.demo_episodes, demo_steps=args.demo_steps or None)
             r_expert = float(make_expert(env_id).documented_return)
             r_random = random_return(env_id)
             bar = r_random + 0.95 * (r_expert - r_random)
-            runs: dict[str, dict[int, list[dict]]] = {}
-            t0 = time.perf_counter()
-            for seed in range(args.seeds):
+            env_result = result["envs"].setdefault(env_id, {})
+            env_result.update({"expert_return": r_expert, "random_return": r_random, "bar": bar})
+            row = env_result.setdefault("rows", {}).setdefault(row_key, {"sessions": {}})
+            row["settings"] = settings
+            row["load_before"] = os.getloadavg()[0]
+            t_env = time.perf_counter()
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for method in args.methods.split(","):
                     t = time.perf_counter()
-                    curve = run_method(env_id, method, seed, settings["rounds"], settings["episodes_per_round"], work,
-                                       head=settings["head"], epochs=settings["epochs"],
-                                       demo_episodes=settings["demo_episodes"], demo_steps=settings["demo_steps"],
-                                       eval_episodes=settings["eval_episodes"],
-                                       max_episode_steps=settings["max_episode_steps"])
-                    runs.setdefault(method, {})[seed] = curve
-                    hit = first_reaching(curve, bar)
-                    print(f"{env_id} seed {seed} {method:12s} final {curve[-1]['mean_return']:8.1f} "
-                          f"labels {curve[-1]['labels']:6d} reached@{hit['labels'] if hit else '-'} "
-                          f"({time.perf_counter() - t:.0f}s)", flush=True)
-                result["envs"][env_id] = {
-                    "expert_return": r_expert, "random_return": r_random, "bar": bar, "settings": settings,
-                    "seeds_run": seed + 1, "runs": {m: {str(s): c for s, c in v.items()} for m, v in runs.items()},
-                    "summary": summarize(runs, bar), "seconds": time.perf_counter() - t0,
-                }
+                    session = run_session(env_id, method, seed, settings, work, bar, recipe)
+                    session["seconds"] = time.perf_counter() - t
+                    session["load"] = os.getloadavg()[0]
+                    row["sessions"].setdefault(method, {})[str(seed)] = session
+                    hit, last = session["hit"], session["rows"][-1]
+                    print(f"{env_id} {row_key} seed {seed} {method:12s} "
+                          f"{'bar at ' + str(hit['labels']) + ' labels' if hit else 'not reached'} "
+                          f"(last {last['mean_return']:.1f} at {last['labels']} labels, round {last['round']}; "
+                          f"{session['seconds']:.0f}s, load {session['load']:.1f})", flush=True)
+                row["summary"] = summarize({m: {int(s): v for s, v in per.items()} for m, per in row["sessions"].items()})
+                row["seconds"] = row.get("seconds_before", 0.0) + time.perf_counter() - t_env
                 out_path.parent.mkdir(exist_ok=True)
                 out_path.write_text(json.dumps(result, indent=1))  # after every seed: partial results survive
-            print_table(env_id, result["envs"][env_id])
+            row["seconds_before"] = row["seconds"]
+            print_table(env_id, env_result, row_key)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     plot(result, out_path.with_suffix(".png"))
 
 
-def print_table(env_id: str, env_result: dict) -> None:
-    s = env_result["summary"]
-    print(f"\n{env_id}: bar {env_result['bar']:.1f} (expert {env_result['expert_return']:.1f}, random "
-          f"{env_result['random_return']:.1f}), {env_result['seeds_run']} seeds")
-    print("| method | reached | labels to 95% | post-demo labels to 95% | human-s to 95% | final return | final labels |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+def merge(files: list[str], out: Path) -> None:
+    """Combine per-run files: an env's demo rows come from whichever file ran them (later wins)."""
+    merged: dict[str, Any] = {}
+    for f in files:
+        part = json.loads(Path(f).read_text())
+        envs = merged.get("envs", {})
+        for env_id, env_result in part["envs"].items():
+            rows = {**envs.get(env_id, {}).get("rows", {}), **env_result.get("rows", {})}
+            envs[env_id] = {**envs.get(env_id, {}), **env_result, "rows": rows}
+        merged = {**merged, **{k: v for k, v in part.items() if k != "envs"}, "envs": envs}
+    out.write_text(json.dumps(merged, indent=1))
+    for env_id, env_result in merged["envs"].items():
+        for row_key in env_result["rows"]:
+            print_table(env_id, env_result, row_key)
+    plot(merged, out.with_suffix(".png"))
+
+
+def print_table(env_id: str, env_result: dict, row_key: str) -> None:
+    row = env_result["rows"][row_key]
+    s = row["summary"]
+    n = max(len(v) for v in row["sessions"].values())
+    print(f"\n{env_id}, demo {row_key}: bar {env_result['bar']:.1f} (expert {env_result['expert_return']:.1f}, "
+          f"random {env_result['random_return']:.1f}), {n} seeds")
+    print("| method | reached | labels to bar | per seed | post-demo | human-s | learner steps | ratio to dagger |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 
     def fmt(v: float | None, miss: str = "not reached") -> str:
         return miss if v is None else f"{v:.0f}"
 
-    for m, row in s.items():
-        print(f"| {m} | {row['reached']} | {fmt(row['median_labels'])} | {fmt(row.get('median_post_demo_labels'))} | "
-              f"{fmt(row['median_human_seconds'], '-')} | {row['final_return_median']:.1f} | "
-              f"{row['final_labels_median']:.0f} |")
-    dg, en = s.get("dagger", {}), s.get("ensemble", {})
-    for key, name in (("median_labels", "total labels"), ("median_post_demo_labels", "post-demo labels"),
-                      ("median_human_seconds", "human-seconds")):
-        a, b = en.get(key), dg.get(key)
-        if a is not None and b:
-            print(f"ensemble / dagger, {name}: {a:.0f} / {b:.0f} = {a / b:.2f} (goal <= 0.25)")
+    for m, r in s.items():
+        seeds = ", ".join("-" if v is None else str(v) for v in r["per_seed"].values())
+        ratio = f"{r['ratio_to_dagger']:.2f}" if "ratio_to_dagger" in r else ""
+        print(f"| {m} | {r['reached']} | {fmt(r['labels_to_bar'])} | {seeds} | {fmt(r['post_demo_labels_to_bar'])} | "
+              f"{fmt(r['human_seconds_to_bar'], '-')} | {fmt(r['learner_steps_to_bar'], '-')} | {ratio} |")
 
 
 def plot(result: dict, path: Path) -> None:
+    """Return vs labels per env (columns) and demo row (rows): each seed's run as a thin line, the
+    confirmed bar hit as a dot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     envs = list(result["envs"])
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False)
-    for ax, env_id in zip(axes[0], envs):
-        er = result["envs"][env_id]
-        for method, per_seed in er["runs"].items():
-            curves = list(per_seed.values())
-            n = min(len(c) for c in curves)
-            labels = np.median([[row["labels"] for row in c[:n]] for c in curves], axis=0)
-            rets = np.median([[row["mean_return"] for row in c[:n]] for c in curves], axis=0)
-            ax.plot(labels, rets, marker="o", ms=3, label=method)
-        ax.axhline(er["bar"], color="k", ls=":", lw=1, label="95% bar")
-        ax.set_xscale("log")
-        ax.set_xlabel("labels (cumulative, median over seeds)")
-        ax.set_ylabel("mean return (median over seeds)")
-        ax.set_title(f"{env_id} ({er['seeds_run']} seeds)", fontsize=9)
-        ax.grid(alpha=0.3)
+    row_keys = sorted({k for e in result["envs"].values() for k in e.get("rows", {})}, key=lambda k: k != "full")
+    fig, axes = plt.subplots(len(row_keys), len(envs), figsize=(4.6 * len(envs), 3.6 * len(row_keys)), squeeze=False)
+    colors = dict(zip(METHODS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for i, row_key in enumerate(row_keys):
+        for ax, env_id in zip(axes[i], envs):
+            er = result["envs"][env_id]
+            row = er.get("rows", {}).get(row_key)
+            if row is None:
+                ax.set_axis_off()
+                continue
+            for method, per_seed in row["sessions"].items():
+                for k, session in enumerate(per_seed.values()):
+                    labels = [r["labels"] for r in session["rows"]]
+                    rets = [r["mean_return"] for r in session["rows"]]
+                    ax.plot(labels, rets, color=colors.get(method), lw=0.8, alpha=0.6, label=method if k == 0 else None)
+                    if session["hit"] is not None:
+                        ax.plot([session["hit"]["labels"]], [session["hit"]["mean_return"]], "o", ms=4,
+                                color=colors.get(method))
+            ax.axhline(er["bar"], color="k", ls=":", lw=1)
+            ax.set_xscale("log")
+            ax.set_xlabel("labels (cumulative)")
+            ax.set_ylabel("mean return")
+            ax.set_title(f"{env_id}, demo {row_key}", fontsize=9)
+            ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from app.input.base import Autopilot
 from app.input.intents import Intent, IntentKind
+from app.session import ask_labeler, simulated_person
 
 REACTION_FRAMES = 3  # frames a query waits before the simulated person answers (it is visible in the HUD)
 TAKEOVER_AFTER = 4  # consecutive disagreeing learner steps before it takes over
@@ -20,7 +22,7 @@ TAKEOVER_FRAMES = 20
 MAX_TAKEOVERS_PER_EPISODE = 2
 
 
-class SimulatedPersonDevice:
+class SimulatedPersonDevice(Autopilot):
     name = "simulated"
 
     def __init__(self, labeler: Any, *, reaction_frames: int = REACTION_FRAMES, quit_at_summary: bool = True,
@@ -37,16 +39,7 @@ class SimulatedPersonDevice:
         self._summary_frames = 0
 
     def _act(self, obs: Any, reason: str = "demo") -> Any:
-        from ilcore.algos.dagger.labelers import LIVE, REVIEW, LabelContext
-
-        try:
-            ctx = LabelContext(episode=None, step=0, reason=reason, mode=REVIEW if reason == "review" else LIVE, history=[obs])
-            action = self.labeler.label(obs, ctx)
-        except TypeError:
-            action = None
-        if action is None:  # declined (budget) or a labeler without contexts: use its expert directly
-            action = self.labeler.expert.act(obs)
-        return action
+        return ask_labeler(self.labeler, obs, reason)
 
     def poll(self, manager: Any) -> list[Intent]:
         mode = manager.current
@@ -84,7 +77,7 @@ class SimulatedPersonDevice:
             self._waited += 1
             if self._waited >= self.reaction_frames:
                 self._waited = 0
-                obs = mode.session.controller.query_observation(mode.current())
+                obs = mode.session.query_observation(mode.current())
                 out.append(Intent(IntentKind.LABEL, self._act(obs, "review"), device=self.name))
         elif name == "summary" and self.quit_at_summary:
             self._summary_frames += 1
@@ -95,15 +88,11 @@ class SimulatedPersonDevice:
 
 def build_simulated_person(session: Any, **kwargs: Any) -> SimulatedPersonDevice:
     """The simulated person for ``session``'s env: the engine's scripted expert + SimulatedPerson."""
-    from ilcore.experts import make_expert
-    from ilcore.experts.simulated import SimulatedPerson
-
-    expert = make_expert(session.settings.env_id, env=session.env, **session.settings.env_kwargs)
     kwargs.setdefault("interventions", session.settings.interventions)
-    return SimulatedPersonDevice(SimulatedPerson(expert, session.env.action_space, seed=session.settings.seed), **kwargs)
+    return SimulatedPersonDevice(simulated_person(session), **kwargs)
 
 
-class OneShotSimulatedPerson:
+class OneShotSimulatedPerson(Autopilot):
     """Plays the person in ``--oneshot --simulate``: records the demo with the scripted particle expert.
 
     While the mode records, it holds the expert's action for the task on screen (a fresh expert
@@ -120,14 +109,11 @@ class OneShotSimulatedPerson:
         self._done_frames = 0
 
     def poll(self, manager: Any) -> list[Intent]:
-        from ilcore.experts.particles import ParticleSequenceExpert
-
         mode = manager.current
         if mode.phase == "record":
-            task = tuple(mode.tasks[mode.task_id])
+            task = mode.session.tasks[mode.task_id]
             if task != self._task:
-                base = mode.env.unwrapped
-                self._expert = ParticleSequenceExpert(mode.env.action_space, task=task, max_speed=base.max_speed)
+                self._expert = mode.session.expert_for(mode.task_id)
                 self._task = task
             return [Intent(IntentKind.MOVE, self._expert.act(mode.obs), device=self.name)]
         if len(mode.results) >= mode.watch_episodes:

@@ -62,10 +62,10 @@ def run_command(args: argparse.Namespace) -> dict:
     options = DaggerOptions.from_mapping(settings)
     out = Path(settings["out"])
 
-    from ilcore.algos.dagger import DaggerRunConfig, ExpertLabeler, run_dagger
+    from ilcore.algos.dagger import DaggerRunConfig, run_dagger
     from ilcore.eval import make_env
     from ilcore.experts import make_expert
-    from ilcore.experts.simulated import SimulatedPerson
+    from ilcore.labelers import ExpertLabeler, Labeler, SimulatedPerson
     from ilcore.progress import progress_bar
 
     env_id = settings["env"]
@@ -79,7 +79,7 @@ def run_command(args: argparse.Namespace) -> dict:
     if settings["eval_episodes"] < 0:
         raise ConfigError(f"--eval-episodes must be >= 0, got {settings['eval_episodes']}")
     if settings["expert"] == "scripted":
-        labeler: Any = ExpertLabeler(expert)
+        labeler: Labeler = ExpertLabeler(expert)
     else:
         labeler = SimulatedPerson(
             expert, env.action_space, delay_steps=settings["delay"], noise=settings["noise"],

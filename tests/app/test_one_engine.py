@@ -17,7 +17,8 @@ from app.input.simulated import SimulatedPersonDevice
 from app.loop import AppLoop
 from app.modes.manager import ModeManager
 from app.session import Session, SessionSettings
-from ilcore.algos.dagger import DaggerRunConfig, ExpertLabeler, run_dagger
+from ilcore.algos.dagger import DaggerRunConfig, run_dagger
+from ilcore.labelers import ExpertLabeler
 from ilcore.algos.dagger.options import DaggerOptions
 from ilcore.cli.main import main as ilcore_main
 from ilcore.data import open_recording

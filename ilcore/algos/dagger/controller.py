@@ -36,10 +36,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ilcore.algos.dagger.gates import Gate, GateDecision, flatten_obs
-from ilcore.algos.dagger.labelers import LIVE, TAKEOVER
 from ilcore.algos.dagger.schedules import Constant, Schedule
 from ilcore.errors import ConfigError
 from ilcore.fileio import write_json_atomic
+from ilcore.labelers.base import LIVE, TAKEOVER
 from ilcore.types import Actor, Label, Query, QueryReason
 
 # Keys this controller adds to each step's info (scalars, so they are stored per step).

@@ -34,11 +34,11 @@ from ilcore.algos.dagger.controller import (
     train_next_policy,
 )
 from ilcore.algos.dagger.gates import Gate
-from ilcore.algos.dagger.labelers import REVIEW, LabelContext, Labeler
 from ilcore.algos.dagger.resume import Recovered, SessionScan, resume_controller, scan_session
 from ilcore.algos.dagger.schedules import Constant, Schedule
 from ilcore.errors import ConfigError
 from ilcore.fileio import write_json_atomic
+from ilcore.labelers import REVIEW, LabelContext, Labeler
 from ilcore.types import Actor
 
 RECORDINGS = "recordings"

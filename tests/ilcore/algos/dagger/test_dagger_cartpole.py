@@ -14,7 +14,7 @@ import pytest
 from ilcore.algos.bc import BCConfig
 from ilcore.algos.dagger import AllGate, DaggerRunConfig, EnsembleGate, NeverGate, RetrainConfig, run_dagger, scan_session
 from ilcore.data import open_recording
-from ilcore.experts.simulated import SimulatedPerson
+from ilcore.labelers import SimulatedPerson
 from ilcore.types import Actor
 
 from .fakes import CartPolePD

@@ -4,7 +4,7 @@ It reacts late (answers about the state ``delay_steps`` earlier in the episode w
 watching live or driving), sometimes gives a wrong label (probability ``noise``), costs time
 (``seconds_per_label`` per query answered, ``seconds_per_takeover_step`` per step it drives,
 which is cheaper because the person is already holding the controls), and has a budget (labels
-and/or seconds) beyond which it declines. It implements ``ilcore.algos.dagger.labelers.Labeler``.
+and/or seconds) beyond which it declines. It is a :class:`ilcore.labelers.Labeler`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ilcore.algos.dagger.labelers import REVIEW, TAKEOVER, LabelContext, actions_differ
 from ilcore.errors import ConfigError
+from ilcore.experts.base import Expert
+from ilcore.labelers.base import REVIEW, TAKEOVER, LabelContext, Labeler, actions_differ
 
 
-class SimulatedPerson:
+class SimulatedPerson(Labeler):
     """Scripted expert + reaction delay + label noise + time cost + budget.
 
     Args:
-        expert: anything with ``act(obs)`` and ``reset()`` (an ``ilcore.experts`` expert).
+        expert: an ``ilcore.experts.Expert`` (or anything with its ``act(obs)`` and ``reset()``).
         action_space: the env's action space (wrong labels are drawn from it).
         delay_steps: reaction delay k; a live or takeover answer uses the observation k steps
             earlier in the episode (``ctx.history[-1 - k]``, the first one if the episode is
@@ -42,7 +43,7 @@ class SimulatedPerson:
 
     def __init__(
         self,
-        expert: Any,
+        expert: Expert,
         action_space: gym.Space,
         *,
         delay_steps: int = 0,

@@ -1,6 +1,7 @@
-"""Anything that labels states: a scripted expert, a simulated person, the real person (the app).
+"""The labeller port: what the engine asks of whoever labels states, and what it tells them.
 
-The engine meets every labeller through :class:`Labeler`:
+The engine meets every labeller (a scripted expert, a simulated person, the real person in the
+app) through :class:`Labeler`:
 
 - ``label(obs, ctx) -> action | None``: the action that should be taken at ``obs`` (one
   unbatched observation), or None when the labeller declines (a spent budget, a skipped query).
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
+import gymnasium as gym
 import numpy as np
 
 LIVE = "live"  # asked at the step, the world paused
@@ -44,6 +46,11 @@ class LabelContext:
 
 @runtime_checkable
 class Labeler(Protocol):
+    """Whoever labels states for the engine (the module docstring gives each member's meaning).
+
+    ``ExpertLabeler`` and ``SimulatedPerson`` subclass it; the app's person conforms by shape.
+    """
+
     source: str
     seconds_spent: float
     labels_given: int
@@ -56,43 +63,9 @@ class Labeler(Protocol):
     def takes_over(self, obs: Any, learner_action: Any, ctx: LabelContext) -> bool: ...
 
 
-class ExpertLabeler:
-    """A scripted expert as a labeller: never declines, costs ``seconds_per_label`` (default 0).
-
-    The expert is anything with ``act(obs)`` and ``reset()`` (see ``ilcore.experts``); bind
-    experts that read simulator state before handing them over.
-    """
-
-    def __init__(self, expert: Any, *, source: str = "scripted", seconds_per_label: float = 0.0) -> None:
-        self.expert = expert
-        self.source = source
-        self.seconds_per_label = float(seconds_per_label)
-        self.seconds_spent = 0.0
-        self.labels_given = 0
-        self.last_seconds = 0.0
-
-    def begin_episode(self) -> None:
-        self.expert.reset()
-
-    def label(self, obs: Any, ctx: LabelContext) -> Any | None:
-        self.labels_given += 1
-        self.last_seconds = self.seconds_per_label
-        self.seconds_spent += self.last_seconds
-        return self.expert.act(obs)
-
-    def takes_over(self, obs: Any, learner_action: Any, ctx: LabelContext) -> bool:
-        return False
-
-    def restore(self, labels_given: int, seconds_spent: float) -> None:
-        """Continue counting from a resumed session's totals."""
-        self.labels_given, self.seconds_spent = int(labels_given), float(seconds_spent)
-
-
-def actions_differ(a: Any, b: Any, action_space: Any, tolerance: float = 0.2) -> bool:
+def actions_differ(a: Any, b: Any, action_space: gym.Space, tolerance: float = 0.2) -> bool:
     """True when two actions disagree: unequal for discrete spaces; for Box, the L2 distance
     exceeds ``tolerance`` times the L2 size of the box (or ``tolerance`` itself if unbounded)."""
-    import gymnasium as gym
-
     if isinstance(action_space, gym.spaces.Box):
         diff = np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64))
         span = action_space.high.astype(np.float64) - action_space.low.astype(np.float64)

@@ -2,10 +2,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from ilcore.algos.dagger.labelers import LIVE, REVIEW, TAKEOVER, LabelContext
-from ilcore.experts.simulated import SimulatedPerson
+from ilcore.labelers import LIVE, REVIEW, TAKEOVER, LabelContext, SimulatedPerson
 
-from .fakes import ConstantExpert
+from tests.ilcore.algos.dagger.fakes import ConstantExpert
 
 
 def ctx(mode=LIVE, history=()):
