@@ -17,6 +17,15 @@ THREADS_HELP = ("torch threads for this process (default: min(physical cores, CP
                 "1 under torchrun or with --async envs, so processes do not oversubscribe the cores)")
 
 
+# OpenMP threads that finish a parallel region first spin (busy-wait) for the others by default.
+# When another process holds one of the cores - a DataLoader reader, an env worker, the app's
+# frame loop, another user's job - the spinning thread burns the time slice its partner needs,
+# and a 2-thread CNN training step on this 2-core machine ran 10x slower (87 vs 868 samples/s
+# for 1 thread, load average 3-7; benchmarks/threads.py). Sleeping waits cost little when the
+# cores are free and remove the collapse (506-1058 samples/s in the same runs).
+OMP_WAIT_POLICY = "PASSIVE"
+
+
 def _physical_cores() -> int | None:
     """Distinct (package, core) pairs in /proc/cpuinfo; None where that file is absent or terse."""
     try:
@@ -56,7 +65,10 @@ def configure_threads(threads: int | None = None, *, async_envs: bool = False) -
     """Set torch's intra-op thread count for this process and return it.
 
     When torch is not imported yet it is not imported here (``ilcore info`` never needs it):
-    ``OMP_NUM_THREADS`` is set instead, which torch reads when it starts.
+    ``OMP_NUM_THREADS`` is set instead, which torch reads when it starts. ``OMP_WAIT_POLICY`` is
+    set to :data:`OMP_WAIT_POLICY` unless the user chose one; OpenMP reads it once, when torch
+    loads it, so it only takes effect when this runs before ``import torch`` (as every entry
+    point here does).
     """
     if threads is not None and threads < 1:
         from ilcore.errors import ConfigError
@@ -64,6 +76,7 @@ def configure_threads(threads: int | None = None, *, async_envs: bool = False) -
         raise ConfigError(f"--threads must be >= 1, got {threads}.")
     n = threads if threads is not None else default_threads(async_envs=async_envs)
     os.environ["OMP_NUM_THREADS"] = str(n)
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(n)
