@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 from pathlib import Path
@@ -15,6 +14,7 @@ from ilcore.cli.args import check_run_out, fraction, non_negative_float, non_neg
 from ilcore.cli.compute import add_data_flags, add_device_flag
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
+from ilcore.plots import save_bc_curve
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,47 +77,6 @@ def add_run_flags(parser: argparse.ArgumentParser, *, resumable: bool = False) -
                                  "included) up to --epochs in total; its data and options are reused")
 
 
-def save_curve(history: dict[str, list[float]], evals: list[dict[str, Any]], path: Path,
-               best_epoch: int | None = None) -> None:
-    """Train and valid NLL per epoch (the same quantity, so the curves compare), the optimised
-    objective when it differs, the saved epoch marked, and evaluated returns on a second axis."""
-    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
-
-    fig = Figure(figsize=(7, 4), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
-    train_nll = history.get("train_nll") or [math.nan] * len(history["epoch"])
-    if any(not math.isnan(v) for v in train_nll):
-        ax.plot(history["epoch"], train_nll, label="train NLL")
-        if any(abs(a - b) > 1e-9 for a, b in zip(history["train_loss"], train_nll)):
-            ax.plot(history["epoch"], history["train_loss"], "--", color="tab:gray", lw=1, label="train objective")
-    else:  # a history from before train NLL was recorded
-        ax.plot(history["epoch"], history["train_loss"], label="train loss")
-    if any(not math.isnan(v) for v in history["valid_loss"]):
-        ax.plot(history["epoch"], history["valid_loss"], label="valid NLL")
-    if best_epoch:
-        ax.axvline(best_epoch, color="tab:red", ls=":", lw=1, label=f"saved (epoch {best_epoch})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("-log pi(a|s)")
-    lines, labels = ax.get_legend_handles_labels()
-    if evals:
-        ax2 = ax.twinx()
-        xs = [e["epoch"] for e in evals]
-        ys = [e["mean_return"] for e in evals]
-        lo = [e["ci95"][0] if e["ci95"] else y for e, y in zip(evals, ys)]
-        hi = [e["ci95"][1] if e["ci95"] else y for e, y in zip(evals, ys)]
-        ax2.errorbar(xs, ys, yerr=[[y - l for y, l in zip(ys, lo)], [h - y for y, h in zip(ys, hi)]],
-                     color="tab:green", marker="o", capsize=3, label="mean return (95% CI)")
-        ax2.set_ylabel("return")
-        l2, lab2 = ax2.get_legend_handles_labels()
-        lines, labels = lines + l2, labels + lab2
-    ax.legend(lines, labels, loc="best")
-    ax.set_title("behavioural cloning")
-    fig.tight_layout()
-    image = io.BytesIO()  # rendered in memory: a full disk then leaves no half-written picture
-    fig.savefig(image, format=Path(path).suffix.lstrip(".") or "png")
-    fileio.write_bytes_atomic(path, image.getbuffer())
-
-
 def run_train_bc(args: argparse.Namespace) -> dict[str, Any] | None:
     import numpy as np
 
@@ -177,7 +136,7 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any] | None:
              **counts, "args": run_args,
              "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()}},
             indent=1, default=float)
-        save_curve(history, evals, out / "curve.png", best_epoch=best_epoch)
+        save_bc_curve(history, evals, out / "curve.png", best_epoch=best_epoch)
 
     def run_eval(policy: Policy, epoch: int) -> dict[str, Any]:
         was_training = policy.training

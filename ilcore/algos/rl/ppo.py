@@ -1,6 +1,8 @@
 """PPO that starts from an ``ilcore`` policy (BC -> RL fine-tuning) or from scratch.
 
-One readable loop in the cleanrl manner, with the pieces fine-tuning needs:
+One iteration is :meth:`PPOTrainer.step`: :meth:`~PPOTrainer.collect` a rollout into a typed
+:class:`RolloutBatch`, then :meth:`~PPOTrainer.update` on it; :func:`train_ppo` steps until the
+budget is spent. With the pieces fine-tuning needs:
 
 * Rollouts on a gymnasium vector env with NEXT_STEP autoreset. The step after an episode ends
   only resets that env; it is stored with weight 0 and never trained on, and the observation it
@@ -44,14 +46,20 @@ from gymnasium import spaces as gspaces
 
 from ilcore import spaces as ispaces
 
+from ilcore.algos.batches import data_to_tensors
+from ilcore.algos.bc import make_adam
 from ilcore.algos.losses import BCRegularizer, Entropy, KLToReference, LossTerm, TotalLoss
 from ilcore.algos.rl.critic import Critic
 from ilcore.algos.rl.regularizers import ClippedSurrogate, DecayingWeight, PPOBatch, weighted_mean
 from ilcore.algos.rl.shaping import RewardFn, VectorBCLogProbReward
+from ilcore.devices import resolve_device
 from ilcore.errors import ConfigError, UserError
+from ilcore.eval import env_spaces, evaluate, make_vector_env
 from ilcore.policies import Policy, make_policy
 from ilcore.policies import ObsTensors
+from ilcore.plots import save_return_curve
 from ilcore.policies.heads import LOG_STD_MAX, LOG_STD_MIN, ActionDist, CategoricalDist, GaussianHead
+from ilcore.progress import progress_bar
 
 
 @dataclass
@@ -335,6 +343,412 @@ def _fit_normalisation_on_random_play(policy: Policy, env_id: str, env_kwargs: M
     return steps
 
 
+@dataclass(frozen=True)
+class RolloutBatch:
+    """One rollout, time-major: every tensor is ``(T, N, ...)`` (``n_steps`` x envs), on the
+    training device (the role of stable-baselines3's ``RolloutBufferSamples``).
+
+    obs: leaf path -> ``(T, N, ...)`` observation tensors, as the policy's encoder takes them.
+    actions: the sampled actions, ``(T, N, *action_shape)``.
+    log_probs / values: ``log pi(a | s)`` of the member acting in each env, and its critic value
+        ``V(s)``, when the action was taken.
+    rewards: the training reward (shaped, when shaping or wrappers are on).
+    advantages / returns: GAE with timeouts bootstrapped (:func:`compute_gae`); 0 where not valid.
+    valid: False for NEXT_STEP reset steps, which are no transitions and carry zero weight.
+    env_steps: the trainer's env-step count once this rollout was collected.
+    episode_returns: the true (unshaped) return of every episode that ended in this rollout.
+    """
+
+    obs: ObsTensors
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    valid: torch.Tensor
+    env_steps: int
+    episode_returns: tuple[float, ...] = ()
+
+
+_ACTOR_STATS = ("policy_loss", "entropy", "approx_kl", "clip_fraction")
+
+
+class PPOTrainer:
+    """PPO one iteration at a time: :meth:`collect` a rollout, :meth:`update` on it, or both with
+    :meth:`step` (plus the history, evaluations and checkpoints); :meth:`finish` hands back the
+    :class:`PPOResult`. :func:`train_ppo` is this loop with a progress bar and a callback.
+
+    The constructor takes :func:`train_ppo`'s arguments (``total_steps`` sets the learning-rate
+    annealing and what the reports and ``history.json`` call the budget; :meth:`step` does not
+    stop at it). It builds the networks and the vector env, runs the start-of-training evaluation
+    when ``eval_every`` asks for one, and resets the envs with the config's seed. The envs stay
+    open until :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        total_steps: int,
+        config: PPOConfig | None = None,
+        *,
+        policy: Policy | None = None,
+        critic: Critic | None = None,
+        demos: Any = None,
+        reference: Policy | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
+        extra_rewards: Sequence[RewardFn] = (),
+        wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
+        out_dir: str | Path | None = None,
+    ) -> None:
+        cfg = config or PPOConfig()
+        cfg.check()
+        device = resolve_device(cfg.device)
+        if total_steps < 1:
+            raise ConfigError(f"total_steps must be >= 1, got {total_steps}.")
+        if cfg.bc_weight > 0 and demos is None:
+            raise ConfigError("A BC regulariser weight needs demonstrations to regularise towards; pass demos.")
+        needs_reference = cfg.kl_weight > 0 or cfg.shaping_weight != 0
+        if needs_reference and policy is None and reference is None:
+            raise ConfigError("KL and log-prob shaping need a reference policy; start from a BC policy or pass one.")
+
+        # The spaces, before building anything heavy (a bad env id fails here).
+        obs_space, act_space = env_spaces(env_id, env_kwargs)
+        norm_steps = 0
+        if policy is None:
+            policy = make_policy(obs_space, act_space, hidden=cfg.hidden, seed=cfg.seed)
+            if cfg.init_log_std is not None:
+                _set_initial_log_std(policy, cfg.init_log_std)
+            if cfg.obs_norm_steps > 0:
+                norm_steps = _fit_normalisation_on_random_play(policy, env_id, env_kwargs, cfg.obs_norm_steps, cfg.seed)
+        else:
+            if cfg.obs_norm_steps > 0:
+                raise ConfigError("obs_norm_steps fits the normalisation of a policy built from scratch; a given "
+                                  "policy keeps the statistics it was trained with.")
+            policy.check_spaces(obs_space, act_space, where=env_id)
+        k = policy.ensemble
+        if needs_reference and reference is None:
+            reference = copy.deepcopy(policy)
+        if reference is not None:
+            reference.check_spaces(obs_space, act_space, where=env_id)
+            reference.eval()
+            reference.requires_grad_(False)
+        if critic is None:
+            critic = Critic.for_policy(policy, cfg.critic_hidden, seed=cfg.seed + 1)
+        elif critic.ensemble != k:
+            raise ConfigError(f"The critic has {critic.ensemble} members but the policy has {k}.")
+        policy.to(device)
+        critic.to(device)
+        if reference is not None:
+            reference.to(device)
+
+        n_envs = math.ceil(cfg.num_envs / k) * k
+        # The innermost wrapper keeps the env's own reward in info, for the true returns reported.
+        venv = make_vector_env(env_id, env_kwargs, n_envs, [_KeepTrueReward, *wrappers] if wrappers else (),
+                               asynchronous=cfg.async_envs)
+        if wrappers and (ispaces.space_key(venv.single_observation_space) != ispaces.space_key(obs_space)
+                         or ispaces.space_key(venv.single_action_space) != ispaces.space_key(act_space)):
+            venv.close()
+            raise ConfigError("The training-env wrappers must not change the observation or action space.")
+        self.shaping: VectorBCLogProbReward | None = None
+        if cfg.shaping_weight != 0 or extra_rewards:
+            self.shaping = VectorBCLogProbReward(venv, reference, cfg.shaping_weight, decay=cfg.shaping_decay,
+                                                 extra_rewards=extra_rewards)
+            venv = self.shaping
+
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        # A CPU generator cannot draw on a GPU; on the CPU the one generator keeps seeded runs as they were.
+        self.device_gen = self.gen if device.type == "cpu" else torch.Generator(device).manual_seed(cfg.seed)
+        self.bc_schedule = DecayingWeight(cfg.bc_weight, cfg.bc_decay)
+        terms: list[LossTerm] = [ClippedSurrogate(clip=cfg.clip), Entropy(cfg.ent_coef)]
+        self.bc_term: BCRegularizer | None = None
+        if cfg.bc_weight > 0:
+            policy.check_spaces(demos.observation_space, demos.action_space, where="the demonstrations")
+            demo_obs, demo_actions, _ = data_to_tensors(policy, demos)
+            self.bc_term = BCRegularizer(demo_obs, demo_actions, weight=cfg.bc_weight,
+                                         batch_size=cfg.bc_batch_size, generator=self.device_gen)
+            terms.append(self.bc_term)
+        if cfg.kl_weight > 0:
+            assert reference is not None
+            terms.append(KLToReference(reference, weight=cfg.kl_weight))
+        self.actor_loss_fn = TotalLoss(terms)
+
+        policy_lr = cfg.policy_lr or cfg.lr
+        self.optimizer = make_adam(  # fused kernel where torch has one: same arithmetic, less per-step overhead
+            [{"params": list(policy.parameters()), "lr": policy_lr, "base_lr": policy_lr},
+             {"params": list(critic.parameters()), "lr": cfg.lr, "base_lr": cfg.lr}],
+            lr=cfg.lr, eps=1e-5,  # as SB3: avoids huge steps on parameters whose gradients are near 0
+        )
+        self.all_params = [p for group in self.optimizer.param_groups for p in group["params"]]
+
+        self.env_id, self.env_kwargs, self.total_steps, self.out_dir = env_id, env_kwargs, total_steps, out_dir
+        self.config, self.device, self.venv, self.wrapped = cfg, device, venv, bool(wrappers)
+        self.policy, self.critic, self.k, self.n_envs = policy, critic, k, n_envs
+        self.to_tensors = _obs_converter(policy)
+        self.shared_encoding = _shares_encoding(policy, critic)
+        self.env_of_member = torch.arange(n_envs, device=device) % k  # the member that acts in env i
+        self.env_index = torch.arange(n_envs, device=device)
+        self.history: dict[str, list[float]] = {name: [] for name in (
+            "iteration", "env_steps", "warmup", "policy_loss", "value_loss", "entropy", "approx_kl",
+            "clip_fraction", "bc_weight", "shaping_weight", "steps_per_s", "episode_return")}
+        self.episodes: dict[str, list[float]] = {"env_steps": [], "return": [], "length": []}
+        self.evals: list[dict[str, Any]] = []
+        self.result = PPOResult(policy, critic, self.history, self.episodes, self.evals)
+
+        self.started = time.perf_counter()
+        self.env_steps, self.iteration, self.policy_iteration = norm_steps, 0, 0
+        self._next_eval = cfg.eval_every if cfg.eval_every > 0 else math.inf
+        self._next_checkpoint = cfg.checkpoint_every if cfg.checkpoint_every > 0 else math.inf
+        if cfg.eval_every > 0 and cfg.eval_episodes > 0:
+            self._run_eval()
+
+        self._obs, _ = venv.reset(seed=cfg.seed)
+        self._resetting = np.zeros(n_envs, dtype=bool)  # envs whose next step only resets them
+        self._ep_return = np.zeros(n_envs)
+        self._ep_length = np.zeros(n_envs, dtype=np.int64)
+
+    def _dist_and_values(self, obs_t: ObsTensors, per_member: bool = False) -> tuple[ActionDist, torch.Tensor]:
+        """The policy's distributions and the critic's values, encoding the observation once
+        when both encoders agree (the same numbers as ``policy.dist`` and ``critic``)."""
+        policy, critic = self.policy, self.critic
+        if not self.shared_encoding:
+            return policy.dist(obs_t, per_member=per_member), critic(obs_t, per_member=per_member)
+        h = policy.encoder(obs_t, per_member=per_member)
+        return policy.head(policy.trunk(h)), critic.mlp(h).squeeze(-1)
+
+    def _run_eval(self) -> None:
+        cfg = self.config
+        ev = evaluate(self.policy, self.env_id, episodes=cfg.eval_episodes, seed=cfg.seed + 10_000,
+                      env_kwargs=self.env_kwargs)
+        self.evals.append({"env_steps": self.env_steps, **ev.to_json()})
+
+    def _save(self) -> None:
+        if self.out_dir is not None:
+            self.result.env_steps = self.env_steps
+            save_run(self.out_dir, self.result, self.config, env_id=self.env_id, total_steps=self.total_steps)
+
+    def collect(self) -> RolloutBatch:
+        """Play ``n_steps`` steps in every env with the current policy (sampled actions) and return
+        the rollout with its advantages; finished episodes go to ``episodes`` on the way."""
+        cfg, device, k, n, t_len = self.config, self.device, self.k, self.n_envs, self.config.n_steps
+        policy, venv, to_tensors = self.policy, self.venv, self.to_tensors
+        env_of_member, env_index = self.env_of_member, self.env_index
+        policy.train()
+        buf_obs: dict[str, torch.Tensor] = {}
+        buf_actions: torch.Tensor | None = None
+        buf_log_prob = torch.zeros(t_len, n, device=device)
+        buf_values = torch.zeros(t_len, n, device=device)
+        # Env outputs stay numpy during the rollout and become tensors once at its end.
+        np_rewards = np.zeros((t_len, n), dtype=np.float32)
+        np_terminated = np.zeros((t_len, n), dtype=bool)
+        np_truncated = np.zeros((t_len, n), dtype=bool)
+        np_valid = np.zeros((t_len, n), dtype=bool)
+        finished_returns: list[float] = []
+        obs, resetting = self._obs, self._resetting
+        ep_return, ep_length = self._ep_return, self._ep_length
+        with torch.no_grad():
+            for t in range(t_len):
+                obs_t = to_tensors(obs)
+                dist, all_values = self._dist_and_values(obs_t)  # (K, N)
+                if k == 1:  # one member acts everywhere: no per-env member selection needed
+                    actions = _sample(dist, self.device_gen)[0]
+                    log_prob = dist.log_prob(actions)[0]
+                    values = all_values[0]
+                else:
+                    actions = _sample(dist, self.device_gen)[env_of_member, env_index]  # each env: its member's sample
+                    log_prob = dist.log_prob(actions)[env_of_member, env_index]
+                    values = all_values[env_of_member, env_index]
+                if not buf_obs:
+                    buf_obs = {p: torch.empty(t_len, *v.shape, dtype=v.dtype, device=device)
+                               for p, v in obs_t.items()}
+                    buf_actions = torch.empty(t_len, *actions.shape, dtype=actions.dtype, device=device)
+                for p, v in obs_t.items():
+                    buf_obs[p][t] = v
+                assert buf_actions is not None
+                buf_actions[t] = actions
+                buf_log_prob[t] = log_prob
+                buf_values[t] = values
+                live = ~resetting
+                np_valid[t] = live
+
+                obs, reward, terminated, truncated, info = venv.step(_env_actions(policy, actions))
+                np_rewards[t] = reward
+                np_terminated[t] = terminated
+                np_truncated[t] = truncated
+
+                if self.wrapped:  # resetting envs lack the key; they are not live, so 0 is fine
+                    env_reward = np.asarray(info.get(TRUE_REWARD_KEY, np.zeros(n)))
+                else:
+                    env_reward = np.asarray(info["env_reward"]) if self.shaping is not None else reward
+                self.env_steps += int(np.count_nonzero(live))
+                ep_return += np.where(live, env_reward, 0.0)
+                ep_length += live
+                done = np.logical_or(terminated, truncated)
+                if done.any():
+                    for i in np.flatnonzero(done & live):
+                        self.episodes["env_steps"].append(self.env_steps)
+                        self.episodes["return"].append(float(ep_return[i]))
+                        self.episodes["length"].append(int(ep_length[i]))
+                        finished_returns.append(float(ep_return[i]))
+                    ep_return[done] = 0.0
+                    ep_length[done] = 0
+                resetting = done
+            last_values = self.critic(to_tensors(obs))[env_of_member, env_index]
+        self._obs, self._resetting = obs, resetting
+        assert buf_actions is not None
+        rewards = torch.from_numpy(np_rewards).to(device)
+        valid = torch.from_numpy(np_valid).to(device)
+        next_values = torch.cat([buf_values[1:], last_values[None]], 0)
+        advantages, returns = compute_gae(rewards, buf_values, next_values, torch.from_numpy(np_terminated).to(device),
+                                          torch.from_numpy(np_truncated).to(device), valid, cfg.gamma, cfg.gae_lambda)
+        return RolloutBatch(obs=buf_obs, actions=buf_actions, log_probs=buf_log_prob, values=buf_values,
+                            rewards=rewards, advantages=advantages, returns=returns, valid=valid,
+                            env_steps=self.env_steps, episode_returns=tuple(finished_returns))
+
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
+        """``epochs`` passes of minibatch gradient steps on ``batch``; each ensemble member trains
+        on the samples of its own envs. Until ``value_warmup_steps`` env steps the critic alone
+        trains. Returns the means over the gradient steps of ``policy_loss``, ``entropy``,
+        ``approx_kl``, ``clip_fraction`` (NaN during warm-up) and ``value_loss``, and ``warmup``
+        (1.0 or 0.0)."""
+        cfg, device, k = self.config, self.device, self.k
+        policy, critic, optimizer = self.policy, self.critic, self.optimizer
+        warmup = batch.env_steps <= cfg.value_warmup_steps
+        if self.bc_term is not None:
+            self.bc_term.weight = self.bc_schedule(self.policy_iteration)
+        m_obs = {p: _to_members(v, k) for p, v in batch.obs.items()}
+        m_actions = _to_members(batch.actions, k)
+        m_log_prob = _to_members(batch.log_probs, k)
+        m_adv = _to_members(batch.advantages, k)
+        m_returns = _to_members(batch.returns, k)
+        m_weights = _to_members(batch.valid, k).float()
+        per_member = m_weights.shape[1]
+        size = min(cfg.batch_size, per_member)
+        rows = torch.arange(k, device=device)[:, None]
+        # Statistics accumulate as tensors and become Python floats once per rollout.
+        actor_sums = torch.zeros(len(_ACTOR_STATS), device=device)
+        value_sum = torch.zeros((), device=device)
+        updates = 0
+        stop = False
+        for _epoch in range(cfg.epochs):
+            order = torch.argsort(torch.rand(k, per_member, generator=self.gen), dim=1).to(device)
+            for lo in range(0, per_member - size + 1, size):
+                idx = order[:, lo:lo + size]
+                w = m_weights[rows, idx]
+                if not bool(w.any()):
+                    continue
+                b_obs = {p: v[rows, idx] for p, v in m_obs.items()}
+                if warmup:
+                    values = critic(b_obs, per_member=True)
+                else:
+                    dist, values = self._dist_and_values(b_obs, per_member=True)
+                value_loss = weighted_mean((values - m_returns[rows, idx]) ** 2, w).sum()
+                loss = cfg.vf_coef * value_loss
+                if not warmup:
+                    adv = m_adv[rows, idx]
+                    if cfg.normalize_advantage:
+                        mean = weighted_mean(adv, w)[:, None]
+                        var = weighted_mean((adv - mean) ** 2, w)[:, None]
+                        adv = (adv - mean) / (var.sqrt() + 1e-8)
+                    pb = PPOBatch(policy, dist, b_obs, m_actions[rows, idx], w,
+                                  old_log_prob=m_log_prob[rows, idx], advantages=adv)
+                    actor_loss, parts = self.actor_loss_fn(pb)
+                    loss = loss + actor_loss
+                    with torch.no_grad():
+                        log_ratio = pb.log_ratio
+                        if log_ratio is None:  # ClippedSurrogate always sets it; kept for safety
+                            log_ratio = dist.log_prob(pb.actions) - pb.old_log_prob
+                        ratio_m1 = torch.exp(log_ratio) - 1.0
+                        kl = weighted_mean(ratio_m1 - log_ratio, w).mean()
+                        clipped = (ratio_m1.abs() > cfg.clip).float()
+                        actor_sums += torch.stack([
+                            parts["policy"].mean(), weighted_mean(dist.entropy(), w).mean(), kl,
+                            weighted_mean(clipped, w).mean()])
+                    if cfg.target_kl is not None and float(kl) > 1.5 * cfg.target_kl:
+                        stop = True
+                if not bool(torch.isfinite(loss)):
+                    raise UserError(
+                        f"PPO diverged: the loss became non-finite after {batch.env_steps} env steps; "
+                        "try a lower learning rate or a longer value warm-up.")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(self.all_params, cfg.max_grad_norm)
+                optimizer.step()
+                value_sum += value_loss.detach()
+                updates += 1
+                if stop:
+                    break
+            if stop:
+                break
+        if not warmup:
+            self.policy_iteration += 1
+
+        denom = max(updates, 1)
+        stats = {name: math.nan if warmup else total / denom
+                 for name, total in zip(_ACTOR_STATS, actor_sums.tolist())}
+        stats["value_loss"] = float(value_sum) / k / denom
+        stats["warmup"] = float(warmup)
+        return stats
+
+    def step(self) -> IterationReport:
+        """One iteration: anneal the learning rates, :meth:`collect`, :meth:`update`, append to the
+        history, and evaluate and checkpoint when their intervals come due."""
+        cfg = self.config
+        if cfg.anneal_lr:
+            frac = max(0.0, 1.0 - self.env_steps / self.total_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = frac * group["base_lr"]
+        batch = self.collect()
+        stats = self.update(batch)
+        self.iteration += 1
+        warmup = bool(stats["warmup"])
+
+        history = self.history
+        history["iteration"].append(self.iteration)
+        history["env_steps"].append(self.env_steps)
+        history["warmup"].append(stats["warmup"])
+        for name in (*_ACTOR_STATS, "value_loss"):
+            history[name].append(stats[name])
+        history["bc_weight"].append(self.bc_term.weight if self.bc_term is not None else 0.0)
+        history["shaping_weight"].append(self.shaping.weight if self.shaping is not None else 0.0)
+        history["steps_per_s"].append(self.env_steps / max(time.perf_counter() - self.started, 1e-9))
+        history["episode_return"].append(float(np.mean(batch.episode_returns)) if batch.episode_returns
+                                         else math.nan)
+
+        if self.env_steps >= self._next_eval and cfg.eval_episodes > 0:
+            self._run_eval()
+            while self._next_eval <= self.env_steps:
+                self._next_eval += cfg.eval_every
+        if self.env_steps >= self._next_checkpoint:
+            self._save()
+            while self._next_checkpoint <= self.env_steps:
+                self._next_checkpoint += cfg.checkpoint_every
+        return IterationReport(self.iteration, self.env_steps, self.total_steps, warmup,
+                               {name: values[-1] for name, values in history.items()}, self.policy, self.critic,
+                               evals=tuple(self.evals))
+
+    def close(self) -> None:
+        """Close the training envs (the final evaluation in :meth:`finish` plays its own)."""
+        self.venv.close()
+
+    def finish(self) -> PPOResult:
+        """The result: policy and critic back on the CPU in eval mode, the policy's version bumped
+        and its meta naming the run; then the final evaluation (``final_eval``) and the last save."""
+        policy, critic, cfg = self.policy, self.critic, self.config
+        policy.to("cpu")
+        critic.to("cpu")
+        policy.eval()
+        policy.version += 1
+        policy.meta.update({"algo": "ppo", "env_id": self.env_id, "env_kwargs": dict(self.env_kwargs or {})})
+        self.result.env_steps = self.env_steps
+        self.result.seconds = time.perf_counter() - self.started
+        if cfg.final_eval and cfg.eval_episodes > 0 and (not self.evals or self.evals[-1]["env_steps"] != self.env_steps):
+            self._run_eval()
+        self._save()
+        return self.result
+
+
 def train_ppo(
     env_id: str,
     total_steps: int,
@@ -351,7 +765,8 @@ def train_ppo(
     progress: bool = True,
     callback: Callable[[IterationReport], bool | None] | None = None,
 ) -> PPOResult:
-    """Train ``policy`` (or a fresh one) with PPO on ``env_id`` for at least ``total_steps`` env steps.
+    """Train ``policy`` (or a fresh one) with PPO on ``env_id`` for at least ``total_steps`` env steps
+    (:class:`PPOTrainer` stepped until the budget is spent).
 
     Args:
         env_id: a registered gymnasium id (unknown ids raise ConfigError).
@@ -379,332 +794,23 @@ def train_ppo(
         progress: show a tqdm bar over env steps.
         callback: called after every iteration with an :class:`IterationReport`; False stops.
     """
-    from ilcore.algos.bc import data_to_tensors, make_adam
-    from ilcore.devices import resolve_device
-    from ilcore.eval import env_spaces, evaluate, make_vector_env
-    from ilcore.progress import progress_bar
-
-    cfg = config or PPOConfig()
-    cfg.check()
-    device = resolve_device(cfg.device)
-    if total_steps < 1:
-        raise ConfigError(f"total_steps must be >= 1, got {total_steps}.")
-    if cfg.bc_weight > 0 and demos is None:
-        raise ConfigError("A BC regulariser weight needs demonstrations to regularise towards; pass demos.")
-    needs_reference = cfg.kl_weight > 0 or cfg.shaping_weight != 0
-    if needs_reference and policy is None and reference is None:
-        raise ConfigError("KL and log-prob shaping need a reference policy; start from a BC policy or pass one.")
-
-    # The spaces, before building anything heavy (a bad env id fails here).
-    obs_space, act_space = env_spaces(env_id, env_kwargs)
-    norm_steps = 0
-    if policy is None:
-        policy = make_policy(obs_space, act_space, hidden=cfg.hidden, seed=cfg.seed)
-        if cfg.init_log_std is not None:
-            _set_initial_log_std(policy, cfg.init_log_std)
-        if cfg.obs_norm_steps > 0:
-            norm_steps = _fit_normalisation_on_random_play(policy, env_id, env_kwargs, cfg.obs_norm_steps, cfg.seed)
-    else:
-        if cfg.obs_norm_steps > 0:
-            raise ConfigError("obs_norm_steps fits the normalisation of a policy built from scratch; a given "
-                              "policy keeps the statistics it was trained with.")
-        policy.check_spaces(obs_space, act_space, where=env_id)
-    k = policy.ensemble
-    if needs_reference and reference is None:
-        reference = copy.deepcopy(policy)
-    if reference is not None:
-        reference.check_spaces(obs_space, act_space, where=env_id)
-        reference.eval()
-        reference.requires_grad_(False)
-    if critic is None:
-        critic = Critic.for_policy(policy, cfg.critic_hidden, seed=cfg.seed + 1)
-    elif critic.ensemble != k:
-        raise ConfigError(f"The critic has {critic.ensemble} members but the policy has {k}.")
-    policy.to(device)
-    critic.to(device)
-    if reference is not None:
-        reference.to(device)
-
-    n_envs = math.ceil(cfg.num_envs / k) * k
-    # The innermost wrapper keeps the env's own reward in info, for the true returns reported.
-    venv = make_vector_env(env_id, env_kwargs, n_envs, [_KeepTrueReward, *wrappers] if wrappers else (),
-                           asynchronous=cfg.async_envs)
-    if wrappers and (ispaces.space_key(venv.single_observation_space) != ispaces.space_key(obs_space)
-                     or ispaces.space_key(venv.single_action_space) != ispaces.space_key(act_space)):
-        venv.close()
-        raise ConfigError("The training-env wrappers must not change the observation or action space.")
-    shaping: VectorBCLogProbReward | None = None
-    if cfg.shaping_weight != 0 or extra_rewards:
-        shaping = VectorBCLogProbReward(venv, reference, cfg.shaping_weight, decay=cfg.shaping_decay,
-                                        extra_rewards=extra_rewards)
-        venv = shaping
-
-    gen = torch.Generator().manual_seed(cfg.seed)
-    # A CPU generator cannot draw on a GPU; on the CPU the one generator keeps seeded runs as they were.
-    device_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(cfg.seed)
-    bc_schedule = DecayingWeight(cfg.bc_weight, cfg.bc_decay)
-    surrogate = ClippedSurrogate(clip=cfg.clip)
-    terms: list[LossTerm] = [surrogate, Entropy(cfg.ent_coef)]
-    bc_term: BCRegularizer | None = None
-    if cfg.bc_weight > 0:
-        policy.check_spaces(demos.observation_space, demos.action_space, where="the demonstrations")
-        demo_obs, demo_actions, _ = data_to_tensors(policy, demos)
-        bc_term = BCRegularizer(demo_obs, demo_actions, weight=cfg.bc_weight, batch_size=cfg.bc_batch_size,
-                                generator=device_gen)
-        terms.append(bc_term)
-    if cfg.kl_weight > 0:
-        assert reference is not None
-        terms.append(KLToReference(reference, weight=cfg.kl_weight))
-    actor_loss_fn = TotalLoss(terms)
-
-    policy_lr = cfg.policy_lr or cfg.lr
-    optimizer = make_adam(  # fused kernel where torch has one: same arithmetic, less per-step overhead
-        [{"params": list(policy.parameters()), "lr": policy_lr, "base_lr": policy_lr},
-         {"params": list(critic.parameters()), "lr": cfg.lr, "base_lr": cfg.lr}],
-        lr=cfg.lr, eps=1e-5,  # as SB3: avoids huge steps on parameters whose gradients are near 0
-    )
-    all_params = [p for group in optimizer.param_groups for p in group["params"]]
-
-    t_len, n = cfg.n_steps, n_envs
-    to_tensors = _obs_converter(policy)
-    shared_encoding = _shares_encoding(policy, critic)
-
-    def dist_and_values(obs_t: ObsTensors, per_member: bool = False) -> tuple[ActionDist, torch.Tensor]:
-        """The policy's distributions and the critic's values, encoding the observation once
-        when both encoders agree (the same numbers as ``policy.dist`` and ``critic``)."""
-        if not shared_encoding:
-            return policy.dist(obs_t, per_member=per_member), critic(obs_t, per_member=per_member)
-        h = policy.encoder(obs_t, per_member=per_member)
-        return policy.head(policy.trunk(h)), critic.mlp(h).squeeze(-1)
-    env_of_member = torch.arange(n, device=device) % k  # the member that acts in env i
-    env_index = torch.arange(n, device=device)
-    history: dict[str, list[float]] = {name: [] for name in (
-        "iteration", "env_steps", "warmup", "policy_loss", "value_loss", "entropy", "approx_kl",
-        "clip_fraction", "bc_weight", "shaping_weight", "steps_per_s", "episode_return")}
-    episodes: dict[str, list[float]] = {"env_steps": [], "return": [], "length": []}
-    evals: list[dict[str, Any]] = []
-    result = PPOResult(policy, critic, history, episodes, evals)
-
-    def run_eval(env_steps: int) -> None:
-        ev = evaluate(policy, env_id, episodes=cfg.eval_episodes, seed=cfg.seed + 10_000, env_kwargs=env_kwargs)
-        evals.append({"env_steps": env_steps, **ev.to_json()})
-
-    def save(env_steps: int) -> None:
-        if out_dir is not None:
-            result.env_steps = env_steps
-            save_run(out_dir, result, cfg, env_id=env_id, total_steps=total_steps)
-
-    started = time.perf_counter()
-    env_steps, iteration, policy_iteration = norm_steps, 0, 0
-    next_eval = cfg.eval_every if cfg.eval_every > 0 else math.inf
-    next_checkpoint = cfg.checkpoint_every if cfg.checkpoint_every > 0 else math.inf
-    if cfg.eval_every > 0 and cfg.eval_episodes > 0:
-        run_eval(env_steps)
-
-    obs, _ = venv.reset(seed=cfg.seed)
-    resetting = np.zeros(n, dtype=bool)
-    ep_return = np.zeros(n)
-    ep_length = np.zeros(n, dtype=np.int64)
+    trainer = PPOTrainer(env_id, total_steps, config, policy=policy, critic=critic, demos=demos,
+                         reference=reference, env_kwargs=env_kwargs, extra_rewards=extra_rewards,
+                         wrappers=wrappers, out_dir=out_dir)
     bar = progress_bar(total=total_steps, desc="ppo", unit="step", enabled=progress)
     try:
-        while env_steps < total_steps:
-            if cfg.anneal_lr:
-                frac = max(0.0, 1.0 - env_steps / total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = frac * group["base_lr"]
-
-            # ------------------------------------------------------------------ rollout
-            policy.train()
-            buf_obs: dict[str, torch.Tensor] = {}
-            buf_actions: torch.Tensor | None = None
-            buf_log_prob = torch.zeros(t_len, n, device=device)
-            buf_values = torch.zeros(t_len, n, device=device)
-            # Env outputs stay numpy during the rollout and become tensors once at its end.
-            np_rewards = np.zeros((t_len, n), dtype=np.float32)
-            np_terminated = np.zeros((t_len, n), dtype=bool)
-            np_truncated = np.zeros((t_len, n), dtype=bool)
-            np_valid = np.zeros((t_len, n), dtype=bool)
-            finished_returns: list[float] = []
-            rollout_start_steps = env_steps
-            with torch.no_grad():
-                for t in range(t_len):
-                    obs_t = to_tensors(obs)
-                    dist, all_values = dist_and_values(obs_t)  # (K, N)
-                    if k == 1:  # one member acts everywhere: no per-env member selection needed
-                        actions = _sample(dist, device_gen)[0]
-                        log_prob = dist.log_prob(actions)[0]
-                        values = all_values[0]
-                    else:
-                        actions = _sample(dist, device_gen)[env_of_member, env_index]  # each env: its member's sample
-                        log_prob = dist.log_prob(actions)[env_of_member, env_index]
-                        values = all_values[env_of_member, env_index]
-                    if not buf_obs:
-                        buf_obs = {p: torch.empty(t_len, *v.shape, dtype=v.dtype, device=device)
-                                   for p, v in obs_t.items()}
-                        buf_actions = torch.empty(t_len, *actions.shape, dtype=actions.dtype, device=device)
-                    for p, v in obs_t.items():
-                        buf_obs[p][t] = v
-                    assert buf_actions is not None
-                    buf_actions[t] = actions
-                    buf_log_prob[t] = log_prob
-                    buf_values[t] = values
-                    live = ~resetting
-                    np_valid[t] = live
-
-                    obs, reward, terminated, truncated, info = venv.step(_env_actions(policy, actions))
-                    np_rewards[t] = reward
-                    np_terminated[t] = terminated
-                    np_truncated[t] = truncated
-
-                    if wrappers:  # resetting envs lack the key; they are not live, so 0 is fine
-                        env_reward = np.asarray(info.get(TRUE_REWARD_KEY, np.zeros(n)))
-                    else:
-                        env_reward = np.asarray(info["env_reward"]) if shaping is not None else reward
-                    env_steps += int(np.count_nonzero(live))
-                    ep_return += np.where(live, env_reward, 0.0)
-                    ep_length += live
-                    done = np.logical_or(terminated, truncated)
-                    if done.any():
-                        for i in np.flatnonzero(done & live):
-                            episodes["env_steps"].append(env_steps)
-                            episodes["return"].append(float(ep_return[i]))
-                            episodes["length"].append(int(ep_length[i]))
-                            finished_returns.append(float(ep_return[i]))
-                        ep_return[done] = 0.0
-                        ep_length[done] = 0
-                    resetting = done
-                bar.update(env_steps - rollout_start_steps)
-
-                last_values = critic(to_tensors(obs))[env_of_member, env_index]
-            buf_rewards = torch.from_numpy(np_rewards).to(device)
-            buf_terminated = torch.from_numpy(np_terminated).to(device)
-            buf_truncated = torch.from_numpy(np_truncated).to(device)
-            buf_valid = torch.from_numpy(np_valid).to(device)
-            next_values = torch.cat([buf_values[1:], last_values[None]], 0)
-            advantages, returns = compute_gae(buf_rewards, buf_values, next_values, buf_terminated,
-                                              buf_truncated, buf_valid, cfg.gamma, cfg.gae_lambda)
-
-            # ------------------------------------------------------------------ update
-            warmup = env_steps <= cfg.value_warmup_steps
-            if bc_term is not None:
-                bc_term.weight = bc_schedule(policy_iteration)
-            m_obs = {p: _to_members(v, k) for p, v in buf_obs.items()}
-            assert buf_actions is not None
-            m_actions = _to_members(buf_actions, k)
-            m_log_prob = _to_members(buf_log_prob, k)
-            m_adv = _to_members(advantages, k)
-            m_returns = _to_members(returns, k)
-            m_weights = _to_members(buf_valid, k).float()
-            per_member = m_weights.shape[1]
-            batch = min(cfg.batch_size, per_member)
-            rows = torch.arange(k, device=device)[:, None]
-            # Statistics accumulate as tensors and become Python floats once per rollout.
-            stat_names = ("policy_loss", "entropy", "approx_kl", "clip_fraction")
-            actor_sums = torch.zeros(len(stat_names), device=device)
-            value_sum = torch.zeros((), device=device)
-            updates = 0
-            stop = False
-            for _epoch in range(cfg.epochs):
-                order = torch.argsort(torch.rand(k, per_member, generator=gen), dim=1).to(device)
-                for lo in range(0, per_member - batch + 1, batch):
-                    idx = order[:, lo:lo + batch]
-                    w = m_weights[rows, idx]
-                    if not bool(w.any()):
-                        continue
-                    b_obs = {p: v[rows, idx] for p, v in m_obs.items()}
-                    if warmup:
-                        values = critic(b_obs, per_member=True)
-                    else:
-                        dist, values = dist_and_values(b_obs, per_member=True)
-                    value_loss = weighted_mean((values - m_returns[rows, idx]) ** 2, w).sum()
-                    loss = cfg.vf_coef * value_loss
-                    if not warmup:
-                        adv = m_adv[rows, idx]
-                        if cfg.normalize_advantage:
-                            mean = weighted_mean(adv, w)[:, None]
-                            var = weighted_mean((adv - mean) ** 2, w)[:, None]
-                            adv = (adv - mean) / (var.sqrt() + 1e-8)
-                        pb = PPOBatch(policy, dist, b_obs, m_actions[rows, idx], w,
-                                      old_log_prob=m_log_prob[rows, idx], advantages=adv)
-                        actor_loss, parts = actor_loss_fn(pb)
-                        loss = loss + actor_loss
-                        with torch.no_grad():
-                            log_ratio = pb.log_ratio
-                            if log_ratio is None:  # ClippedSurrogate always sets it; kept for safety
-                                log_ratio = dist.log_prob(pb.actions) - pb.old_log_prob
-                            ratio_m1 = torch.exp(log_ratio) - 1.0
-                            kl = weighted_mean(ratio_m1 - log_ratio, w).mean()
-                            clipped = (ratio_m1.abs() > cfg.clip).float()
-                            actor_sums += torch.stack([
-                                parts["policy"].mean(), weighted_mean(dist.entropy(), w).mean(), kl,
-                                weighted_mean(clipped, w).mean()])
-                        if cfg.target_kl is not None and float(kl) > 1.5 * cfg.target_kl:
-                            stop = True
-                    if not bool(torch.isfinite(loss)):
-                        raise UserError(
-                            f"PPO diverged: the loss became non-finite after {env_steps} env steps; "
-                            "try a lower learning rate or a longer value warm-up.")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.max_grad_norm > 0:
-                        torch.nn.utils.clip_grad_norm_(all_params, cfg.max_grad_norm)
-                    optimizer.step()
-                    value_sum += value_loss.detach()
-                    updates += 1
-                    if stop:
-                        break
-                if stop:
-                    break
-            if not warmup:
-                policy_iteration += 1
-            iteration += 1
-
-            denom = max(updates, 1)
-            sums = dict(zip(stat_names, actor_sums.tolist()))
-            sums["value_loss"] = float(value_sum) / k
-            nan = float("nan")
-            history["iteration"].append(iteration)
-            history["env_steps"].append(env_steps)
-            history["warmup"].append(float(warmup))
-            for name in ("policy_loss", "entropy", "approx_kl", "clip_fraction"):
-                history[name].append(nan if warmup else sums[name] / denom)
-            history["value_loss"].append(sums["value_loss"] / denom)
-            history["bc_weight"].append(bc_term.weight if bc_term is not None else 0.0)
-            history["shaping_weight"].append(shaping.weight if shaping is not None else 0.0)
-            history["steps_per_s"].append(env_steps / max(time.perf_counter() - started, 1e-9))
-            history["episode_return"].append(float(np.mean(finished_returns)) if finished_returns else nan)
-            recent = episodes["return"][-20:]
-            bar.set_postfix(ret=f"{np.mean(recent):.1f}" if recent else "-", warmup=warmup)
-
-            if env_steps >= next_eval and cfg.eval_episodes > 0:
-                run_eval(env_steps)
-                while next_eval <= env_steps:
-                    next_eval += cfg.eval_every
-            if env_steps >= next_checkpoint:
-                save(env_steps)
-                while next_checkpoint <= env_steps:
-                    next_checkpoint += cfg.checkpoint_every
-            if callback is not None:
-                stats = {name: history[name][-1] for name in history}
-                report = IterationReport(iteration, env_steps, total_steps, warmup, stats, policy, critic,
-                                         evals=tuple(evals))
-                if callback(report) is False:
-                    break
+        while trainer.env_steps < total_steps:
+            steps_before = trainer.env_steps
+            report = trainer.step()
+            bar.update(report.env_steps - steps_before)
+            recent = trainer.episodes["return"][-20:]
+            bar.set_postfix(ret=f"{np.mean(recent):.1f}" if recent else "-", warmup=report.warmup)
+            if callback is not None and callback(report) is False:
+                break
     finally:
         bar.close()
-        venv.close()
-
-    policy.to("cpu")
-    critic.to("cpu")
-    policy.eval()
-    policy.version += 1
-    policy.meta.update({"algo": "ppo", "env_id": env_id, "env_kwargs": dict(env_kwargs or {})})
-    result.env_steps = env_steps
-    result.seconds = time.perf_counter() - started
-    if cfg.final_eval and cfg.eval_episodes > 0 and (not evals or evals[-1]["env_steps"] != env_steps):
-        run_eval(env_steps)
-    save(env_steps)
-    return result
+        trainer.close()
+    return trainer.finish()
 
 
 # ---------------------------------------------------------------------- run folder
@@ -745,55 +851,13 @@ def _finite_or_none(obj: Any) -> Any:
     return obj
 
 
-def smooth_returns(steps: Sequence[float], returns: Sequence[float], window: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Trailing mean of the last ``window`` episode returns at each episode's end step."""
-    r = np.asarray(returns, dtype=np.float64)
-    if len(r) == 0:
-        return np.zeros(0), np.zeros(0)
-    c = np.concatenate([[0.0], np.cumsum(r)])
-    idx = np.arange(1, len(r) + 1)
-    lo = np.maximum(idx - window, 0)
-    return np.asarray(steps, dtype=np.float64), (c[idx] - c[lo]) / (idx - lo)
-
-
-def save_return_curve(runs: Mapping[str, tuple[Mapping[str, Sequence[float]], Sequence[Mapping[str, Any]]]],
-                      path: str | Path, *, title: str = "", target: float | None = None) -> None:
-    """Return vs env steps: per run, the smoothed training-episode return (line) and the
-    deterministic evaluations (markers with 95% CI). ``runs``: name -> (episodes, evals)."""
-    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
-
-    fig = Figure(figsize=(7, 4), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
-    for i, (name, (eps, evs)) in enumerate(runs.items()):
-        color = f"C{i % 10}"
-        x, y = smooth_returns(eps.get("env_steps", []), eps.get("return", []))
-        if len(x):
-            ax.plot(x, y, color=color, label=f"{name} (training, mean of 20)")
-        if evs:
-            xs = [e["env_steps"] for e in evs]
-            ys = [e["mean_return"] for e in evs]
-            lo = [e["ci95"][0] if e.get("ci95") else v for e, v in zip(evs, ys)]
-            hi = [e["ci95"][1] if e.get("ci95") else v for e, v in zip(evs, ys)]
-            ax.errorbar(xs, ys, yerr=[np.subtract(ys, lo), np.subtract(hi, ys)], color=color, marker="o",
-                        linestyle="--", capsize=2, markersize=3, label=f"{name} (eval)")
-    if target is not None:
-        ax.axhline(target, color="grey", linestyle=":", label="expert")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("return")
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="best", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-
-
 __all__ = [
     "IterationReport",
     "PPOConfig",
     "PPOResult",
+    "PPOTrainer",
+    "RolloutBatch",
     "compute_gae",
-    "save_return_curve",
     "save_run",
-    "smooth_returns",
     "train_ppo",
 ]

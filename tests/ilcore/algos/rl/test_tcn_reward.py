@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import ilcore.eval
-
 from ilcore.algos.lfo.reward import EmbeddingImitationReward, imitation_reward
+from ilcore.algos.rl import ppo
 from ilcore.algos.rl.ppo import PPOConfig, train_ppo
 from ilcore.errors import ConfigError
 
@@ -53,7 +53,7 @@ def _train_with_spy(monkeypatch: pytest.MonkeyPatch, env_reward_weight: float):
         spies.append(RecordSteps(venv))
         return spies[-1]
 
-    monkeypatch.setattr(ilcore.eval, "make_vector_env", spied)
+    monkeypatch.setattr(ppo, "make_vector_env", spied)  # where the trainer looks it up
     wrap = partial(EmbeddingImitationReward, embedding=LinearEmbedding(), demo_frames=DEMO, alpha=0.7, beta=0.3,
                    gamma=0.01, env_reward_weight=env_reward_weight)
     cfg = PPOConfig(num_envs=3, n_steps=64, epochs=1, eval_episodes=2, seed=0)
