@@ -27,11 +27,12 @@ a label with reason "demo". The learner first drives in round 1.
 from __future__ import annotations
 
 import math
+import os
 import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -52,7 +53,73 @@ POLICIES_DIR = "policies"  # each trained policy: <session>/policies/v<NNN> (con
 CALIBRATION_FILE = "calibration.npz"
 QUERY_MODES = ("live", "deferred", "mixed")
 
-TrainFn = Callable[[Sequence[Path], Any], Any]
+
+@runtime_checkable
+class EpisodeSink(Protocol):
+    """What the controller calls on the recorder of its running episode
+    (:class:`ilcore.data.writer.EpisodeRecorder`; the tests' in-memory fake)."""
+
+    def step(self, action: Any, actor: Actor | int, reward: float, terminated: bool, truncated: bool,
+             next_obs: Any, info: Mapping[str, Any] | None = None) -> int: ...
+
+    def label(self, step: int, action: Any, *, source: str, reason: str, round: int = 0,
+              latency_ms: float = 0.0) -> None: ...
+
+    def finish(self) -> str: ...
+
+    def discard(self) -> None: ...
+
+
+@runtime_checkable
+class SessionSink(Protocol):
+    """The controller's writer port: what it calls to record steps and labels as they happen
+    (:class:`ilcore.data.SessionWriter`; the tests' in-memory fake).
+
+    ``path`` is the session folder: the controller keeps its state file there, retrains on it and
+    reads review states back from it (a path that is not a folder, as in-memory fakes give, skips
+    the state file). A writer that also has an ``observation_space`` (the real one) is read back
+    for labelled states; fakes without one skip that.
+    """
+
+    @property
+    def path(self) -> str | os.PathLike[str]: ...
+
+    def begin_episode(self, first_obs: Any, *, seed: int | None = None, round: int = 0,
+                      policy_version: int | None = None, attrs: Mapping[str, Any] | None = None) -> EpisodeSink: ...
+
+    def add_label(self, label: Label) -> None: ...
+
+    def retract_label(self, episode: str, step: int) -> None: ...
+
+    def discard_episode(self, episode_id: str) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class EnsembleOutput(Protocol):
+    """The part of :class:`ilcore.policies.PolicyOutput` the controller reads: per state of a
+    batch, the ensemble's action ``(N, ...)`` and its members' disagreement ``(N,)``."""
+
+    @property
+    def action(self) -> Any: ...
+
+    @property
+    def uncertainty(self) -> Any: ...
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """The controller's policy port: an ensemble that proposes actions and says how much its
+    members disagree (:class:`ilcore.policies.Policy`; the tests' fake).
+
+    A learner may also have an int ``version`` (stamped on install, stored with each episode) and
+    ``eval()`` (called on install); the controller uses them when present.
+    """
+
+    def predict_ensemble(self, obs_batch: Any) -> EnsembleOutput: ...
+
+
+TrainFn = Callable[[Sequence[Path], Learner | None], Learner]
 """(recording paths, previous policy or None) -> new policy; see :func:`retrain_policy`."""
 
 
@@ -167,7 +234,7 @@ class Totals:
 
 @dataclass
 class _EpisodeState:
-    recorder: Any
+    recorder: EpisodeSink
     rng: np.random.Generator
     obs: Any
     history: list[Any]
@@ -193,10 +260,11 @@ class DaggerController:
 
     Args:
         env_id: the env being recorded (stored with each episode).
-        writer: an open ``ilcore.data.SessionWriter``; every step and label is written through it.
+        writer: an open ``ilcore.data.SessionWriter`` (a :class:`SessionSink`); every step and
+            label is written through it.
         gate: decides which learner-driven states to ask about (``ilcore.algos.dagger.gates``).
-        policy: the current learner (an ``ilcore.policies.Policy`` or anything with
-            ``predict(obs_batch)``); None before the first training (round 0 = demonstrations).
+        policy: the current learner (an ``ilcore.policies.Policy``, or any :class:`Learner`);
+            None before the first training (round 0 = demonstrations).
         beta_mix: probability per step that the labeller drives (Ross 2011 beta-mixing), per
             round; independent of the gate (beta-querying is :class:`BetaGate`).
         retrain: options for :func:`retrain_policy` (ignored when ``train_fn`` is given).
@@ -224,10 +292,10 @@ class DaggerController:
     def __init__(
         self,
         env_id: str,
-        writer: Any,
+        writer: SessionSink,
         gate: Gate,
         *,
-        policy: Any = None,
+        policy: Learner | None = None,
         beta_mix: Schedule = Constant(0.0),
         retrain: Any = None,
         train_fn: TrainFn | None = None,
@@ -240,7 +308,7 @@ class DaggerController:
         defer_unanswered: bool = True,
         queue: Sequence[Query] = (),
         episodes_in_round: int = 0,
-        calibrate_fn: Callable[[Any], Sequence[Any]] | None = None,
+        calibrate_fn: Callable[[Learner], Sequence[Any]] | None = None,
         scan: Any = None,
     ) -> None:
         query_mode_for(query_mode, 0, rounds)  # refuses an unknown mode now, not at the first step
@@ -623,14 +691,14 @@ class DaggerController:
         self._save_state()
         return result
 
-    def set_policy(self, policy: Any, *, calibrate: bool = True, calibration_obs: Sequence[Any] | None = None) -> None:
+    def set_policy(self, policy: Learner, *, calibrate: bool = True, calibration_obs: Sequence[Any] | None = None) -> None:
         """Install a policy trained elsewhere (a background process) and calibrate the gate in its
         units before it asks: on ``calibration_obs`` (states it visits, e.g. from the training
         worker's silent rollout), else on ``calibrate_fn(policy)``, else on the last round's states."""
         self._install(policy, int(getattr(policy, "version", self.round)), calibrate=calibrate,
                       calibration_obs=calibration_obs)
 
-    def install_saved(self, path: str | Path, *, calibrate: bool = True) -> Any:
+    def install_saved(self, path: str | Path, *, calibrate: bool = True) -> Learner:
         """Load a policy saved by :func:`train_next_policy` (with its calibration states) and install it."""
         from ilcore.policies import Policy
 
@@ -640,7 +708,7 @@ class DaggerController:
                       calibration_obs=states, path=Path(path))
         return policy
 
-    def _install(self, policy: Any, version: int, calibrate: bool = True,
+    def _install(self, policy: Learner, version: int, calibrate: bool = True,
                  calibration_obs: Sequence[Any] | None = None, path: Path | None = None) -> None:
         if hasattr(policy, "version"):
             policy.version = int(version)
@@ -883,7 +951,7 @@ def train_next_policy(
     return TrainedPolicy(out, int(version), labels, len(states), eval_return, eval_ci, time_module.time() - started)
 
 
-def calibration_states(policy: Any, env: Any, steps: int, *, seed: int = 0,
+def calibration_states(policy: Learner, env: Any, steps: int, *, seed: int = 0,
                        max_episode_steps: int | None = None) -> list[Any]:
     """States ``policy`` visits when it drives alone: ``steps`` env steps over as many episodes
     as that takes (env seeds drawn from ``seed``; each episode cut at ``max_episode_steps``).
@@ -904,7 +972,7 @@ def calibration_states(policy: Any, env: Any, steps: int, *, seed: int = 0,
     return states
 
 
-def policy_uncertainty(policy: Any, observations: Sequence[Any], batch: int = 256) -> np.ndarray:
+def policy_uncertainty(policy: Learner, observations: Sequence[Any], batch: int = 256) -> np.ndarray:
     """The policy's disagreement at each of ``observations`` (N,), in batches (images stay small)."""
     out = [np.asarray(policy.predict_ensemble(stack_obs(observations[i:i + batch])).uncertainty, dtype=np.float64).reshape(-1)
            for i in range(0, len(observations), batch)]

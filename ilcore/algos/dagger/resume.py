@@ -18,8 +18,10 @@ from ilcore.algos.dagger.controller import (
     POLICIES_DIR,
     STATE_FILE,
     DaggerController,
+    SessionSink,
     read_controller_state,
 )
+from ilcore.algos.dagger.gates import Gate
 from ilcore.errors import ConfigError
 from ilcore.types import Actor, Query, QueryReason
 
@@ -142,7 +144,7 @@ class Recovered:
                 f"{policy}")
 
 
-def resume_controller(env_id: str, writer: Any, gate: Any, **kwargs: Any) -> tuple[DaggerController, Recovered]:
+def resume_controller(env_id: str, writer: SessionSink, gate: Gate, **kwargs: Any) -> tuple[DaggerController, Recovered]:
     """A :class:`DaggerController` for an existing session folder (``writer`` opened with
     ``resume=True``), at the round ``dagger_state.json`` names (else the last round recorded),
     with its totals and review queue rebuilt from the recordings and the saved policy (and its

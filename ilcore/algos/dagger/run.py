@@ -24,6 +24,7 @@ import numpy as np
 
 from ilcore.algos.dagger.controller import (
     DaggerController,
+    Learner,
     RetrainConfig,
     RoundResult,
     TrainFn,
@@ -182,7 +183,7 @@ def round_stats(ctrl: DaggerController, result: RoundResult, mean_return: float 
 @dataclass
 class DaggerRunResult:
     rounds: list[RoundStats]
-    policy: Any
+    policy: Learner | None
     out_dir: Path
     recovered: Recovered | None = None
 
@@ -248,7 +249,7 @@ def run_dagger(
         evaluate_fn = _default_evaluate(env_id, env_kwargs, config)
     log = RoundLog(out, load=resume)
 
-    def calibrate_fn(policy: Any) -> list[Any]:
+    def calibrate_fn(policy: Learner) -> list[Any]:
         version = int(getattr(policy, "version", 0))
         return calibration_states(policy, env, config.retrain.calibration_steps,
                                   seed=_calibration_seed(config.seed, version), max_episode_steps=config.max_episode_steps)

@@ -66,6 +66,15 @@ class FakeWriter:
     def add_label(self, label: Label) -> None:
         self.episodes[label.episode].labels.append(label)
 
+    def retract_label(self, episode: str, step: int) -> None:
+        labels = self.episodes[episode].labels
+        latest = max(i for i, lab in enumerate(labels) if lab.step == step)
+        del labels[latest]
+
+    def discard_episode(self, episode_id: str) -> None:
+        del self.episodes[episode_id]
+        self.discarded += 1
+
     def flush(self) -> None:
         pass
 

@@ -120,3 +120,16 @@ def test_intervention_weighting_gives_each_group_half_the_weight():
     assert w[:2].sum() == pytest.approx(5.0) and w[2:].sum() == pytest.approx(5.0)
     w2 = sample_weights(reasons, np.ones(10), RetrainConfig(reason_weights={"all": 0.5}))
     assert w2[2:] == pytest.approx(0.5)
+
+
+def test_undo_and_discard_reach_the_writer_after_the_episode_ends():
+    w = FakeWriter()
+    ctrl = DaggerController("X-v0", w, AllGate(), policy=FakePolicy(), round=1)
+    ctrl.begin_episode(np.zeros(2))
+    ctrl.commit(0, Actor.LEARNER, 0.0, False, False, np.zeros(2), label=1)
+    ctrl.commit(0, Actor.LEARNER, 0.0, True, False, np.zeros(2), label=1)
+    eid = ctrl.end_episode()
+    ctrl.retract(eid, 0)
+    assert [lab.step for lab in w.episodes[eid].labels] == [1]
+    ctrl.discard_episode(eid)
+    assert eid not in w.episodes and ctrl.totals().labels == 0
