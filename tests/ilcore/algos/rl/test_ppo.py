@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ilcore.algos.rl.critic import Critic
-from ilcore.algos.rl.ppo import PPOConfig, train_ppo
+from ilcore.algos.rl.ppo import PPOConfig, PPOTrainer, RolloutBatch, train_ppo
 from ilcore.errors import ConfigError
 from ilcore.eval import evaluate
 from ilcore.policies import Policy
@@ -137,3 +137,58 @@ def test_obs_norm_steps_fit_a_fresh_policy_on_random_play_and_count_in_the_budge
     assert result.critic.encoder.norm_stats()[""] == stats  # the critic sees the same inputs
     with pytest.raises(ConfigError, match="built from scratch"):
         train_ppo("MountainCar-v0", 64, cfg, policy=result.policy, progress=False)
+
+
+def test_trainer_collect_fills_a_time_major_rollout_batch():
+    cfg = PPOConfig(num_envs=4, n_steps=30, epochs=1, eval_episodes=0, seed=0)
+    trainer = PPOTrainer("CartPole-v1", 1000, cfg)
+    try:
+        batch = trainer.collect()
+    finally:
+        trainer.close()
+    assert isinstance(batch, RolloutBatch)
+    (obs,) = batch.obs.values()
+    assert obs.shape == (30, 4, 4)
+    assert batch.actions.shape == (30, 4)
+    for t in (batch.log_probs, batch.values, batch.rewards, batch.advantages, batch.returns, batch.valid):
+        assert t.shape == (30, 4)
+    assert batch.valid.dtype == torch.bool
+    # env steps count real transitions only; reset steps carry no advantage or return
+    assert batch.env_steps == trainer.env_steps == int(batch.valid.sum())
+    assert not batch.advantages[~batch.valid].any() and not batch.returns[~batch.valid].any()
+    assert torch.allclose(batch.returns[batch.valid], (batch.advantages + batch.values)[batch.valid])
+    assert len(batch.episode_returns) == len(trainer.episodes["return"])
+
+
+def test_trainer_step_updates_the_networks_and_reports_one_iteration():
+    cfg = PPOConfig(num_envs=2, n_steps=32, epochs=2, batch_size=16, eval_episodes=0, seed=1)
+    trainer = PPOTrainer("CartPole-v1", 1000, cfg)
+    before = [p.detach().clone() for p in (*trainer.policy.parameters(), *trainer.critic.parameters())]
+    try:
+        report = trainer.step()
+        stats = trainer.update(trainer.collect())  # the pieces of step() on their own
+    finally:
+        trainer.close()
+    after = list((*trainer.policy.parameters(), *trainer.critic.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
+    assert report.iteration == 1 and 0 < report.env_steps == trainer.history["env_steps"][0] <= 64
+    assert trainer.history["iteration"] == [1]  # update() alone leaves the history to step()
+    assert set(stats) == {"policy_loss", "entropy", "approx_kl", "clip_fraction", "value_loss", "warmup"}
+    assert stats["warmup"] == 0.0 and all(np.isfinite(v) for v in stats.values())
+    result = trainer.finish()
+    assert result.env_steps == trainer.env_steps > report.env_steps and result.policy.version == 1
+
+
+def test_train_ppo_is_the_trainer_stepped_to_the_budget():
+    cfg = PPOConfig(num_envs=2, n_steps=32, epochs=1, batch_size=16, eval_episodes=0, seed=2)
+    by_function = train_ppo("CartPole-v1", 128, cfg, progress=False)
+    trainer = PPOTrainer("CartPole-v1", 128, cfg)
+    try:
+        while trainer.env_steps < 128:
+            trainer.step()
+    finally:
+        trainer.close()
+    by_trainer = trainer.finish()
+    for a, b in zip(by_function.policy.state_dict().values(), by_trainer.policy.state_dict().values()):
+        assert torch.equal(a, b)
+    assert by_function.history["value_loss"] == by_trainer.history["value_loss"]
