@@ -4,7 +4,8 @@ See ``docs/format.md`` for the on-disk layout and ``docs/internals.md`` for the 
 Heavy imports (h5py) happen inside the functions that need them.
 """
 
-from ilcore.data.dataset import LazyFrames, TransitionData, effective_label_rows, load_transitions
+from ilcore.data.dataset import LazyFrames, TransitionData, load_transitions
+from ilcore.data.labels import effective_label_rows
 from ilcore.data.format import SCHEMA_VERSION
 from ilcore.data.pack import pack
 from ilcore.data.reader import Recording, open_recording

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+import numpy as np
+
 from ilcore import fileio
 from ilcore.data.format import dumps, nested_from_json, nested_to_json
 from ilcore.errors import FormatError
@@ -152,6 +154,42 @@ def apply_records(file_labels: Iterable[Label], records: Iterable[dict[str, Any]
                     del active[i]
                     break
     return active
+
+
+def effective_label_rows(steps: np.ndarray, limit: int, records: Sequence[dict[str, Any]]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """The effective label of each labelled step, as (steps (K,), rows (K,)), sorted by step.
+
+    ``steps`` (L,) are the steps of the episode-file labels in the order given; a row r >= 0
+    is file label r, a row r < 0 is the (-r-1)-th "label" record of ``records`` (the
+    episode's overlay records in file order). Steps >= ``limit`` are dropped.
+    """
+    steps = np.asarray(steps, dtype=np.int64)
+    n = len(steps)
+    if n <= 1 or bool(np.all(steps[1:] > steps[:-1])):
+        eff_steps, eff_rows = steps, np.arange(n, dtype=np.int64)  # the usual case: one label per step
+    else:
+        uniq, first_from_end = np.unique(steps[::-1], return_index=True)
+        eff_steps, eff_rows = uniq, (n - 1 - first_from_end).astype(np.int64)
+    if records:
+        touched = sorted({int(r["step"]) for r in records})
+        stacks: dict[int, list[int]] = {s: np.flatnonzero(steps == s).tolist() for s in touched}
+        n_extra = 0
+        for rec in records:
+            stack = stacks[int(rec["step"])]
+            if rec["op"] == "label":
+                n_extra += 1
+                stack.append(-n_extra)
+            elif stack:
+                stack.pop()
+        keep = ~np.isin(eff_steps, touched)
+        add_steps = [s for s in touched if stacks[s]]
+        eff_steps = np.concatenate([eff_steps[keep], np.asarray(add_steps, dtype=np.int64)])
+        eff_rows = np.concatenate([eff_rows[keep], np.asarray([stacks[s][-1] for s in add_steps], dtype=np.int64)])
+        order = np.argsort(eff_steps, kind="stable")
+        eff_steps, eff_rows = eff_steps[order], eff_rows[order]
+    inside = eff_steps < limit
+    return eff_steps[inside], eff_rows[inside]
 
 
 class OverlayWriter:

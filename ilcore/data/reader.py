@@ -16,7 +16,7 @@ import numpy as np
 
 from ilcore import spaces as sp
 from ilcore.data import format as fmt
-from ilcore.data.labels import apply_records, parse_lines, read_overlay_file
+from ilcore.data.labels import apply_records, effective_label_rows, parse_lines, read_overlay_file
 from ilcore.data.validate import (EpisodeLayout, attr_json_object, attr_text, check_actions, check_episode,
                                   check_overlay, check_overlay_steps, episode_meta, json_text, reading,
                                   stored_space)
@@ -415,8 +415,6 @@ class Recording:
 
         Every episode is checked (attributes, dataset shapes and types, labels, executed actions
         against the action space); observations are not read."""
-        from ilcore.data.dataset import effective_label_rows
-
         n_steps = 0
         n_episodes = 0
         returns: list[float] = []
