@@ -267,33 +267,30 @@ def _run_oneshot(args: argparse.Namespace) -> int:
     from app.input.keyboard import KeyboardDevice
     from app.loop import AppLoop
     from app.modes.manager import OneShotManager
-    from app.modes.oneshot import OneShotMode
     from app.render.renderer import Renderer
     from app.render.theme import WINDOW_SIZE
-    from ilcore.algos.oneshot import load_policy
-    from ilcore.envs.particles import ENV_ID, task_list
+    from app.session import ONESHOT_ENV_ID, OneShotSession, OneShotSettings
     from ilcore.errors import ConfigError
 
     if args.resume:
         raise ConfigError("--resume does not apply to --oneshot; give --out DIR to add demos to an earlier folder")
-    if args.env not in (None, ENV_ID):
-        raise ConfigError(f"--oneshot runs on {ENV_ID} (the family `ilcore train oneshot` trains on), not {args.env}")
-    watch_episodes = 5 if args.watch_episodes is None else args.watch_episodes
-    if watch_episodes < 1:
-        raise ConfigError(f"--watch-episodes must be at least 1, got {watch_episodes}")
+    if args.env not in (None, ONESHOT_ENV_ID):
+        raise ConfigError(f"--oneshot runs on {ONESHOT_ENV_ID} (the family `ilcore train oneshot` trains on), not {args.env}")
+    settings = OneShotSettings(watch_episodes=5 if args.watch_episodes is None else args.watch_episodes, seed=args.seed,
+                               simulated=args.simulate)
     run = Path(args.oneshot)
     if not run.is_dir():
         raise ConfigError(f"--oneshot {run}: no such folder; give the --out folder of `ilcore train oneshot`")
-    policy = load_policy(run)  # a folder without the policy files is a one-line ConfigError
-    kwargs = {k: v for k, v in policy.config.env_kwargs.items() if k in ("n_landmarks", "task_length")}
-    n_tasks = len(task_list(**kwargs))
-    if args.task is not None and not 0 <= args.task < n_tasks:
-        raise ConfigError(f"--task must be a task id in 0..{n_tasks - 1} for the policy in {run}, got {args.task}")
     out = Path(args.out) if args.out else _new_session_dir("ParticleSequence-oneshot")
-
-    mode = OneShotMode(None, policy=policy, out=out, task_id=args.task, watch_episodes=watch_episodes, seed=args.seed)
-    space = mode.env.action_space
-    keymap, pad_config = _input_config(args, ENV_ID, space)
+    session = OneShotSession(run, out, settings)  # a folder without the policy files is a one-line ConfigError
+    try:
+        if args.task is not None and not 0 <= args.task < len(session.tasks):
+            raise ConfigError(f"--task must be a task id in 0..{len(session.tasks) - 1} for the policy in {run}, got {args.task}")
+        keymap, pad_config = _input_config(args, ONESHOT_ENV_ID, session.action_space)
+        manager = OneShotManager(session, task_id=args.task)
+    except BaseException:
+        session.close()
+        raise
 
     pygame.init()
     pygame.display.set_caption(f"ilcore - one-shot - {run}")
@@ -303,18 +300,18 @@ def _run_oneshot(args: argparse.Namespace) -> int:
         from app.input.simulated import OneShotSimulatedPerson
 
         autopilot = OneShotSimulatedPerson()
-    manager = OneShotManager(mode, policy_name=run.name, simulated=args.simulate)
     loop = AppLoop(
-        manager, [KeyboardDevice(keymap), GamepadDevice(pad_config, space)], Renderer(screen), keymap=keymap,
-        fps=args.fps, realtime=not args.simulate, autopilot=autopilot,
+        manager, [KeyboardDevice(keymap), GamepadDevice(pad_config, session.action_space)], Renderer(screen),
+        keymap=keymap, fps=args.fps, realtime=not args.simulate, autopilot=autopilot,
     )
     print(f"one-shot: policy {run}, demos go to {out}", flush=True)
     try:
         manager.start()
         loop.run(max_frames=args.frames)
     finally:
-        mode.exit()
+        session.close()
         pygame.quit()
+    mode = manager.mode
     print(f"wrote {len(mode.demos_saved)} one-shot demos to {out}")
     for task_id, successes, episodes in mode.history:
         print(f"  task {task_id}: the policy finished it {successes} of {episodes} times from new starts")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import pygame
 
+from app.input.base import Autopilot, Device
 from app.input.intents import Intent
 from app.input.keymaps import COMMAND_DESCRIPTIONS, Keymap, key_label
 from app.modes.manager import ModeManager
@@ -23,12 +24,6 @@ INPUT_EVENTS = {
     pygame.KEYDOWN, pygame.KEYUP, pygame.JOYAXISMOTION, pygame.JOYBUTTONDOWN, pygame.JOYBUTTONUP,
     pygame.JOYHATMOTION, pygame.JOYDEVICEADDED, pygame.JOYDEVICEREMOVED,
 }
-
-
-class Device(Protocol):
-    name: str
-
-    def handle(self, event: pygame.event.Event) -> list[Intent]: ...
 
 
 @dataclass
@@ -61,7 +56,7 @@ class AppLoop:
         keymap: Keymap | None = None,
         fps: int = 60,
         realtime: bool = True,
-        autopilot: Any = None,
+        autopilot: Autopilot | None = None,
         record_stats: bool = False,
     ) -> None:
         self.manager = manager

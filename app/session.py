@@ -18,6 +18,8 @@ import gymnasium as gym
 import numpy as np
 
 from app.trainer import TrainerClient, TrainJob
+from ilcore import spaces as ispaces
+from ilcore.envs.particles import ENV_ID as ONESHOT_ENV_ID  # the family `ilcore train oneshot` trains on
 from ilcore.errors import ConfigError
 from ilcore.types import Actor
 
@@ -323,7 +325,7 @@ class Session:
 
         with torch.no_grad():
             out = self.policy.predict_ensemble(batch_one(obs))
-        return _index0(out.action), float(np.asarray(out.uncertainty).reshape(-1)[0])
+        return ispaces.index(out.action, 0), float(np.asarray(out.uncertainty).reshape(-1)[0])
 
     def end_round(self) -> None:
         """Close the controller's round and note it in the round log (its evaluation arrives with
@@ -458,6 +460,10 @@ class Session:
             if per_round[q.round] <= self.settings.review_limit:
                 out.append(q)
         return out
+
+    def query_observation(self, query: Any) -> Any:
+        """The observation a review-queue item asks about."""
+        return self.controller.query_observation(query)
 
     def answer_review(self, query: Any, action: Any, *, latency_ms: float) -> Any:
         label = self.controller.answer(query, action, latency_ms=latency_ms)  # saved at once (fsync)
@@ -596,6 +602,159 @@ class Session:
         return summary
 
 
+# --- the simulated person's engine parts ---------------------------------------------------
+
+
+def simulated_person(session: Session) -> Any:
+    """The engine's simulated person for ``session``'s env: its scripted expert with a person's
+    delay, noise and budget (``ilcore.labelers.SimulatedPerson``), seeded with the session."""
+    from ilcore.experts import make_expert
+    from ilcore.labelers import SimulatedPerson
+
+    s = session.settings
+    expert = make_expert(s.env_id, env=session.env, **s.env_kwargs)
+    return SimulatedPerson(expert, session.env.action_space, seed=s.seed)
+
+
+def ask_labeler(labeler: Any, obs: Any, reason: str = "demo") -> Any:
+    """``labeler``'s answer at ``obs``, asked as the session asks (``reason`` "review" in review,
+    live otherwise); its scripted expert's action when it declines (its budget is spent) or takes
+    no context."""
+    from ilcore.labelers import LIVE, REVIEW, LabelContext
+
+    try:
+        ctx = LabelContext(episode=None, step=0, reason=reason, mode=REVIEW if reason == "review" else LIVE,
+                           history=[obs])
+        action = labeler.label(obs, ctx)
+    except TypeError:
+        action = None
+    if action is None:
+        action = labeler.expert.act(obs)
+    return action
+
+
+# --- one-shot: `python -m app --oneshot RUN` ---------------------------------------------------
+
+# The arena at 224 px plus its task strip and a band for the renderer's driver badge fits the app
+# window's frame box at exactly 2x zoom (pixel-exact, no smoothing per frame).
+ONESHOT_RENDER_SIZE = 224
+
+
+@dataclass
+class OneShotSettings:
+    """What shapes a one-shot run. Nothing is saved or resumed: each kept demo is its own folder."""
+
+    watch_episodes: int = 5  # episodes the policy plays from new starts after each demo
+    seed: int = 0
+    simulated: bool = False
+
+    def __post_init__(self) -> None:
+        if self.watch_episodes < 1:
+            raise ConfigError(f"watch episodes must be at least 1, got {self.watch_episodes}")
+
+    def plan(self) -> list[str]:
+        """One stage: the one-shot mode (its manager is a one-stage :class:`app.modes.manager.ModeManager`)."""
+        return ["oneshot"]
+
+
+class OneShotSession:
+    """The one-shot mode's glue to ilcore, as :class:`Session` is the DAgger plan's.
+
+    It owns the particle env (every task of the family, rendered for the window), the
+    demo-conditioned policy (a folder written by ``ilcore train oneshot``, or a trained one) and
+    the folder kept demos go to (``out``; None keeps them in memory only). The mode and the
+    simulated person never touch ilcore themselves: they reset and step through here, hand a
+    finished demo to :meth:`keep_demo` and ask :meth:`conditioned` for the policy that performs it.
+    """
+
+    def __init__(self, policy: Any, out: str | Path | None = None, settings: OneShotSettings | None = None, *,
+                 policy_name: str | None = None) -> None:
+        from ilcore.algos.oneshot import DemoConditionedPolicy, load_policy
+        from ilcore.envs.particles import task_split
+        from ilcore.eval import make_env
+
+        self.settings = settings or OneShotSettings()
+        self.policy = policy if isinstance(policy, DemoConditionedPolicy) else load_policy(policy)
+        # shown in the HUD's footer: the run folder's name unless the caller names a trained policy
+        self.policy_name = policy_name if policy_name is not None else (
+            "" if isinstance(policy, DemoConditionedPolicy) else Path(policy).name)
+        self.state = SessionState()  # the position in the one-stage plan; never saved
+        self.autopilot = self.settings.simulated
+        self.action_names: Any = None  # set by the loop from the keymap
+        self.out = Path(out) if out is not None else None
+        self.env_kwargs = {k: v for k, v in self.policy.config.env_kwargs.items() if k not in ("task_id", "task_pool")}
+        # every task of the family can be shown, whichever the policy trained on
+        self.env = make_env(ONESHOT_ENV_ID, {"render_size": ONESHOT_RENDER_SIZE, **self.env_kwargs, "task_pool": "all"},
+                            render_mode="rgb_array")
+        base = self.env.unwrapped
+        self.tasks: list[tuple[int, ...]] = [tuple(t) for t in base.tasks]
+        held_out = task_split(base.n_landmarks, base.task_length)["held_out"]
+        # Held-out tasks first: showing the policy a task it never trained on is the point.
+        self.task_order = held_out + [t for t in range(len(self.tasks)) if t not in held_out]
+        self.rng = np.random.default_rng(self.settings.seed)
+
+    @property
+    def action_space(self) -> gym.Space:
+        return self.env.action_space
+
+    def describe_task(self, task_id: int) -> str:
+        from ilcore.envs.particles import describe_task
+
+        return describe_task(self.tasks[task_id])
+
+    def reset_env(self, task_id: int) -> np.ndarray:
+        """A new layout of task ``task_id`` (seeded from the session's seed)."""
+        obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)), options={"task_id": int(task_id)})
+        return obs
+
+    def step(self, action: Any) -> tuple[np.ndarray, bool, bool]:
+        """(next observation, episode over, every landmark reached in order)."""
+        obs, _, terminated, truncated, info = self.env.step(action)
+        return obs, bool(terminated or truncated), bool(info.get("is_success", False))
+
+    def noop_action(self) -> np.ndarray:
+        return np.zeros(self.action_space.shape, np.float32)
+
+    def render(self) -> np.ndarray:
+        return np.asarray(self.env.render())
+
+    def point(self) -> np.ndarray:
+        """Where the point is in the arena (x, y in [-1, 1], y up)."""
+        return np.asarray(self.env.unwrapped.point)
+
+    def keep_demo(self, observations: list[np.ndarray], actions: list[np.ndarray], task_id: int) -> tuple[Any, Path | None]:
+        """The finished episode as a one-shot demo of ``task_id``, and the folder it was written to
+        (``oneshot-demo-NNN`` under ``out``, with the task in the episode's attrs; None without ``out``)."""
+        from ilcore.algos.oneshot import TaskDemo, write_demos
+
+        demo = TaskDemo(np.stack(observations), np.stack(actions).astype(np.float32), int(task_id),
+                        tuple(self.env.unwrapped.task))
+        path = None
+        if self.out is not None:
+            path = self._next_demo_path(self.out)
+            write_demos(path, [demo], env_kwargs=self.env_kwargs)
+        return demo, path
+
+    @staticmethod
+    def _next_demo_path(out: Path) -> Path:
+        """``oneshot-demo-NNN`` after the highest one already in ``out`` (an --out reused later adds to it)."""
+        taken = [int(p.name.rsplit("-", 1)[1]) for p in out.glob("oneshot-demo-*") if p.name.rsplit("-", 1)[1].isdigit()]
+        return out / f"oneshot-demo-{max(taken, default=0) + 1:03d}"
+
+    def conditioned(self, demo: Any) -> Any:
+        """The policy shown ``demo``: ``act(obs)`` performs its task."""
+        return self.policy.condition(demo)
+
+    def expert_for(self, task_id: int) -> Any:
+        """The scripted particle expert for task ``task_id`` (the simulated person's demonstrator)."""
+        from ilcore.experts.particles import ParticleSequenceExpert
+
+        return ParticleSequenceExpert(self.action_space, task=self.tasks[task_id], max_speed=self.env.unwrapped.max_speed)
+
+    def close(self) -> None:
+        self.env.close()
+
+
 def make_app_env(env_id: str, env_kwargs: dict[str, Any], max_episode_steps: int | None) -> gym.Env:
     """The env the app shows: rgb_array frames, optionally capped; refused in one line if unusable."""
     from ilcore.eval import make_env
@@ -617,16 +776,6 @@ def _check_action_space(env_id: str, space: gym.Space) -> None:
     if isinstance(space, gym.spaces.Box) and np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)):
         return
     raise ConfigError(f"{env_id} has action space {space}; the app needs Discrete or bounded Box actions")
-
-
-def _index0(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _index0(v) for k, v in x.items()}
-    if isinstance(x, tuple):
-        return tuple(_index0(v) for v in x)
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)[0]
 
 
 def _json_default(obj: Any) -> Any:
@@ -687,4 +836,5 @@ class FrameHistory:
         self.frames.clear()
 
 
-__all__ = ["Session", "SessionSettings", "SessionState", "FrameHistory"]
+__all__ = ["FrameHistory", "OneShotSession", "OneShotSettings", "Session", "SessionSettings", "SessionState",
+           "ask_labeler", "simulated_person"]

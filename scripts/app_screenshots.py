@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -157,20 +158,22 @@ def oneshot_shots(run: str | None) -> int:
 
     from app.input.simulated import OneShotSimulatedPerson
     from app.modes.manager import OneShotManager
-    from app.modes.oneshot import OneShotMode
-    from ilcore.algos.oneshot import OneShotConfig, collect_expert_demos, load_policy, train_oneshot
-    from ilcore.envs.particles import ENV_ID, task_split
+    from app.session import ONESHOT_ENV_ID, OneShotSession, OneShotSettings
+    from ilcore.algos.oneshot import OneShotConfig, collect_expert_demos, train_oneshot
+    from ilcore.envs.particles import task_split
 
     if run is not None:
-        policy, name = load_policy(run), Path(run).name
+        policy: Any = run
     else:
         print("training a small one-shot policy (about a minute)...")
         demos = collect_expert_demos(task_split()["train"], 5, seed=0)
-        policy, name = train_oneshot(demos, OneShotConfig(steps=600, seed=0)).policy, "screenshot-run"
+        policy = train_oneshot(demos, OneShotConfig(steps=600, seed=0)).policy
     tmp = Path(tempfile.mkdtemp(prefix="app-shots-oneshot-"))
-    mode = OneShotMode(None, policy=policy, out=tmp, watch_episodes=3, seed=3)
-    manager = OneShotManager(mode, policy_name=name, simulated=True)
-    window = _Window("ilcore - one-shot", manager, ENV_ID, mode.env.action_space, OneShotSimulatedPerson())
+    session = OneShotSession(policy, tmp, OneShotSettings(watch_episodes=3, seed=3, simulated=True),
+                             policy_name=None if run is not None else "screenshot-run")
+    manager = OneShotManager(session)
+    mode = manager.mode
+    window = _Window("ilcore - one-shot", manager, ONESHOT_ENV_ID, session.action_space, OneShotSimulatedPerson())
     loop, shot, taken = window.loop, window.shot, window.taken
     manager.start()
 
@@ -180,7 +183,7 @@ def oneshot_shots(run: str | None) -> int:
             shot("oneshot")
         elif mode.phase == "watch" and "oneshot_watch" not in taken and mode.results and len(mode._actions) >= 14:
             shot("oneshot_watch")
-    mode.exit()
+    session.close()
     pygame.quit()
     shutil.rmtree(tmp, ignore_errors=True)
     return window.missing({"oneshot", "oneshot_watch"})

@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 import pygame
 
+from app.input.base import Device
 from app.input.intents import Intent, IntentKind
 from ilcore.errors import ConfigError
 
@@ -173,7 +174,7 @@ class _Pad:
         self.held: set[str] = set()  # held buttons, d-pad directions and stick directions
 
 
-class GamepadDevice:
+class GamepadDevice(Device):
     """Any number of pads; the most recently used one drives."""
 
     name = "gamepad"

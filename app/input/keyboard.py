@@ -6,6 +6,7 @@ from typing import Any
 
 import pygame
 
+from app.input.base import Device
 from app.input.intents import Intent, IntentKind
 from app.input.keymaps import Keymap
 
@@ -13,7 +14,7 @@ from app.input.keymaps import Keymap
 _HELD_COMMANDS = {"takeover"}
 
 
-class KeyboardDevice:
+class KeyboardDevice(Device):
     """Tracks held keys; emits MOVE when the held action changes, commands on key press.
 
     ``handle(event)`` returns the intents one event produced (possibly none). The device never

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable
+from typing import Any, Iterable
 
+from app.input.base import Autopilot
 from app.input.intents import Intent
 
 
-class MockDevice:
-    """Intents pushed with :meth:`push` come out one frame at a time via :meth:`poll`.
+class MockDevice(Autopilot):
+    """An :class:`~app.input.base.Autopilot` that plays back a script: intents pushed with
+    :meth:`push` come out one frame at a time via :meth:`poll` (the manager is not looked at).
 
     Each queued entry is the list of intents for one frame, so a test can say "hold right for
     ten frames, then press accept" without a window or an event queue.
@@ -28,7 +30,7 @@ class MockDevice:
         for frame in frames:
             self._frames.append(list(frame))
 
-    def poll(self, view: object = None) -> list[Intent]:
+    def poll(self, manager: Any = None) -> list[Intent]:
         return self._frames.popleft() if self._frames else []
 
     def pending(self) -> int:

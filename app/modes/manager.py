@@ -18,6 +18,7 @@ from app.trainer import TrainingStatus
 
 if TYPE_CHECKING:
     from app.modes.oneshot import OneShotMode
+    from app.session import OneShotSession
 
 MODE_CLASSES: dict[str, type[Mode]] = {
     "demo": DemoMode, "train": TrainMode, "dagger": DaggerMode, "review": ReviewMode, "watch": WatchMode, "summary": SummaryMode,
@@ -94,9 +95,6 @@ class ModeManager:
         if messages:
             self.notice, self.notice_for = " | ".join(messages), NOTICE_S
         self._enter_stage(min(self.session.state.stage, len(self.plan) - 1))
-
-    def stage_name(self) -> str:
-        return self.plan[min(self.session.state.stage, len(self.plan) - 1)]
 
     def _enter(self, mode: Mode, label: str) -> None:
         if mode is not self.current:
@@ -251,39 +249,31 @@ class ModeManager:
         )
 
 
-class OneShotManager:
-    """``python -m app --oneshot RUN``: one :class:`OneShotMode`, no DAgger plan and no session folder.
+class OneShotManager(ModeManager):
+    """``python -m app --oneshot RUN``: a one-stage :class:`ModeManager` over an
+    :class:`app.session.OneShotSession` whose plan is the one-shot mode alone.
 
-    The same interface as :class:`ModeManager` as far as the loop and the renderer are concerned
-    (``current``, ``handle``, ``update``, ``view``, ``hud``, ``help_visible``, ``quit_requested``),
-    so the one-shot mode gets the same window, HUD and help overlay. Leaving the mode (``N``) ends
-    the app; F2-F7 do nothing here.
+    The loop and the renderer see what they see of any manager, so the one-shot mode gets the
+    same window, HUD and help overlay. What differs is what a one-stage plan with nothing saved
+    needs: leaving the mode (N) or Esc ends the app at once (there is no next stage, and a demo in
+    progress is only an attempt), F2-F7 do nothing, and there is no trainer to poll.
     """
 
-    def __init__(self, mode: "OneShotMode", *, policy_name: str = "", simulated: bool = False) -> None:
-        self.session = None
-        self.current: Mode = mode
-        self.modes: dict[str, Mode] = {mode.name: mode}
-        self.policy_name = policy_name
-        self.simulated = simulated
-        self.help_visible = False
-        self.quit_requested = False
-        self.off_plan = False
-        self.transitions: list[str] = []
+    def __init__(self, session: "OneShotSession", *, task_id: int | None = None) -> None:
+        from app.modes.oneshot import OneShotMode
+
+        super().__init__(session, modes={"oneshot": OneShotMode(session, task_id=task_id)})
+        self.policy_name = session.policy_name
 
     @property
     def mode(self) -> "OneShotMode":
         return self.current  # type: ignore[return-value]
 
-    def start(self) -> None:
-        self.transitions.append(self.current.name)
-        self.current.enter()
-
-    def stage_name(self) -> str:
-        return self.current.name
-
     def extra_help(self) -> list[tuple[str, str]]:
         return []
+
+    def goto(self, name: str) -> None:
+        return
 
     def handle(self, intent: Intent) -> None:
         k = intent.kind
@@ -299,9 +289,6 @@ class OneShotManager:
         if self.current.finished:
             self.quit_requested = True
 
-    def view(self) -> ModeView:
-        return self.current.view()
-
     def hud(self, fps: float, devices: list[str]) -> HudView:
         m = self.mode
         watched = sum(n for _, _, n in m.history)
@@ -312,7 +299,7 @@ class OneShotManager:
         return HudView(
             mode=m.name, stage=f"one-shot: {m.phase}", round=0, rounds=0, labels=0, query_rate=None, fps=fps,
             recording=m.phase == "record" and not m.waiting_for_start and not m.paused,
-            policy_version=0, training=TrainingStatus(), devices=devices, simulated=self.simulated,
+            policy_version=0, training=TrainingStatus(), devices=devices, simulated=self.session.settings.simulated,
             facts=facts, policy=self.policy_name, hints="F1 help   R new demo   P pause   N / Esc quit",
         )
 

@@ -1,8 +1,8 @@
 """One-shot: the person records one demo of a chosen task, then watches the policy do it from new starts.
 
-Self-contained so that it works beside the DAgger plan: it owns its particle env, its
-demo-conditioned policy (a folder written by ``ilcore train oneshot``) and writes each finished
-demo as its own session folder (task id in the episode attrs) under ``out``. Phases:
+Like every mode it works through its session, here an :class:`app.session.OneShotSession`: the
+session owns the particle env, the demo-conditioned policy (a folder written by ``ilcore train
+oneshot``) and the folder each kept demo is written to (task id in the episode attrs). Phases:
 
 - ``record``: STEP_FORWARD / STEP_BACK pick the task before the first key; MOVE drives; reaching
   every landmark in order keeps the demo (running out of time starts the attempt again).
@@ -16,57 +16,34 @@ runs this mode on its own (see :class:`app.modes.manager.OneShotManager`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
 import numpy as np
 
 from app.input.intents import Intent, IntentKind
 from app.modes.base import Mode, ModeView, StepClock, fmt_action
-from ilcore.algos.oneshot import DemoConditionedPolicy, TaskDemo, load_policy, write_demos
-from ilcore.envs.particles import ENV_ID, describe_task, task_split
 
+if TYPE_CHECKING:
+    from app.session import OneShotSession
 
-# The arena at 224 px plus its task strip and a band for the renderer's driver badge fits the app
-# window's frame box at exactly 2x zoom (pixel-exact, no smoothing per frame).
-RENDER_SIZE = 224
-BADGE_BAND = 20
+BADGE_BAND = 20  # a dark band above the arena for the renderer's driver badge
 
 
 class OneShotMode(Mode):
     name = "oneshot"
     title = "One-shot"
+    session: "OneShotSession"
 
-    def __init__(
-        self,
-        session: Any,
-        *,
-        policy: DemoConditionedPolicy | str | Path,
-        out: str | Path | None = None,
-        task_id: int | None = None,
-        watch_episodes: int = 5,
-        fps: int = 15,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(session)
-        self.policy = policy if isinstance(policy, DemoConditionedPolicy) else load_policy(policy)
-        self.env_kwargs = dict(self.policy.config.env_kwargs)
-        self.env_kwargs.pop("task_id", None)
-        self.env_kwargs.pop("task_pool", None)
-        self.env = gym.make(ENV_ID, render_mode="rgb_array", task_pool="all", **{"render_size": RENDER_SIZE, **self.env_kwargs})
-        self.tasks = self.env.unwrapped.tasks
-        held_out = task_split(self.env.unwrapped.n_landmarks, self.env.unwrapped.task_length)["held_out"]
-        # Held-out tasks first: showing the policy a task it never trained on is the point.
-        self.task_order = held_out + [t for t in range(len(self.tasks)) if t not in held_out]
+    def __init__(self, session: "OneShotSession", *, task_id: int | None = None, fps: int = 15) -> None:
+        super().__init__(session)  # type: ignore[arg-type]
+        self.task_order = session.task_order
         self.task_id = int(task_id) if task_id is not None else self.task_order[0]
-        self.out = Path(out) if out is not None else None
-        self.watch_episodes = int(watch_episodes)
+        self.watch_episodes = session.settings.watch_episodes
         self.clock = StepClock(fps)
-        self.rng = np.random.default_rng(seed)
         self.phase = "record"
         self.waiting_for_start = True
         self.message = ""
-        self.demo: TaskDemo | None = None
+        self.demo: Any = None  # the kept demo (an ilcore TaskDemo) the policy is shown
         self.demos_saved: list[Path] = []
         self.results: list[bool] = []  # success of each watched episode
         self.history: list[tuple[int, int, int]] = []  # (task id, successes, episodes) of each finished watch
@@ -83,7 +60,7 @@ class OneShotMode(Mode):
 
     # -- episode plumbing -----------------------------------------------------------------------
     def _reset_episode(self) -> None:
-        obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)), options={"task_id": self.task_id})
+        obs = self.session.reset_env(self.task_id)
         self._current = obs
         self._obs, self._actions = [obs], []
 
@@ -97,7 +74,7 @@ class OneShotMode(Mode):
         assert self.demo is not None
         self.phase = "watch"
         self.results = []
-        self._conditioned = self.policy.condition(self.demo)
+        self._conditioned = self.session.conditioned(self.demo)
         self._reset_episode()
 
     # -- Mode interface -------------------------------------------------------------------------
@@ -126,15 +103,15 @@ class OneShotMode(Mode):
             return
         for _ in range(self.clock.steps(dt)):
             if self.phase == "record":
-                action = self.held_action if self.held_action is not None else np.zeros(2, np.float32)
+                action = self.held_action if self.held_action is not None else self.session.noop_action()
             else:
                 action = self._conditioned.act(self._current)
-            obs, _, terminated, truncated, info = self.env.step(action)
+            obs, done, success = self.session.step(action)
             self._current = obs
             self._obs.append(obs)
             self._actions.append(np.asarray(action, np.float32))
-            if terminated or truncated:
-                self._episode_over(bool(info.get("is_success", False)))
+            if done:
+                self._episode_over(success)
                 return
 
     def _episode_over(self, success: bool) -> None:
@@ -143,11 +120,8 @@ class OneShotMode(Mode):
                 self.message = "time ran out before every landmark was reached; try again"
                 self._start_recording()
                 return
-            base = self.env.unwrapped
-            self.demo = TaskDemo(np.stack(self._obs), np.stack(self._actions), self.task_id, tuple(base.task))
-            if self.out is not None:
-                path = self._next_demo_path(self.out)
-                write_demos(path, [self.demo], env_kwargs=self.env_kwargs)
+            self.demo, path = self.session.keep_demo(self._obs, self._actions, self.task_id)
+            if path is not None:
                 self.demos_saved.append(path)
             self.message = f"demo kept ({self.demo.length} steps); now the policy tries it from new starts"
             self._start_watching()
@@ -159,16 +133,10 @@ class OneShotMode(Mode):
             self.history.append((self.task_id, sum(self.results), len(self.results)))
             self.message = f"the policy finished the task {sum(self.results)} of {len(self.results)} times; R records another demo"
 
-    @staticmethod
-    def _next_demo_path(out: Path) -> Path:
-        """``oneshot-demo-NNN`` after the highest one already in ``out`` (an --out reused later adds to it)."""
-        taken = [int(p.name.rsplit("-", 1)[1]) for p in out.glob("oneshot-demo-*") if p.name.rsplit("-", 1)[1].isdigit()]
-        return out / f"oneshot-demo-{max(taken, default=0) + 1:03d}"
-
     def view(self) -> ModeView:
         prompt = None
         if self.phase == "record" and self.waiting_for_start:
-            prompt = f"Show the task: {describe_task(self.tasks[self.task_id])}"
+            prompt = f"Show the task: {self.session.describe_task(self.task_id)}"
         elif self.paused:
             prompt = "Paused"
         watching = self.phase == "watch"
@@ -176,12 +144,12 @@ class OneShotMode(Mode):
             mode=self.name,
             title=self.title,
             subtitle=("watching the policy" if watching else "recording your demo")
-            + f" - task {self.task_id}: {describe_task(self.tasks[self.task_id])}",
+            + f" - task {self.task_id}: {self.session.describe_task(self.task_id)}",
             frame=self._frame(),
             prompt=prompt,
             prompt_detail=self.message or ("step forward/back to pick another task; move to start" if prompt else None),
             # the box goes to the half of the arena the point is not in, so its start stays visible
-            prompt_at="top" if float(self.env.unwrapped.point[1]) < 0 else "bottom",
+            prompt_at="top" if float(self.session.point()[1]) < 0 else "bottom",
             lines=[
                 ("phase", self.phase),
                 ("step", str(len(self._actions))),
@@ -201,12 +169,9 @@ class OneShotMode(Mode):
 
     def _frame(self) -> np.ndarray:
         """The env's frame with a dark band on top, so the driver badge does not hide the task strip."""
-        frame = self.env.render()
+        frame = self.session.render()
         band = np.full((BADGE_BAND, frame.shape[1], 3), 30, np.uint8)
         return np.concatenate([band, frame])
-
-    def exit(self) -> None:
-        self.env.close()
 
     def help(self) -> list[tuple[str, str]]:
         return [

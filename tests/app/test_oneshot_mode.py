@@ -1,13 +1,17 @@
-"""The one-shot mode driven headless: a simulated person records a demo, then the policy runs."""
+"""The one-shot mode on a fake session, its session on the real particle env, and the whole app."""
 
 import numpy as np
 import pytest
 
 from app.input.intents import Intent, IntentKind
 from app.modes.oneshot import OneShotMode
+from app.session import OneShotSession, OneShotSettings
 from ilcore.algos.oneshot import OneShotConfig, collect_expert_demos, demos_from_recording, train_oneshot
 from ilcore.envs.particles import task_list, task_split
-from ilcore.experts.particles import ParticleSequenceExpert
+
+from .fakes import FakeOneShotSession
+
+RIGHT = np.array([1.0, 0.0], np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -17,48 +21,90 @@ def tiny_policy():
     return train_oneshot(demos, OneShotConfig(steps=5, hidden=(16,), encoder_hidden=16)).policy
 
 
-def drive(mode: OneShotMode, frames: int, expert: ParticleSequenceExpert | None = None) -> None:
+def drive(mode: OneShotMode, frames: int, action: np.ndarray | None = None) -> None:
     for _ in range(frames):
-        if expert is not None and mode.phase == "record":
-            mode.handle(Intent(IntentKind.MOVE, expert.act(mode._current)))
+        if action is not None and mode.phase == "record":
+            mode.handle(Intent(IntentKind.MOVE, action))
         mode.update(1 / 15)
 
 
-def test_record_a_demo_then_watch_the_policy(tmp_path, tiny_policy):
-    mode = OneShotMode(None, policy=tiny_policy, out=tmp_path, watch_episodes=2)
+def test_record_a_demo_then_watch_the_policy(tmp_path):
+    session = FakeOneShotSession(watch_episodes=2, out=tmp_path)
+    mode = OneShotMode(session)
     first = mode.task_id
-    assert first in task_split()["held_out"]
+    assert first == session.task_order[0]
     mode.handle(Intent(IntentKind.STEP_FORWARD))
-    assert mode.task_id != first
-    assert "Show the task" in mode.view().prompt
+    assert mode.task_id == session.task_order[1] and session.resets == [first, mode.task_id]
+    assert "Show the task: visit 3 then 0 then 1" == mode.view().prompt
+    mode.handle(Intent(IntentKind.STEP_BACK))
+    mode.handle(Intent(IntentKind.STEP_BACK))
+    assert mode.task_id == session.task_order[-1]  # the choice wraps around
     mode.update(1.0)
     assert mode.phase == "record" and mode._actions == []  # nothing moves before the first key
 
-    expert = ParticleSequenceExpert(mode.env.action_space, task=task_list()[mode.task_id])
-    drive(mode, 200, expert)
-    assert mode.demo is not None and mode.demo.task_id == mode.task_id
-    assert len(mode.demos_saved) == 1
-    saved, _ = demos_from_recording(mode.demos_saved[0])
-    assert saved[0].task_id == mode.task_id
-    np.testing.assert_array_equal(saved[0].actions, mode.demo.actions)
+    drive(mode, 3, RIGHT)  # three steps right reach the goal: the demo is kept
+    assert mode.demo is session.kept[0] and mode.demo.task_id == mode.task_id and mode.demo.length == 3
+    assert mode.demos_saved == [tmp_path / "oneshot-demo-001"]
+    np.testing.assert_array_equal(mode.demo.actions, [RIGHT] * 3)
+    assert mode.phase == "watch" and "demo kept (3 steps)" in mode.message
 
-    drive(mode, 400)  # the policy drives; two episodes at most 70 steps each
-    assert mode.phase == "watch" and len(mode.results) == 2
+    drive(mode, 20)  # the policy drives; it repeats the demo's action, so both episodes succeed
+    assert len(mode.results) == 2 and all(mode.results)
+    assert mode.history == [(mode.task_id, 2, 2)] and "2 of 2 times" in mode.message
     view = mode.view()
     assert view.driver == "learner" and view.frame is not None and view.frame.dtype == np.uint8
+    assert view.progress == 1.0 and view.items == ["oneshot-demo-001"]
 
     mode.handle(Intent(IntentKind.RESTART))
-    assert mode.phase == "record" and mode.waiting_for_start
+    assert mode.phase == "record" and mode.waiting_for_start and mode.demo is None
     mode.handle(Intent(IntentKind.NEXT))
     assert mode.finished
 
 
-def test_a_demo_that_runs_out_of_time_is_not_kept(tmp_path, tiny_policy):
-    mode = OneShotMode(None, policy=tiny_policy, out=tmp_path)
-    mode.handle(Intent(IntentKind.MOVE, np.zeros(2, np.float32)))  # holds still: never reaches anything
-    drive(mode, 100)
-    assert mode.demo is None and mode.demos_saved == [] and mode.phase == "record"
-    assert "try again" in mode.message
+def test_a_demo_that_runs_out_of_time_is_not_kept():
+    session = FakeOneShotSession(horizon=10)
+    mode = OneShotMode(session)
+    mode.handle(Intent(IntentKind.MOVE, np.zeros(2, np.float32)))  # holds still: never reaches the goal
+    drive(mode, 12)
+    assert mode.demo is None and session.kept == [] and mode.phase == "record"
+    assert "try again" in mode.message and mode.waiting_for_start
+
+
+def test_pause_stops_the_steps_in_either_phase():
+    mode = OneShotMode(FakeOneShotSession())
+    mode.handle(Intent(IntentKind.MOVE, RIGHT))
+    mode.handle(Intent(IntentKind.PAUSE))
+    drive(mode, 5)
+    assert mode._actions == [] and mode.view().prompt == "Paused"
+    mode.handle(Intent(IntentKind.PAUSE))
+    drive(mode, 1)
+    assert len(mode._actions) == 1
+
+
+def test_the_session_plays_the_particle_task_and_writes_a_kept_demo(tmp_path, tiny_policy):
+    session = OneShotSession(tiny_policy, tmp_path, OneShotSettings(seed=1))
+    try:
+        assert session.task_order[:len(task_split()["held_out"])] == task_split()["held_out"]
+        assert session.tasks == [tuple(t) for t in task_list()]
+        task_id = session.task_order[0]
+        expert = session.expert_for(task_id)
+        observations, actions = [session.reset_env(task_id)], []
+        done = success = False
+        while not done:
+            actions.append(expert.act(observations[-1]))
+            obs, done, success = session.step(actions[-1])
+            observations.append(obs)
+        assert success
+        demo, path = session.keep_demo(observations, actions, task_id)
+        assert path == tmp_path / "oneshot-demo-001"
+        saved, _ = demos_from_recording(path)
+        assert saved[0].task_id == task_id and saved[0].task == tuple(task_list()[task_id])
+        np.testing.assert_array_equal(saved[0].actions, demo.actions)
+        assert session.keep_demo(observations, actions, task_id)[1] == tmp_path / "oneshot-demo-002"
+        assert session.conditioned(demo).act(observations[0]).shape == (2,)
+        assert session.render().dtype == np.uint8
+    finally:
+        session.close()
 
 
 # -- the whole app: `python -m app --oneshot RUN` -------------------------------------------------
@@ -127,11 +173,12 @@ def test_keys_drive_the_oneshot_window_and_help_lists_its_keys(tmp_path, tiny_po
     from .conftest import press, release
 
     pygame.init()
+    session = OneShotSession(tiny_policy, tmp_path, OneShotSettings(watch_episodes=1), policy_name="tiny")
     try:
-        mode = OneShotMode(None, policy=tiny_policy, out=tmp_path, watch_episodes=1)
-        space = mode.env.action_space
+        space = session.action_space
         keymap = default_keymap(ENV_ID, space)
-        manager = OneShotManager(mode, policy_name="tiny")
+        manager = OneShotManager(session)
+        mode = manager.mode
         loop = AppLoop(manager, [KeyboardDevice(keymap), GamepadDevice(default_gamepad_config(space), space)],
                        Renderer(pygame.display.set_mode(WINDOW_SIZE)), keymap=keymap, fps=60, realtime=False)
         pygame.event.clear()
@@ -156,7 +203,8 @@ def test_keys_drive_the_oneshot_window_and_help_lists_its_keys(tmp_path, tiny_po
             loop.frame()
         assert not mode.waiting_for_start and len(mode._actions) >= 1
         np.testing.assert_allclose(mode._actions[-1], [-np.sqrt(0.5), np.sqrt(0.5)], atol=1e-6)  # a unit diagonal
-        assert manager.hud(60.0, loop.device_names()).recording
+        hud = manager.hud(60.0, loop.device_names())
+        assert hud.recording and hud.policy == "tiny" and manager.transitions == ["oneshot"]
         release(pygame.K_LEFT)
         for _ in range(4):
             loop.frame()
@@ -171,7 +219,7 @@ def test_keys_drive_the_oneshot_window_and_help_lists_its_keys(tmp_path, tiny_po
         loop.run(max_frames=100)
         assert manager.quit_requested
     finally:
-        mode.exit()
+        session.close()
         pygame.event.clear()
 
 

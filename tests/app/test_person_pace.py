@@ -149,18 +149,6 @@ class _Sink:
         pass
 
 
-def test_a_learner_that_fails_fast_pauses_and_says_what_to_do(make_app):
-    h = make_app(demo_episodes=1, max_episode_steps=200)
-    h.session.state.episodes.append({"id": "ep_000001", "round": 0, "kind": "demo", "return": 200.0, "length": 200})
-    mode = h.manager.modes["dagger"]
-    mode._check_fail_fast(9)
-    assert mode.paused and "9 steps against 200" in mode.fail_fast_alert and "take over" in mode.fail_fast_alert
-    mode.paused = False
-    mode.fail_fast_alert = ""
-    mode._check_fail_fast(150)  # long enough: nothing to say
-    assert not mode.paused
-
-
 @pytest.mark.slow
 def test_an_undone_answer_goes_back_to_the_queue_and_every_count_equals_ilcore_info(make_app, capsys):
     from ilcore.cli.main import main as ilcore_main
