@@ -12,12 +12,15 @@ Every gate has the same small surface:
   (only the novelty gate uses it).
 
 Gates hold their own small state (threshold, running values) and no global state.
+
+A gate becomes a ``--query`` choice (``ilcore dagger``, the app) with one :func:`register_gate`
+call, which gives its name, factory and help line; :func:`make_gate` and the CLI read the registry.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -353,25 +356,68 @@ def disagreement(member_outputs: np.ndarray, kind: str) -> np.ndarray:
     raise ConfigError(f"unknown disagreement kind {kind!r}; use vote, js or variance")
 
 
+@dataclass(frozen=True)
+class GateSpec:
+    """One registered ``--query`` gate.
+
+    factory:        ``factory(beta=schedule, target_rate=rate, seed=seed) -> Gate`` (each gate
+                    takes the settings it uses and ignores the rest)
+    help:           one line for the CLI's ``--query`` help
+    needs_ensemble: the gate reads ensemble disagreement, so a one-member learner is refused
+    """
+
+    factory: Callable[..., Gate]
+    help: str
+    needs_ensemble: bool = False
+
+
+GATES: dict[str, GateSpec] = {}
+"""name -> gate, in registration order (the order ``--query`` lists them)."""
+_ALIASES: dict[str, str] = {}
+
+
+def register_gate(name: str, factory: Callable[..., Gate], *, help: str, needs_ensemble: bool = False,
+                  aliases: Sequence[str] = ()) -> None:
+    """Make a gate a ``--query`` choice of ``ilcore dagger`` and the app (its name, help line and
+    :func:`make_gate` all come from here). ``aliases`` are accepted by :func:`make_gate` only."""
+    if name in GATES or name in _ALIASES:
+        raise ConfigError(f"a query gate named {name!r} is already registered")
+    GATES[name] = GateSpec(factory, help, needs_ensemble)
+    for alias in aliases:
+        _ALIASES[alias] = name
+
+
+def gate_names() -> tuple[str, ...]:
+    """The registered gate names, in registration order."""
+    return tuple(GATES)
+
+
 def make_gate(kind: str, *, beta: Schedule | None = None, target_rate: float = 0.1, seed: int = 0,
               ensemble: int | None = None) -> Gate:
-    """The gate for a CLI ``--query`` value: all, beta, ensemble, novelty, ensemble+novelty, none.
+    """The gate registered as ``kind`` (a CLI ``--query`` value; see :func:`gate_names`).
 
     ``ensemble`` is the learner's member count when known: a single member never disagrees
     with itself, so an ensemble gate over it would only ask at random.
     """
-    if kind in ("ensemble", "ensemble+novelty") and ensemble is not None and ensemble < 2:
+    spec = GATES.get(_ALIASES.get(kind, kind))
+    if spec is None:
+        names = gate_names()
+        raise ConfigError(f"unknown query gate {kind!r}; use {', '.join(names[:-1])} or {names[-1]}")
+    if spec.needs_ensemble and ensemble is not None and ensemble < 2:
         raise ConfigError(f"the {kind} query gate needs an ensemble of at least 2 members, not {ensemble}")
-    if kind == "all":
-        return AllGate()
-    if kind == "beta":
-        return BetaGate(beta if beta is not None else Constant(0.5), seed=seed)
-    if kind == "ensemble":
-        return EnsembleGate(target_rate)
-    if kind == "novelty":
-        return NoveltyGate(target_rate, seed=seed)
-    if kind == "ensemble+novelty":
-        return AnyGate([EnsembleGate(target_rate / 2), NoveltyGate(target_rate / 2, seed=seed)])
-    if kind in ("none", "intervention"):
-        return NeverGate()
-    raise ConfigError(f"unknown query gate {kind!r}; use all, beta, ensemble, novelty, ensemble+novelty or none")
+    return spec.factory(beta=beta if beta is not None else Constant(0.5), target_rate=target_rate, seed=seed)
+
+
+register_gate("all", lambda **_: AllGate(), help="every visited state (plain DAgger)")
+register_gate("beta", lambda *, beta, seed, **_: BetaGate(beta, seed=seed),
+              help="each state with probability beta(round) (--beta-schedule)")
+register_gate("ensemble", lambda *, target_rate, **_: EnsembleGate(target_rate), needs_ensemble=True,
+              help="states where the learner ensemble disagrees most, at --target-rate")
+register_gate("novelty", lambda *, target_rate, seed, **_: NoveltyGate(target_rate, seed=seed),
+              help="states far from every labelled state, at --target-rate")
+register_gate("ensemble+novelty",
+              lambda *, target_rate, seed, **_: AnyGate([EnsembleGate(target_rate / 2),
+                                                         NoveltyGate(target_rate / 2, seed=seed)]),
+              needs_ensemble=True, help="either signal, each at half --target-rate")
+register_gate("none", lambda **_: NeverGate(), aliases=("intervention",),
+              help="never asks (interventions are the only labels)")

@@ -9,18 +9,16 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from ilcore.algos.dagger.controller import QUERY_MODES, RetrainConfig
-from ilcore.algos.dagger.gates import Gate, make_gate
+from ilcore.algos.dagger.gates import GATES, Gate, gate_names, make_gate
 from ilcore.algos.dagger.schedules import Schedule, parse_schedule
 from ilcore.errors import ConfigError
-
-QUERY_GATES = ("all", "beta", "ensemble", "novelty", "ensemble+novelty", "none")
 
 
 @dataclass
 class DaggerOptions:
     """What shapes the learner and its questions.
 
-    query: which learner states are sent to the labeller (a gate name, QUERY_GATES)
+    query: which learner states are sent to the labeller (a registered gate name, :func:`gate_names`)
     beta_schedule: beta-querying schedule of the "beta" gate (0.3, linear:1,0,10, exp:1,0.5)
     beta_mix: probability per step that the labeller drives instead of the learner (same forms)
     target_rate: fraction of learner-driven states the uncertainty/novelty gates ask about
@@ -51,8 +49,8 @@ class DaggerOptions:
 
     def __post_init__(self) -> None:
         self.hidden = parse_hidden(self.hidden) if isinstance(self.hidden, str) else tuple(int(h) for h in self.hidden)
-        if self.query not in QUERY_GATES:
-            raise ConfigError(f"unknown query gate {self.query!r}; use {', '.join(QUERY_GATES)}")
+        if self.query not in GATES:
+            raise ConfigError(f"unknown query gate {self.query!r}; use {', '.join(gate_names())}")
         if self.query_mode not in QUERY_MODES:
             raise ConfigError(f"query mode must be one of {', '.join(QUERY_MODES)}, not {self.query_mode!r}")
         if not 0.0 < float(self.target_rate) <= 1.0:
@@ -113,8 +111,9 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 def add_arguments(p: argparse.ArgumentParser, *, query_mode: str = "live") -> None:
     """Add the shared DAgger options to a parser (defaults from :class:`DaggerOptions`)."""
     d = DaggerOptions()
-    p.add_argument("--query", default=d.query, choices=QUERY_GATES,
-                   help=f"which learner states are sent to the labeller (default {d.query})")
+    gates = "; ".join(f"{name}: {spec.help}" for name, spec in GATES.items())
+    p.add_argument("--query", default=d.query, choices=gate_names(),
+                   help=f"which learner states are sent to the labeller -- {gates} (default {d.query})")
     p.add_argument("--beta-schedule", default=d.beta_schedule,
                    help=f"beta-querying schedule of --query beta: 0.3, linear:1,0,10, exp:1,0.5 (default {d.beta_schedule})")
     p.add_argument("--beta-mix", default=d.beta_mix,

@@ -80,3 +80,33 @@ def test_an_ensemble_gate_over_one_member_is_refused():
         make_gate("ensemble", ensemble=1)
     assert make_gate("ensemble", ensemble=2) is not None
     assert make_gate("beta", ensemble=1) is not None  # beta-querying needs no ensemble
+
+
+def test_one_registration_makes_a_gate_a_query_choice():
+    import argparse
+
+    from ilcore.algos.dagger import gates
+    from ilcore.algos.dagger.options import DaggerOptions, add_arguments
+    from ilcore.errors import ConfigError
+
+    gates.register_gate("every-other", lambda **_: gates.AllGate(), help="a test gate")
+    try:
+        assert isinstance(gates.make_gate("every-other"), gates.AllGate)
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        assert parser.parse_args(["--query", "every-other"]).query == "every-other"
+        assert "every-other: a test gate" in " ".join(parser.format_help().split())
+        assert DaggerOptions(query="every-other").gate() is not None
+        with pytest.raises(ConfigError, match="already registered"):
+            gates.register_gate("every-other", lambda **_: gates.AllGate(), help="again")
+    finally:
+        del gates.GATES["every-other"]
+    with pytest.raises(ConfigError, match="unknown query gate 'every-other'"):
+        gates.make_gate("every-other")
+
+
+def test_the_registered_gates_keep_their_names():
+    from ilcore.algos.dagger.gates import gate_names, make_gate
+
+    assert gate_names() == ("all", "beta", "ensemble", "novelty", "ensemble+novelty", "none")
+    assert type(make_gate("intervention")) is type(make_gate("none"))  # accepted, not listed
