@@ -20,6 +20,7 @@ from typing import Any
 from ilcore.algos.dagger.options import DaggerOptions, add_arguments
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
+from ilcore.plots import save_labels_curve
 
 SETTINGS_FILE = "dagger_run.json"
 # Settings a resumed run takes from the original run (the rest may be changed on resume).
@@ -132,7 +133,9 @@ def run_command(args: argparse.Namespace) -> dict:
     if result.recovered is not None:
         print(result.recovered.sentence(), file=sys.stderr)
     rows = [s.public() for s in result.rounds]
-    _plot_curve(rows, out / "curve.png", f"DAgger on {env_id} ({settings['query']} queries)")
+    evaluated = [r for r in rows if r["mean_return"] is not None]
+    save_labels_curve([r["labels"] for r in evaluated], [r["mean_return"] for r in evaluated], out / "curve.png",
+                      title=f"DAgger on {env_id} ({settings['query']} queries)")
     if not args.json:
         print(f"curve: {out / 'curve.png'}; recordings: {out / 'recordings'}; final policy: {out} (ilcore eval --policy {out})")
     return {"rounds": rows}
@@ -176,22 +179,3 @@ def _check_types(settings: dict, where: Path | None) -> None:
     if settings["rounds"] < 0:
         raise ConfigError(f"--rounds must be >= 0, got {settings['rounds']}")
     DaggerOptions.from_mapping(settings)  # ranges and forms, one sentence each
-
-
-def _plot_curve(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs = [r["labels"] for r in rows if r["mean_return"] is not None]
-    ys = [r["mean_return"] for r in rows if r["mean_return"] is not None]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(xs, ys, marker="o")
-    ax.set_xlabel("labels given (cumulative, demonstrations included)")
-    ax.set_ylabel("mean return")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
