@@ -301,11 +301,11 @@ class DemoTensors:
         return DemoTensors(*(t.to(device) for t in (self.feats, self.mask, self.obs, self.actions, self.final,
                                                      self.lengths, self.task_onehot)), task_ids=self.task_ids)
 
-    def select(self, index: torch.Tensor) -> "DemoTensors":
-        """The demos at ``index`` (what an encoder needs: feats, mask, final, task)."""
-        return DemoTensors(self.feats[index], self.mask[index], self.obs[index], self.actions[index],
-                           self.final[index], self.lengths[index], self.task_onehot[index],
-                           self.task_ids[index.cpu().numpy()])
+    def select(self, index: np.ndarray) -> "DemoTensors":
+        """The demos at ``index`` (host integers: the indices go to the device, nothing comes back)."""
+        i = torch.as_tensor(index, device=self.feats.device)
+        return DemoTensors(self.feats[i], self.mask[i], self.obs[i], self.actions[i], self.final[i], self.lengths[i],
+                           self.task_onehot[i], self.task_ids[index])
 
 
 def _task_onehot(task: Sequence[int], slots: int, vocab: int) -> np.ndarray:
@@ -509,7 +509,6 @@ ENCODER_REGISTRY: dict[str, type[DemoEncoder]] = {
     cls.name: cls for cls in (FinalStateEncoder, MeanPoolEncoder, AttentionEncoder, TaskBlindEncoder, OracleEncoder)
 }
 ENCODERS = tuple(ENCODER_REGISTRY)  # the names, in the order `ilcore train oneshot --help` lists them
-DEMO_ENCODERS = tuple(n for n in ENCODERS if n not in ("none", "oracle"))  # those that read a demo
 
 
 # ---------------------------------------------------------------------------------------------
@@ -738,11 +737,11 @@ def train_oneshot(
         rows = torch.as_tensor(tgt_idx, device=dev)[:, None]
         cols = torch.as_tensor(steps_at, device=dev)
         obs = data.obs[rows, cols]  # (B, S, D)
-        cond = data.select(torch.as_tensor(cond_idx, device=dev))
+        cond = data.select(cond_idx)
         batch = DemoConditionedBatch(predicted=model(obs, model.encode(cond, obs)), target=data.actions[rows, cols])
         if tecnet:
             batch.support_embedding = model.demo_embedding(cond)
-            batch.query_embedding = model.demo_embedding(data.select(torch.as_tensor(tgt_idx, device=dev)))
+            batch.query_embedding = model.demo_embedding(data.select(tgt_idx))
             batch.task_ids = torch.as_tensor(chosen, device=dev)
         loss, parts = objective(batch)
         opt.zero_grad(set_to_none=True)
