@@ -134,9 +134,54 @@ def test_lazy_frames_hold_a_bounded_number_of_files_without_chunk_cache(session)
     frames.max_open_files = 2  # 6 episode files: every pass below must close and reopen some
     rows = np.random.default_rng(0).integers(0, len(frames), 60)
     np.testing.assert_array_equal(frames[rows], expected[rows])
-    open_now = list(frames._files.values())
+    open_now = [handle for handle, _ in frames._files.values()]
     assert len(open_now) == 2
     assert all(f.id.get_access_plist().get_cache()[2] == 0 for f in open_now)  # rdcc_nbytes
     np.testing.assert_array_equal(frames[rows[::-1]], expected[rows[::-1]])
     frames.close()
     assert not frames._files and not any(f.id.valid for f in open_now)
+
+
+@pytest.mark.parametrize("layout", [
+    dict(chunks=(1, 6, 5, 3), compression="gzip"),   # what SessionWriter writes: read as raw chunks
+    dict(chunks=(1, 6, 5, 3)),                       # uncompressed one-frame chunks: raw too
+    dict(chunks=(2, 6, 5, 3), compression="gzip"),   # two frames per chunk: through h5py
+    dict(chunks=(1, 6, 5, 3), compression="gzip", shuffle=True),  # another filter: through h5py
+    dict(),                                          # contiguous: through h5py
+])
+def test_lazy_frames_read_every_layout_alike(tmp_path, layout):
+    """The raw-chunk fast path and h5py's path give the same frames; other layouts fall back."""
+    import h5py
+
+    from ilcore.data.dataset import LazyFrames
+
+    frames = np.random.default_rng(1).integers(0, 256, (9, 6, 5, 3), dtype=np.uint8)
+    path = tmp_path / "ep.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("obs", data=frames, **layout)
+    lazy = LazyFrames([(path, "obs", 9), (path, "obs", 9)], (6, 5, 3), np.dtype(np.uint8))
+    rows = np.array([17, 0, 3, 3, 8, 9, 12])
+    np.testing.assert_array_equal(lazy[rows], np.concatenate([frames, frames])[rows])
+    lazy.close()
+
+
+def test_a_damaged_chunk_reads_as_h5py_reports_it(tmp_path):
+    """A chunk whose deflate stream is broken is not turned into garbage by the fast path: the
+    read falls back to h5py, which raises its error (that load_transitions' callers report)."""
+    import h5py
+
+    from ilcore.data.dataset import LazyFrames
+
+    frames = np.random.default_rng(2).integers(0, 256, (4, 6, 5, 3), dtype=np.uint8)
+    path = tmp_path / "ep.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("obs", data=frames, chunks=(1, 6, 5, 3), compression="gzip")
+        offset = ds.id.get_chunk_info(2).byte_offset
+    raw = bytearray(path.read_bytes())
+    raw[offset:offset + 8] = b"\xff" * 8
+    path.write_bytes(bytes(raw))
+    lazy = LazyFrames([(path, "obs", 4)], (6, 5, 3), np.dtype(np.uint8))
+    np.testing.assert_array_equal(lazy[np.array([0, 1, 3])], frames[[0, 1, 3]])
+    with pytest.raises(OSError):
+        lazy[np.array([2])]
+    lazy.close()
