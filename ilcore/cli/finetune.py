@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ilcore.cli.args import add_run_flags, parse_hidden
 from ilcore.cli.compute import add_device_flag, add_vector_env_flags
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
@@ -65,8 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="N", help="save every N env steps")
     p.add_argument("--sb3", metavar="ZIP", help="also export the result as a stable-baselines3 PPO model")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    from ilcore.cli.train import add_run_flags
-
     add_run_flags(p)
     add_device_flag(p)
     add_json_flag(p)
@@ -80,7 +79,6 @@ RL_TAGS = ("env_steps", "policy_loss", "value_loss", "entropy", "approx_kl", "cl
 
 def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
     from ilcore.algos.rl.ppo import IterationReport, PPOConfig, train_ppo
-    from ilcore.cli.train import parse_hidden
     from ilcore.devices import resolve_device
     from ilcore.metrics import MetricLogger, eval_metrics
     from ilcore.policies import Policy

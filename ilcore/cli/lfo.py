@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ilcore.cli.args import add_run_flags, parse_hidden
 from ilcore.cli.compute import add_device_flag, add_vector_env_flags
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError, FormatError, SpaceMismatchError
@@ -52,8 +53,6 @@ def add_bco_parser(train_subparsers: argparse._SubParsersAction) -> None:
     bco.add_argument("--eval-episodes", type=int, default=10, help="evaluate each cloned policy (0: never)")
     bco.add_argument("--seed", type=int, default=0)
     bco.add_argument("--quiet", action="store_true", help="no per-iteration lines")
-    from ilcore.cli.train import add_run_flags
-
     add_run_flags(bco)
     add_vector_env_flags(bco)
     add_device_flag(bco)
@@ -65,7 +64,6 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
     from ilcore.algos.bc import BCConfig
     from ilcore.algos.lfo.bco import BCOConfig, BCOIteration, demos_from_recording, run_bco, save_bco_run
     from ilcore.algos.lfo.idm import describe_agreement
-    from ilcore.cli.train import parse_hidden
     from ilcore.devices import resolve_device
     from ilcore.eval import evaluate
     from ilcore.metrics import EVAL_RETURN, VALID_LOSS, MetricLogger

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ilcore.cli.args import add_run_flags, parse_hidden
 from ilcore.cli.compute import add_device_flag
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
@@ -46,8 +47,6 @@ def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--noise", type=float, default=0.3, help="with --expert-demos: DART noise on executed actions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    from ilcore.cli.train import add_run_flags
-
     add_run_flags(p)
     add_device_flag(p)
     add_json_flag(p)
@@ -73,16 +72,6 @@ def add_eval_parser(eval_subparsers: argparse._SubParsersAction) -> argparse.Arg
     return p
 
 
-def _parse_hidden(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(w) for w in text.split(",") if w.strip())
-    except ValueError:
-        raise ConfigError(f"--hidden takes comma-separated integers like 256,256, got {text!r}.") from None
-    if not widths or any(w < 1 for w in widths):
-        raise ConfigError(f"--hidden widths must be positive integers, got {text!r}.")
-    return widths
-
-
 def run_train_oneshot(args: argparse.Namespace) -> dict[str, Any]:
     from ilcore.algos.oneshot import (
         OneShotConfig,
@@ -105,7 +94,7 @@ def run_train_oneshot(args: argparse.Namespace) -> dict[str, Any]:
         demos, env_kwargs = demos_from_recording(args.data if len(args.data) > 1 else args.data[0])
     config = OneShotConfig(
         encoder=args.encoder, steps=args.steps if args.steps is not None else OneShotConfig.steps, batch_tasks=args.batch_tasks, states_per_task=args.states_per_task,
-        lr=args.lr, embed_dim=args.embed_dim, hidden=_parse_hidden(args.hidden), tecnet_weight=args.tecnet_weight,
+        lr=args.lr, embed_dim=args.embed_dim, hidden=parse_hidden(args.hidden), tecnet_weight=args.tecnet_weight,
         tecnet_margin=args.tecnet_margin, seed=args.seed,
     )
     with MetricLogger(args.logdir) as logger:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ilcore.cli.args import add_run_flags
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError, SpaceMismatchError
 
@@ -36,8 +37,6 @@ def add_tcn_parser(train_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    from ilcore.cli.train import add_run_flags
-
     add_run_flags(p)
     add_json_flag(p)
     p.set_defaults(func=run_train_tcn)

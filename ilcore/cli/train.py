@@ -8,9 +8,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ilcore.algos.dagger.options import parse_hidden  # noqa: F401 - one parser of --hidden for every command
 from ilcore import fileio
-from ilcore.cli.args import check_run_out, fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from ilcore.cli.args import (
+    add_run_flags, check_run_out, fraction, non_negative_float, non_negative_int, parse_hidden, positive_float,
+    positive_int,
+)
 from ilcore.cli.compute import add_data_flags, add_device_flag
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
@@ -62,19 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_bco_parser(algos)
     add_oneshot_train_parser(algos)
     add_tcn_parser(algos)
-
-
-def add_run_flags(parser: argparse.ArgumentParser, *, resumable: bool = False) -> None:
-    """--logdir (TensorBoard + CSV), and for resumable trainers --checkpoint-every and --resume."""
-    parser.add_argument("--logdir", metavar="DIR",
-                        help="also write TensorBoard event files and metrics.csv here (tags: docs/internals.md)")
-    if resumable:
-        parser.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                            help="save the best weights so far and the training state every N epochs (0: only "
-                                 "at the end and on Ctrl-C)")
-        parser.add_argument("--resume", metavar="RUN",
-                            help="continue the run in RUN from its last saved epoch (optimizer and random state "
-                                 "included) up to --epochs in total; its data and options are reused")
 
 
 def run_train_bc(args: argparse.Namespace) -> dict[str, Any] | None:

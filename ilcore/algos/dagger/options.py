@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from ilcore.algos.dagger.controller import QUERY_MODES, RetrainConfig
 from ilcore.algos.dagger.gates import GATES, Gate, gate_names, make_gate
 from ilcore.algos.dagger.schedules import Schedule, parse_schedule
+from ilcore.cli.args import parse_hidden
 from ilcore.errors import ConfigError
 
 
@@ -95,17 +96,6 @@ class DaggerOptions:
         """The options among ``values`` (an argparse namespace's vars, a saved settings dict)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names and v is not None})
-
-
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """``"64,64"`` -> (64, 64), refusing anything else in one sentence."""
-    try:
-        widths = tuple(int(w) for w in str(text).split(",") if w.strip())
-    except ValueError:
-        raise ConfigError(f"--hidden takes comma-separated integers like 256,256, got {text!r}.") from None
-    if not widths or any(w < 1 for w in widths):
-        raise ConfigError(f"--hidden widths must be positive, got {text!r}.")
-    return widths
 
 
 def add_arguments(p: argparse.ArgumentParser, *, query_mode: str = "live") -> None:
