@@ -26,8 +26,9 @@ from ilcore.algos.losses import NLL, Entropy, LossBatch, LossTerm, TotalLoss
 from ilcore import distributed
 from ilcore.data.stream import choose_data_mode, lazy_leaves
 from ilcore.devices import resolve_device
-from ilcore.errors import ConfigError
+from ilcore.errors import ConfigError, UserError
 from ilcore.policies import ObsTensors, Policy, make_policy
+from ilcore.progress import progress_bar
 from ilcore.types import Nested
 
 
@@ -137,6 +138,233 @@ def validation_nll(policy: Policy, obs: ObsTensors, actions: torch.Tensor, weigh
     return float(total[0] / total[1].clamp_min(1e-12))
 
 
+class BCTrainer:
+    """Behavioural cloning one epoch at a time: :meth:`epoch` trains one pass and returns its
+    :class:`EpochReport`; :attr:`done` says when the run has ended (all epochs, patience, the
+    callback, or ``should_stop``); :meth:`finish` restores the best weights and hands back the
+    :class:`BCResult`. :func:`train_bc` is this loop with a progress bar; its arguments (but
+    ``progress``) are the constructor's, with the same meaning.
+
+    The constructor does the preparation (the policy, the split, the data source, normalisation,
+    optimizer and random streams, a resumed state); nothing is trained until :meth:`epoch`.
+    """
+
+    def __init__(
+        self,
+        data: TransitionSource,
+        config: BCConfig | None = None,
+        *,
+        policy: Policy | None = None,
+        callback: Callable[[EpochReport], bool | None] | None = None,
+        extra_terms: Sequence[LossTerm] = (),
+        should_stop: Callable[[], bool] | None = None,
+        resume: "BCTrainState | None" = None,
+    ) -> None:
+        cfg = config or BCConfig()
+        cfg.check()
+        n = len(data)
+        if n == 0:
+            raise ConfigError("The data holds no labelled transitions to train on.")
+        if policy is None:
+            policy = make_policy(data.observation_space, data.action_space, hidden=cfg.hidden,
+                                 ensemble=cfg.ensemble, head=cfg.head, seed=cfg.seed)
+            fresh = True
+        else:
+            policy.check_spaces(data.observation_space, data.action_space, where="the training data")
+            fresh = False
+        ctx = distributed.current()
+        self.home = next(policy.parameters()).device
+        device = resolve_device(cfg.device, local_rank=ctx.local_rank)
+        policy.to(device)
+
+        if getattr(data, "train_mask", None) is None or getattr(data, "valid_mask", None) is None:
+            train_mask, valid_mask = split_by_episode(data.episode, cfg.valid_fraction, cfg.seed)
+        else:
+            train_mask, valid_mask = np.asarray(data.train_mask, bool), np.asarray(data.valid_mask, bool)
+        train_idx = torch.as_tensor(np.flatnonzero(train_mask))
+        valid_idx = torch.as_tensor(np.flatnonzero(valid_mask))
+        n_train = len(train_idx)
+        if n_train == 0:
+            raise ConfigError("The training split is empty; record more episodes or lower the validation fraction.")
+
+        frames = lazy_leaves(policy.observation_space, data.obs)
+        data_mode = choose_data_mode(frames, cfg.data_mode, device=device, processes=ctx.local_world_size)
+        # Each rank validates on its share of the held-out rows; the sums are added across ranks.
+        my_valid = valid_idx.numpy()[ctx.rank::ctx.world_size]
+        self.source: ResidentBatches | StreamedBatches
+        if data_mode == "stream":
+            self.source = StreamedBatches(policy, data, train_idx.numpy(), my_valid, frames, workers=cfg.workers,
+                                          processes=ctx.local_world_size)
+        else:
+            self.source = ResidentBatches(policy, data, train_idx.numpy(), my_valid)
+        if fresh:
+            policy.fit_obs_normalization(self.source.norm_obs)
+        distributed.broadcast_state(policy)  # every rank starts from rank 0's weights and statistics
+
+        self.config, self.policy, self.k, self.ctx, self.device, self.n_train = cfg, policy, policy.ensemble, ctx, device, n_train
+        self.callback, self.should_stop = callback, should_stop
+        self.loss_fn = TotalLoss([NLL(1.0, beta=cfg.nll_beta), Entropy(cfg.entropy_weight), *extra_terms])
+        self.params = [p for p in policy.parameters() if p.requires_grad]
+        self.optimizer = make_adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        # A CPU generator cannot draw on a GPU; on CPU one generator keeps runs as before.
+        self.noise_gen = self.gen if device.type == "cpu" else torch.Generator(device).manual_seed(cfg.seed)
+        steps = math.ceil(n_train / cfg.batch_size)
+        self.steps = steps if cfg.steps_per_epoch is None else min(steps, cfg.steps_per_epoch)
+        self.history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "train_nll": [], "valid_loss": [],
+                                                "seconds": [], "samples": []}
+        self.has_valid = len(valid_idx) > 0
+        self.best_loss = math.inf
+        self.best_state = {name: t.detach().clone() for name, t in policy.state_dict().items()}
+        self.best_epoch, self.since_best, self.samples = 0, 0, 0
+        self.stopped_early = False
+        self.interrupted = False  # should_stop said so: the weights are the best of the epochs finished
+        self.next_epoch, seconds_before = 1, 0.0
+        self.resumed = resume is not None
+        if resume is not None:
+            policy.load_state_dict(resume.weights)
+            self.optimizer.load_state_dict(resume.optimizer)
+            self.gen.set_state(resume.generator)
+            if self.noise_gen is not self.gen and resume.noise_generator is not None:
+                self.noise_gen.set_state(resume.noise_generator)
+            self.best_state = {name: t.to(device) for name, t in resume.best_weights.items()}
+            self.best_loss, self.best_epoch, self.since_best = resume.best_loss, resume.best_epoch, resume.since_best
+            self.history = {key: list(vals) for key, vals in resume.history.items()}
+            self.history.setdefault("train_nll", [math.nan] * len(self.history["epoch"]))
+            self.samples, self.next_epoch = resume.samples, resume.epoch + 1
+            seconds_before = self.history["seconds"][-1] if self.history["seconds"] else 0.0
+        self.started = time.perf_counter() - seconds_before
+        self.last_done = 0  # the last epoch trained to its end by this trainer
+        # Plain NLL on training batches only costs extra when the objective differs from it.
+        self.plain_objective = cfg.entropy_weight == 0 and not extra_terms and (
+            cfg.nll_beta == 0 or not isinstance(policy.action_space, gym.spaces.Box))
+        self.plain_nll = NLL(1.0, beta=0.0)
+        policy.train()
+
+    @property
+    def done(self) -> bool:
+        """True once the run has ended: every epoch trained, or stopped early or interrupted."""
+        return self.stopped_early or self.interrupted or self.next_epoch > self.config.epochs
+
+    def snapshot(self, epoch: int) -> BCTrainState:
+        """The run's state now, labelled as after ``epoch`` (tensors copied to the CPU)."""
+        return BCTrainState(
+            epoch=epoch, weights=_cpu_state(self.policy.state_dict()), optimizer=_cpu_optimizer_state(self.optimizer),
+            generator=self.gen.get_state(),
+            noise_generator=None if self.noise_gen is self.gen else self.noise_gen.get_state().cpu(),
+            best_weights=_cpu_state(self.best_state), best_loss=self.best_loss, best_epoch=self.best_epoch,
+            since_best=self.since_best, samples=self.samples, history={k: list(v) for k, v in self.history.items()})
+
+    def _train_pass(self) -> tuple[float, float] | None:
+        """One pass of minibatch steps: (mean objective, mean plain NLL) per member, or None when
+        ``should_stop`` ended it midway (the updates made so far are kept)."""
+        cfg, ctx, device, k, policy, optimizer = self.config, self.ctx, self.device, self.k, self.policy, self.optimizer
+        if cfg.bootstrap:
+            order = torch.randint(self.n_train, (k, self.n_train), generator=self.gen)
+        else:
+            order = torch.argsort(torch.rand(k, self.n_train, generator=self.gen), dim=1)  # one permutation per member
+        global_batches = [order[:, s * cfg.batch_size:(s + 1) * cfg.batch_size] for s in range(self.steps)]  # (K, B)
+        # Under torchrun each rank takes every world_size-th column of the global batch.
+        local_batches = [distributed.rank_slice(b, ctx) for b in global_batches]
+        loss_sum = torch.zeros(3, dtype=torch.float64, device=device)  # [sum of step losses, steps, sum of NLLs]
+        uniform_weights = self.source.uniform_weights
+        for s, (batch_obs, batch_actions, batch_weights) in enumerate(self.source.epoch(local_batches)):
+            optimizer.zero_grad(set_to_none=True)
+            local_b = local_batches[s].shape[1]
+            if local_b > 0:
+                dist = policy.dist(batch_obs, per_member=True, state_noise=cfg.state_noise, generator=self.noise_gen)
+                batch = LossBatch(policy, dist, batch_obs, batch_actions, None if uniform_weights else batch_weights)
+                loss, _ = self.loss_fn(batch)
+                if self.plain_objective:
+                    nll = loss.detach()
+                else:
+                    with torch.no_grad():
+                        nll = self.plain_nll(batch).mean()
+                # Scaled so the rank-average of gradients is the gradient of the global batch mean.
+                share = local_b * ctx.world_size / global_batches[s].shape[1]
+                (loss * share if ctx.active else loss).backward()
+                loss_sum += torch.stack([loss.detach().double() * share,
+                                         torch.ones((), dtype=torch.float64, device=device), nll.double() * share])
+            distributed.average_gradients(self.params, ctx.world_size)
+            optimizer.step()
+            # Under torchrun the ranks agree on stopping once per epoch (in epoch()), never mid-epoch.
+            if self.should_stop is not None and not ctx.active and self.should_stop():
+                return None
+        self.samples += k * min(self.n_train, self.steps * cfg.batch_size)
+        loss_sum = distributed.all_reduce_sum(loss_sum)
+        return (float(loss_sum[0] / loss_sum[1].clamp_min(1)) / k, float(loss_sum[2] / loss_sum[1].clamp_min(1)) / k)
+
+    def epoch(self) -> EpochReport | None:
+        """Train the next epoch, validate, keep the best weights, append to ``history`` and call the
+        callback. Returns the epoch's report, or None when ``should_stop`` ended the epoch midway
+        (then :attr:`done` is True)."""
+        if self.done:
+            raise UserError("This BC run has ended; start a new BCTrainer (or resume from its final state) "
+                            "to train further.")
+        cfg, ctx, device, epoch = self.config, self.ctx, self.device, self.next_epoch
+        epoch_start = time.perf_counter()
+        losses = self._train_pass()
+        if losses is None:
+            self.interrupted = True
+            return None
+        train_loss, train_nll = losses
+        self.next_epoch = epoch + 1
+        if self.has_valid:
+            sums = distributed.all_reduce_sum(validation_sums(self.policy, self.source.valid_chunks()))
+            valid_loss = float(sums[0] / sums[1].clamp_min(1e-12))
+        else:
+            valid_loss = math.nan
+        # Without validation data the last epoch counts as the best.
+        score = valid_loss if self.has_valid else -epoch
+        if score < self.best_loss:
+            self.best_loss, self.best_epoch, self.since_best = score, epoch, 0
+            self.best_state = {name: t.detach().clone() for name, t in self.policy.state_dict().items()}
+        else:
+            self.since_best += 1
+        elapsed = time.perf_counter() - epoch_start
+        history = self.history
+        history["epoch"].append(epoch)
+        history["train_loss"].append(train_loss)
+        history["train_nll"].append(train_nll)
+        history["valid_loss"].append(valid_loss)
+        history["seconds"].append(time.perf_counter() - self.started)
+        history["samples"].append(self.samples)
+        self.last_done = epoch
+        report = EpochReport(epoch, cfg.epochs, train_loss, valid_loss if self.has_valid else None,
+                             self.best_loss if self.has_valid else None, self.k * self.n_train / max(elapsed, 1e-9),
+                             self.policy, train_nll=train_nll, best_epoch=self.best_epoch,
+                             state=lambda e=epoch: self.snapshot(e))
+        if self.callback is not None:
+            stop = self.callback(report) is False
+            if ctx.active:  # every rank must leave the loop at the same epoch
+                stop = bool(distributed.all_reduce_sum(torch.tensor([float(stop)], device=device)).item() > 0)
+            if stop:
+                self.stopped_early = True
+                return report
+        if self.should_stop is not None and ctx.active:
+            wants = torch.tensor([float(self.should_stop())], device=device)
+            if distributed.all_reduce_sum(wants).item() > 0:
+                self.interrupted = True
+                return report
+        if self.has_valid and cfg.patience is not None and self.since_best >= cfg.patience:
+            self.stopped_early = True
+        return report
+
+    def finish(self) -> BCResult:
+        """Close the data source and return the result: the best weights restored, the policy back
+        on the device it came from, in eval mode, its ``version`` bumped by one."""
+        self.source.close()
+        # Resume from the last finished epoch's numbers; an interrupted epoch's updates are kept.
+        final_state = self.snapshot(self.last_done) if self.last_done > 0 or self.resumed else None
+        policy = self.policy
+        policy.load_state_dict(self.best_state)
+        policy.to(self.home)
+        policy.eval()
+        policy.version += 1
+        return BCResult(policy=policy, history=self.history, best_epoch=self.best_epoch,
+                        stopped_early=self.stopped_early, interrupted=self.interrupted, final_state=final_state)
+
+
 def train_bc(
     data: TransitionSource,
     config: BCConfig | None = None,
@@ -148,7 +376,8 @@ def train_bc(
     should_stop: Callable[[], bool] | None = None,
     resume: "BCTrainState | None" = None,
 ) -> BCResult:
-    """Train (or, given ``policy``, continue training) an ensemble policy by behavioural cloning.
+    """Train (or, given ``policy``, continue training) an ensemble policy by behavioural cloning
+    (:class:`BCTrainer` run epoch by epoch until it is done).
 
     Args:
         data: labelled transitions (``ilcore.data.TransitionData`` or anything with its fields).
@@ -169,185 +398,20 @@ def train_bc(
     Returns:
         BCResult whose policy carries the best-validation weights and ``version`` bumped by one.
     """
-    from ilcore.progress import progress_bar
-
-    cfg = config or BCConfig()
-    cfg.check()
-    n = len(data)
-    if n == 0:
-        raise ConfigError("The data holds no labelled transitions to train on.")
-    if policy is None:
-        policy = make_policy(data.observation_space, data.action_space, hidden=cfg.hidden,
-                             ensemble=cfg.ensemble, head=cfg.head, seed=cfg.seed)
-        fresh = True
-    else:
-        policy.check_spaces(data.observation_space, data.action_space, where="the training data")
-        fresh = False
-    k = policy.ensemble
-    ctx = distributed.current()
-    home = next(policy.parameters()).device
-    device = resolve_device(cfg.device, local_rank=ctx.local_rank)
-    policy.to(device)
-
-    if getattr(data, "train_mask", None) is None or getattr(data, "valid_mask", None) is None:
-        train_mask, valid_mask = split_by_episode(data.episode, cfg.valid_fraction, cfg.seed)
-    else:
-        train_mask, valid_mask = np.asarray(data.train_mask, bool), np.asarray(data.valid_mask, bool)
-    train_idx = torch.as_tensor(np.flatnonzero(train_mask))
-    valid_idx = torch.as_tensor(np.flatnonzero(valid_mask))
-    n_train = len(train_idx)
-    if n_train == 0:
-        raise ConfigError("The training split is empty; record more episodes or lower the validation fraction.")
-
-    frames = lazy_leaves(policy.observation_space, data.obs)
-    data_mode = choose_data_mode(frames, cfg.data_mode, device=device, processes=ctx.local_world_size)
-    # Each rank validates on its share of the held-out rows; the sums are added across ranks.
-    my_valid = valid_idx.numpy()[ctx.rank::ctx.world_size]
-    source: ResidentBatches | StreamedBatches
-    if data_mode == "stream":
-        source = StreamedBatches(policy, data, train_idx.numpy(), my_valid, frames, workers=cfg.workers,
-                                 processes=ctx.local_world_size)
-    else:
-        source = ResidentBatches(policy, data, train_idx.numpy(), my_valid)
-    if fresh:
-        policy.fit_obs_normalization(source.norm_obs)
-    distributed.broadcast_state(policy)  # every rank starts from rank 0's weights and statistics
-
-    uniform_weights = source.uniform_weights
-    loss_fn = TotalLoss([NLL(1.0, beta=cfg.nll_beta), Entropy(cfg.entropy_weight), *extra_terms])
-    params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = make_adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    # A CPU generator cannot draw on a GPU; on CPU one generator keeps runs as before.
-    noise_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(cfg.seed)
-    steps = math.ceil(n_train / cfg.batch_size)
-    if cfg.steps_per_epoch is not None:
-        steps = min(steps, cfg.steps_per_epoch)
-    history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "train_nll": [], "valid_loss": [], "seconds": [],
-                                       "samples": []}
-    has_valid = len(valid_idx) > 0
-    best_loss = math.inf
-    best_state = {name: t.detach().clone() for name, t in policy.state_dict().items()}
-    best_epoch, since_best, stopped_early, samples = 0, 0, False, 0
-    first_epoch, interrupted, seconds_before = 1, False, 0.0
-    if resume is not None:
-        policy.load_state_dict(resume.weights)
-        optimizer.load_state_dict(resume.optimizer)
-        gen.set_state(resume.generator)
-        if noise_gen is not gen and resume.noise_generator is not None:
-            noise_gen.set_state(resume.noise_generator)
-        best_state = {name: t.to(device) for name, t in resume.best_weights.items()}
-        best_loss, best_epoch, since_best = resume.best_loss, resume.best_epoch, resume.since_best
-        history = {key: list(vals) for key, vals in resume.history.items()}
-        history.setdefault("train_nll", [math.nan] * len(history["epoch"]))
-        samples, first_epoch = resume.samples, resume.epoch + 1
-        seconds_before = history["seconds"][-1] if history["seconds"] else 0.0
-    started = time.perf_counter() - seconds_before
-
-    def snapshot(epoch: int) -> BCTrainState:
-        return BCTrainState(
-            epoch=epoch, weights=_cpu_state(policy.state_dict()), optimizer=_cpu_optimizer_state(optimizer),
-            generator=gen.get_state(), noise_generator=None if noise_gen is gen else noise_gen.get_state().cpu(),
-            best_weights=_cpu_state(best_state), best_loss=best_loss, best_epoch=best_epoch,
-            since_best=since_best, samples=samples, history={k: list(v) for k, v in history.items()})
-
-    policy.train()
-    bar = progress_bar(range(first_epoch, cfg.epochs + 1), desc="bc", unit="epoch", enabled=progress,
-                       initial=first_epoch - 1, total=cfg.epochs)
-    # Plain NLL on training batches only costs extra when the objective differs from it.
-    plain_objective = cfg.entropy_weight == 0 and not extra_terms and (cfg.nll_beta == 0 or not isinstance(policy.action_space, gym.spaces.Box))
-    plain_nll = NLL(1.0, beta=0.0)
-    last_done = 0
-    for epoch in bar:
-        epoch_start = time.perf_counter()
-        if cfg.bootstrap:
-            order = torch.randint(n_train, (k, n_train), generator=gen)
-        else:
-            order = torch.argsort(torch.rand(k, n_train, generator=gen), dim=1)  # one permutation per member
-        global_batches = [order[:, s * cfg.batch_size:(s + 1) * cfg.batch_size] for s in range(steps)]  # (K, B)
-        # Under torchrun each rank takes every world_size-th column of the global batch.
-        local_batches = [distributed.rank_slice(b, ctx) for b in global_batches]
-        loss_sum = torch.zeros(3, dtype=torch.float64, device=device)  # [sum of step losses, steps, sum of NLLs]
-        for s, (batch_obs, batch_actions, batch_weights) in enumerate(source.epoch(local_batches)):
-            optimizer.zero_grad(set_to_none=True)
-            local_b = local_batches[s].shape[1]
-            if local_b > 0:
-                dist = policy.dist(batch_obs, per_member=True, state_noise=cfg.state_noise, generator=noise_gen)
-                batch = LossBatch(policy, dist, batch_obs, batch_actions, None if uniform_weights else batch_weights)
-                loss, _ = loss_fn(batch)
-                if plain_objective:
-                    nll = loss.detach()
-                else:
-                    with torch.no_grad():
-                        nll = plain_nll(batch).mean()
-                # Scaled so the rank-average of gradients is the gradient of the global batch mean.
-                share = local_b * ctx.world_size / global_batches[s].shape[1]
-                (loss * share if ctx.active else loss).backward()
-                loss_sum += torch.stack([loss.detach().double() * share, torch.ones((), dtype=torch.float64, device=device),
-                                         nll.double() * share])
-            distributed.average_gradients(params, ctx.world_size)
-            optimizer.step()
-            # Under torchrun the ranks agree on stopping once per epoch (below), never mid-epoch.
-            if should_stop is not None and not ctx.active and should_stop():
-                interrupted = True
-                break
-        if interrupted:
-            break
-        samples += k * min(n_train, steps * cfg.batch_size)
-        loss_sum = distributed.all_reduce_sum(loss_sum)
-        train_loss = float(loss_sum[0] / loss_sum[1].clamp_min(1)) / k
-        train_nll = float(loss_sum[2] / loss_sum[1].clamp_min(1)) / k
-
-        if has_valid:
-            sums = distributed.all_reduce_sum(validation_sums(policy, source.valid_chunks()))
-            valid_loss = float(sums[0] / sums[1].clamp_min(1e-12))
-        else:
-            valid_loss = math.nan
-        # Without validation data the last epoch counts as the best.
-        score = valid_loss if has_valid else -epoch
-        if score < best_loss:
-            best_loss, best_epoch, since_best = score, epoch, 0
-            best_state = {name: t.detach().clone() for name, t in policy.state_dict().items()}
-        else:
-            since_best += 1
-        elapsed = time.perf_counter() - epoch_start
-        history["epoch"].append(epoch)
-        history["train_loss"].append(train_loss)
-        history["train_nll"].append(train_nll)
-        history["valid_loss"].append(valid_loss)
-        history["seconds"].append(time.perf_counter() - started)
-        history["samples"].append(samples)
-        last_done = epoch
-        bar.set_postfix(train=f"{train_loss:.4f}", valid=f"{valid_loss:.4f}" if has_valid else "-")
-        if callback is not None:
-            report = EpochReport(epoch, cfg.epochs, train_loss, valid_loss if has_valid else None,
-                                 best_loss if has_valid else None, k * n_train / max(elapsed, 1e-9), policy,
-                                 train_nll=train_nll, best_epoch=best_epoch, state=lambda e=epoch: snapshot(e))
-            stop = callback(report) is False
-            if ctx.active:  # every rank must leave the loop at the same epoch
-                stop = bool(distributed.all_reduce_sum(torch.tensor([float(stop)], device=device)).item() > 0)
-            if stop:
-                stopped_early = True
-                break
-        if should_stop is not None and ctx.active:
-            wants = torch.tensor([float(should_stop())], device=device)
-            if distributed.all_reduce_sum(wants).item() > 0:
-                interrupted = True
-                break
-        if has_valid and cfg.patience is not None and since_best >= cfg.patience:
-            stopped_early = True
-            break
-    bar.close()
-    source.close()
-    # Resume from the last finished epoch's numbers; an interrupted epoch's updates are kept.
-    final_state = snapshot(last_done) if last_done > 0 or resume is not None else None
-
-    policy.load_state_dict(best_state)
-    policy.to(home)
-    policy.eval()
-    policy.version += 1
-    return BCResult(policy=policy, history=history, best_epoch=best_epoch, stopped_early=stopped_early,
-                    interrupted=interrupted, final_state=final_state)
+    trainer = BCTrainer(data, config, policy=policy, callback=callback, extra_terms=extra_terms,
+                        should_stop=should_stop, resume=resume)
+    cfg = trainer.config
+    bar = progress_bar(total=cfg.epochs, initial=trainer.next_epoch - 1, desc="bc", unit="epoch", enabled=progress)
+    try:
+        while not trainer.done:
+            report = trainer.epoch()
+            if report is not None:
+                bar.update(1)
+                bar.set_postfix(train=f"{report.train_loss:.4f}",
+                                valid=f"{report.valid_loss:.4f}" if report.valid_loss is not None else "-")
+    finally:
+        bar.close()
+    return trainer.finish()
 
 
 TRAIN_STATE_FILE = "train_state.pt"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ilcore.algos.bc import BCConfig, train_bc, validation_nll, data_to_tensors
-from ilcore.errors import ConfigError, SpaceMismatchError
+from ilcore.algos.bc import BCConfig, BCTrainer, train_bc, validation_nll, data_to_tensors
+from ilcore.errors import ConfigError, SpaceMismatchError, UserError
 from tests.ilcore.policies.demo_data import (
     cartpole_pd_action,
     pendulum_like_data,
@@ -115,6 +115,44 @@ def test_best_validation_weights_are_restored_and_callback_can_stop():
     mask = torch.as_tensor(data.valid_mask)
     restored = validation_nll(result.policy, {k: v[mask] for k, v in obs.items()}, actions[mask], weights[mask])
     assert restored == pytest.approx(result.history["valid_loss"][best], rel=1e-5)
+
+
+def test_the_epoch_hook_runs_once_per_epoch_with_that_epochs_losses():
+    data = pendulum_like_data(400, seed=5)
+    reports = []
+    result = train_bc(data, BCConfig(epochs=4, hidden=(16,), patience=None, seed=1), progress=False,
+                      callback=reports.append)
+    assert [r.epoch for r in reports] == [1, 2, 3, 4] and all(r.epochs == 4 for r in reports)
+    assert [r.train_loss for r in reports] == result.history["train_loss"]
+    assert [r.train_nll for r in reports] == result.history["train_nll"]
+    assert [r.valid_loss for r in reports] == result.history["valid_loss"]
+
+
+def test_the_trainer_steps_epoch_by_epoch_like_train_bc():
+    data = pendulum_like_data(400, seed=6)
+    cfg = BCConfig(epochs=3, hidden=(16,), patience=None, seed=2)
+    trainer = BCTrainer(data, cfg)
+    reports = []
+    while not trainer.done:
+        reports.append(trainer.epoch())
+    assert [r.epoch for r in reports] == [1, 2, 3] and len(trainer.history["epoch"]) == 3
+    with pytest.raises(UserError):
+        trainer.epoch()
+    stepped = trainer.finish()
+    whole = train_bc(data, cfg, progress=False)
+    assert stepped.history["valid_loss"] == whole.history["valid_loss"] and stepped.best_epoch == whole.best_epoch
+    for a, b in zip(stepped.policy.parameters(), whole.policy.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_should_stop_mid_epoch_ends_the_trainer_without_a_report():
+    data = pendulum_like_data(400, seed=7)
+    polls = []
+    trainer = BCTrainer(data, BCConfig(epochs=5, hidden=(16,), batch_size=32, seed=0),
+                        should_stop=lambda: polls.append(1) or len(polls) >= 3)
+    assert trainer.epoch() is None and trainer.done and trainer.interrupted
+    result = trainer.finish()
+    assert result.interrupted and result.history["epoch"] == [] and result.final_state is None
 
 
 def test_patience_stops_training_when_validation_stops_improving():
