@@ -25,7 +25,10 @@ import queue as queue_module
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the window process must not import torch to start; only the worker trains
+    from ilcore.algos.bc import EpochReport
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def _run_job(job: TrainJob, results: Any) -> dict[str, Any]:
     """The engine's recipe (:func:`ilcore.algos.dagger.train_next_policy`), reporting each epoch."""
     from ilcore.algos.dagger import train_next_policy
 
-    def on_epoch(report: Any) -> None:
+    def on_epoch(report: EpochReport) -> None:  # train_bc's per-epoch hook, through the recipe
         results.put({
             "kind": "progress", "version": job.version, "epoch": report.epoch, "epochs": report.epochs,
             "train_loss": float(report.train_loss),
