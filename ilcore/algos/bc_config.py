@@ -93,3 +93,22 @@ class BCConfig:
 
         if self.data_mode not in DATA_MODES:
             raise ConfigError(f"data_mode must be one of {', '.join(DATA_MODES)}, got {self.data_mode!r}.")
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """``"64,64"`` -> (64, 64): the one reading of ``--hidden`` (MLP widths) for every command
+    and for the app's saved settings, refusing anything else in one sentence.
+
+    It runs after argparse (not as a ``type=``) because the DAgger options also read it from
+    settings files, where a bad value must be a ``ConfigError``, not a usage message. It lives
+    here, beside the ``hidden`` it fills, rather than in ``ilcore.cli.args``, because
+    ``ilcore.algos.dagger.options`` reads it too and ``ilcore.algos`` must not import ``ilcore.cli``
+    (which imports ``ilcore.algos``).
+    """
+    try:
+        widths = tuple(int(w) for w in str(text).split(",") if w.strip())
+    except ValueError:
+        raise ConfigError(f"--hidden takes comma-separated integers like 256,256, got {text!r}.") from None
+    if not widths or any(w < 1 for w in widths):
+        raise ConfigError(f"--hidden widths must be positive integers, got {text!r}.")
+    return widths

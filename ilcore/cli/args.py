@@ -1,5 +1,6 @@
-"""Argument types, flags and output-folder checks shared by the subcommands (``--hidden``'s one
-parser, the run flags every trainer has), so no command imports another command's module.
+"""Argument types, flags and output-folder checks shared by the subcommands (the run flags every
+trainer has), so no command imports another command's module. ``--hidden`` is read by
+:func:`ilcore.algos.bc_config.parse_hidden`.
 
 The ``type=`` helpers make argparse refuse an out-of-range value while parsing (usage plus one
 ``error:`` line, exit 2), before any env is made or file opened.
@@ -78,22 +79,6 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value:g}")
     return value
-
-
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """``"64,64"`` -> (64, 64): the one reading of ``--hidden`` (MLP widths) for every command
-    and for the app's saved settings, refusing anything else in one sentence.
-
-    It runs after argparse (not as a ``type=``) because the DAgger options also read it from
-    settings files, where a bad value must be a ``ConfigError``, not a usage message.
-    """
-    try:
-        widths = tuple(int(w) for w in str(text).split(",") if w.strip())
-    except ValueError:
-        raise ConfigError(f"--hidden takes comma-separated integers like 256,256, got {text!r}.") from None
-    if not widths or any(w < 1 for w in widths):
-        raise ConfigError(f"--hidden widths must be positive integers, got {text!r}.")
-    return widths
 
 
 def add_run_flags(parser: argparse.ArgumentParser, *, resumable: bool = False) -> None:

@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ilcore.cli.args import add_run_flags, parse_hidden
+from ilcore.algos.bc_config import parse_hidden
+from ilcore.cli.args import add_run_flags
 from ilcore.cli.compute import add_device_flag, add_vector_env_flags
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError, FormatError, SpaceMismatchError

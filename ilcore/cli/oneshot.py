@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ilcore.cli.args import add_run_flags, parse_hidden
+from ilcore.algos.bc_config import parse_hidden
+from ilcore.cli.args import add_run_flags
 from ilcore.cli.compute import add_device_flag
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError

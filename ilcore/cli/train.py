@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ilcore import fileio
+from ilcore.algos.bc_config import parse_hidden
 from ilcore.cli.args import (
-    add_run_flags, check_run_out, fraction, non_negative_float, non_negative_int, parse_hidden, positive_float,
-    positive_int,
+    add_run_flags, check_run_out, fraction, non_negative_float, non_negative_int, positive_float, positive_int,
 )
 from ilcore.cli.compute import add_data_flags, add_device_flag
 from ilcore.cli.main import add_json_flag

@@ -8,10 +8,10 @@ import argparse
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
+from ilcore.algos.bc_config import BCConfig, parse_hidden
 from ilcore.algos.dagger.controller import QUERY_MODES, RetrainConfig
 from ilcore.algos.dagger.gates import GATES, Gate, gate_names, make_gate
 from ilcore.algos.dagger.schedules import Schedule, parse_schedule
-from ilcore.cli.args import parse_hidden
 from ilcore.errors import ConfigError
 
 
@@ -77,8 +77,6 @@ class DaggerOptions:
                          seed=int(self.seed), ensemble=int(self.ensemble))
 
     def retrain(self) -> RetrainConfig:
-        from ilcore.algos.bc_config import BCConfig  # not ilcore.algos.bc: that imports torch
-
         return RetrainConfig(
             bc=BCConfig(epochs=int(self.epochs), ensemble=int(self.ensemble), hidden=self.hidden, seed=int(self.seed),
                         valid_fraction=0.0, patience=None),

@@ -2,8 +2,8 @@
 
 import pytest
 
+from ilcore.algos.bc_config import parse_hidden
 from ilcore.algos.dagger.options import DaggerOptions
-from ilcore.cli.args import parse_hidden
 from ilcore.cli.main import main
 from ilcore.errors import ConfigError
 
