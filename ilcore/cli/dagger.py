@@ -116,6 +116,10 @@ def run_command(args: argparse.Namespace) -> dict:
     def episode_done(rnd: int, steps: int) -> None:
         bar.set_postfix_str(f"round {rnd}: episode of {steps} steps", refresh=False)
 
+    def epoch_done(version: int, report: Any) -> None:
+        bar.set_postfix_str(f"training policy v{version}: epoch {report.epoch}/{report.epochs}, "
+                            f"loss {report.train_loss:.3f}")
+
     out.mkdir(parents=True, exist_ok=True)
     if not args.resume:
         if (out / "recordings").exists():
@@ -125,7 +129,7 @@ def run_command(args: argparse.Namespace) -> dict:
         write_json_atomic(out / SETTINGS_FILE, settings, indent=1)
     try:
         result = run_dagger(env_id, labeler, options.gate(), out, config, env=env, resume=bool(args.resume),
-                            callback=show, on_episode=episode_done)
+                            callback=show, on_episode=episode_done, on_epoch=epoch_done)
     finally:
         bar.close()
         if logger is not None:

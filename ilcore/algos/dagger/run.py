@@ -215,6 +215,7 @@ def run_dagger(
     evaluate_fn: Callable[[Any, int], tuple[float, float]] | None = None,
     callback: Callable[[RoundStats], None] | None = None,
     on_episode: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[int, Any], None] | None = None,
 ) -> DaggerRunResult:
     """Run DAgger to the end (round 0 demonstrations, then ``config.rounds`` learner rounds).
 
@@ -231,6 +232,8 @@ def run_dagger(
             ``ilcore.eval.evaluate`` with ``config.eval_episodes`` episodes.
         callback: called with each round's stats as soon as the round ends.
         on_episode: called with (round, steps) after each episode (progress bars).
+        on_epoch: called with (policy version, :class:`~ilcore.algos.bc.EpochReport`) after each
+            training epoch of the built-in recipe (progress bars).
     """
     from ilcore.data import SessionWriter
     from ilcore.eval import make_env
@@ -272,7 +275,7 @@ def run_dagger(
                 restore(recovered.labels, recovered.human_seconds)
             log.truncate(ctrl.round)
             if ctrl.round > 0 and (ctrl.policy is None or (ctrl.policy_version or 0) < ctrl.round):
-                _train_round(ctrl, config, env_id, env_kwargs, env, train_fn, version=ctrl.round)  # killed before it was saved
+                _train_round(ctrl, config, env_id, env_kwargs, env, train_fn, version=ctrl.round, on_epoch=on_epoch)  # killed before it was saved
             if ctrl.round > 0 and not any(r.round == ctrl.round - 1 for r in log.rows):
                 mean_ret, ci = _evaluate(evaluate_fn, ctrl.policy, config, ctrl.round - 1)
                 t = ctrl.totals()
@@ -289,7 +292,7 @@ def run_dagger(
                     on_episode(rnd, steps)
             answer_queue(ctrl, labeler)
             result: RoundResult = ctrl.end_round(train=False)
-            _train_round(ctrl, config, env_id, env_kwargs, env, train_fn, version=rnd + 1)
+            _train_round(ctrl, config, env_id, env_kwargs, env, train_fn, version=rnd + 1, on_epoch=on_epoch)
             mean_ret, ci = _evaluate(evaluate_fn, ctrl.policy, config, rnd)
             s = round_stats(ctrl, result, mean_ret, ci)
             log.add(s)
@@ -301,7 +304,8 @@ def run_dagger(
 
 
 def _train_round(ctrl: DaggerController, config: DaggerRunConfig, env_id: str, env_kwargs: dict, env: Any,
-                 train_fn: TrainFn | None, *, version: int) -> None:
+                 train_fn: TrainFn | None, *, version: int,
+                 on_epoch: Callable[[int, Any], None] | None = None) -> None:
     rec_dir = Path(ctrl.writer.path)
     if train_fn is not None:
         policy = train_fn([rec_dir], ctrl.policy)
@@ -312,6 +316,7 @@ def _train_round(ctrl: DaggerController, config: DaggerRunConfig, env_id: str, e
     trained = train_next_policy(
         rec_dir, config.retrain, version=version, env_id=env_id, env_kwargs=env_kwargs, previous=ctrl.policy_path,
         max_episode_steps=config.max_episode_steps, seed=config.seed, env=env,
+        callback=None if on_epoch is None else (lambda report: on_epoch(version, report)),
     )
     ctrl.install_saved(trained.path)
 

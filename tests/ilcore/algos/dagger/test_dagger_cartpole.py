@@ -179,3 +179,17 @@ def test_a_killed_run_resumes_with_no_label_lost(tmp_path):
     assert resumed_person.labels_given == len(after)  # the person's tally continues from the recording
     rounds = sorted({r for r in scan_session(out / "recordings").episodes_per_round})
     assert rounds == [0, 1, 2, 3]
+
+
+def test_progress_hooks_see_every_episode_and_every_training_epoch(tmp_path):
+    """What `ilcore dagger`'s progress bar shows inside a round: each episode, then each epoch of
+    each policy trained (the demo policy v1 and round 1's v2)."""
+    bc = BCConfig(epochs=3, ensemble=2, hidden=(8,), seed=0, valid_fraction=0.0, patience=None)
+    config = small_config(rounds=1, eval_episodes=0, demo_max_steps=20, max_episode_steps=20,
+                          retrain=RetrainConfig(bc=bc, min_updates=0, calibration_steps=0))
+    episodes, epochs = [], []
+    run_dagger("CartPole-v1", person(None), AllGate(), tmp_path, config,
+               on_episode=lambda rnd, steps: episodes.append((rnd, steps)),
+               on_epoch=lambda version, report: epochs.append((version, report.epoch, report.epochs)))
+    assert [rnd for rnd, _ in episodes] == [0, 1, 1] and all(0 < steps <= 20 for _, steps in episodes)
+    assert epochs == [(v, e, 3) for v in (1, 2) for e in (1, 2, 3)]
