@@ -1,6 +1,6 @@
 """How ilcore's readers hold up against malformed recordings (issue 13).
 
-Inputs: the named corpus of tests/ilcore/data/corpus.py plus --random seeded random mutations
+Inputs: the named corpus of tests/support/damaged_recordings.py plus --random seeded random mutations
 (an episode attribute, a session.json field, an overlay record, a dataset, or bytes). Two
 levels, both under a 3 GiB address-space limit and a timeout:
 
@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.ilcore.data import corpus  # noqa: E402
+from tests.support import damaged_recordings as corpus  # noqa: E402
 
 MEMORY_LIMIT = 3 << 30
 
@@ -107,7 +107,7 @@ def random_cases(n: int, seed: int) -> list[corpus.Case]:
 def library_level(cases: list[corpus.Case], work: Path) -> list[dict[str, Any]]:
     """Run in a child (memory-limited) process: python benchmarks/reliability.py --child ..."""
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    base = corpus.build_base(work / "base")
+    base = corpus.make_base_session(work / "base")
     results = []
     for i, c in enumerate(cases):
         root = work / f"lib_{i:04d}"
@@ -124,7 +124,7 @@ def _limit() -> None:
 
 
 def cli_run(case: corpus.Case, base: Path, root: Path, command: str, timeout: float) -> dict[str, Any]:
-    s = corpus.fresh_copy(base, root / "s")
+    s = corpus.make_fresh_copy(base, root / "s")
     paths = [str(p) for p in case.build(s)]
     argv = {
         "info": ["info", *paths],
@@ -182,7 +182,7 @@ def main() -> None:
                         "--child", str(tmp_path / "lib"), str(out)], check=True, timeout=3600)
         lib = json.loads(out.read_text())
 
-        base = corpus.build_base(tmp_path / "base")
+        base = corpus.make_base_session(tmp_path / "base")
         cli: list[dict[str, Any]] = []
         named = corpus.CASES
         plan = [(c, "info") for c in cases[:: args.cli_every]]

@@ -2,7 +2,7 @@
 
 Builds one small CLI run and one small app session, then resumes copies of them with one state
 file damaged at a time (raw garbage, every top-level key of each JSON file swapped for a wrong
-value, a damaged policy and calibration file; corpus: tests/app/resume_corpus.py). Counts clean
+value, a damaged policy and calibration file; corpus: tests/support/damaged_resume.py). Counts clean
 refusals (exit 2, one `error:` line, nothing changed, no lock left), accepted resumes (the damage
 left valid data) and failures (a traceback, several lines, a changed file, a lock left).
 
@@ -37,7 +37,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from app.__main__ import main as app_main
     from ilcore.cli.main import main as ilcore_main
-    from tests.app.resume_corpus import cases, run_case, summarize
+    from tests.support.damaged_resume import make_cases, run_case, summarize
 
     tmp = Path(tempfile.mkdtemp(prefix="resume-corpus-"))
     small = ["--epochs", "2", "--ensemble", "2", "--hidden", "8", "--eval-episodes", "1", "--calibration-steps", "50"]
@@ -58,7 +58,7 @@ def main() -> None:
     }
     rows = []
     for label, (folder, json_files, policy, resume) in targets.items():
-        corpus = cases(folder, json_files, policy, per_file=args.per_file, seed=1)
+        corpus = make_cases(folder, json_files, policy, per_file=args.per_file, seed=1)
         started = time.time()
         outcomes = [run_case(c, folder, tmp / "work", resume) for c in corpus]
         counts = summarize(outcomes)

@@ -1,8 +1,8 @@
-"""Helpers to run the app headless: a real loop, the dummy SDL driver, events posted to pygame."""
+"""The ``make_app`` fixture: the app run headless (a real loop, the dummy SDL driver); the
+harness it returns and the key helpers are in ``tests/support/app_harness.py``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,56 +11,13 @@ import pytest
 
 from app.input.gamepad import GamepadDevice, default_gamepad_config
 from app.input.keyboard import KeyboardDevice
-from app.input.keymaps import Keymap, default_keymap
+from app.input.keymaps import default_keymap
 from app.loop import AppLoop
 from app.modes.manager import ModeManager
 from app.render.renderer import Renderer
 from app.render.theme import WINDOW_SIZE
 from app.session import Session, SessionSettings
-
-
-@dataclass
-class Harness:
-    session: Session
-    manager: ModeManager
-    loop: AppLoop
-    keymap: Keymap
-    gamepad: GamepadDevice
-
-    def frames(self, n: int) -> None:
-        for _ in range(n):
-            self.loop.frame()
-
-    def until(self, predicate: Any, max_frames: int = 3000) -> int:
-        """Run frames until predicate() holds; returns the frames it took (fails if it never does)."""
-        for i in range(max_frames):
-            if predicate():
-                return i
-            self.loop.frame()
-        raise AssertionError(f"condition not reached within {max_frames} frames (mode {self.manager.current.name})")
-
-    @property
-    def mode(self) -> Any:
-        return self.manager.current
-
-
-def key(kind: int, code: int) -> None:
-    pygame.event.post(pygame.event.Event(kind, key=code, mod=0, unicode="", scancode=0))
-
-
-def press(code: int) -> None:
-    key(pygame.KEYDOWN, code)
-
-
-def release(code: int) -> None:
-    key(pygame.KEYUP, code)
-
-
-def tap(h: Harness, code: int, frames: int = 1) -> None:
-    press(code)
-    h.frames(frames)
-    release(code)
-    h.frames(1)
+from tests.support.app_harness import Harness
 
 
 @pytest.fixture
@@ -91,14 +48,3 @@ def make_app(tmp_path: Path):
         h.session.close()  # closing a classic-control env quits pygame, so clear only if it is still up
     if pygame.display.get_init():
         pygame.event.clear()
-
-
-def go_on(h: Harness, max_frames: int = 20000) -> None:
-    """Wait until the stage is done and waits for the person, then press Enter."""
-    h.until(lambda: h.manager.waiting, max_frames=max_frames)
-    tap(h, pygame.K_RETURN)
-
-
-def train_in_process(session: Session) -> None:
-    """Train the next policy synchronously with the trainer's own job code (no process spawn)."""
-    session.train_blocking()

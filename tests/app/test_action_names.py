@@ -11,7 +11,7 @@ from app.input.action_names import ActionNames
 from app.input.keymaps import default_keymap, load_keymap
 from ilcore.errors import ConfigError
 
-from .conftest import press, release, tap, train_in_process
+from tests.support.app_harness import press, release, tap, train_in_process
 
 L, R, U, D = "\u2190", "\u2192", "\u2191", "\u2193"
 

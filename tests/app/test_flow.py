@@ -9,7 +9,7 @@ import pytest
 from ilcore.data import open_recording
 from ilcore.types import Actor
 
-from .conftest import go_on, press, release, tap, train_in_process
+from tests.support.app_harness import go_on, press, release, tap, train_in_process
 
 
 def labels_by_reason(path):

@@ -13,14 +13,8 @@ from pathlib import Path
 import pytest
 
 from ilcore.data import open_recording
+from tests.support.app_harness import ROOT, app_env
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def app_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
-    env.update(extra)
-    return env
 
 
 def test_without_a_display_it_says_so_and_points_to_simulate():

@@ -1,4 +1,4 @@
-"""The DAgger plan's modes on their own, over a fake session (tests/app/fakes.py): no env, no
+"""The DAgger plan's modes on their own, over a fake session (tests/support/app_fakes.py): no env, no
 policy, no folder. The flows through a real session are in test_flow.py and test_person_pace.py."""
 
 from app.input.intents import Intent, IntentKind
@@ -6,7 +6,7 @@ from app.modes.dagger import DaggerMode
 from app.modes.train import TrainMode
 from app.modes.watch import WatchMode
 
-from .fakes import ConstantPolicy, FakeSession
+from tests.support.app_fakes import ConstantPolicy, FakeSession
 
 
 def test_watch_plays_the_policy_for_the_set_episodes_and_lists_returns():

@@ -22,9 +22,9 @@ from ilcore.labelers import ExpertLabeler
 from ilcore.algos.dagger.options import DaggerOptions
 from ilcore.cli.main import main as ilcore_main
 from ilcore.data import open_recording
-from tests.ilcore.algos.dagger.fakes import CartPolePD
+from tests.support.fakes import CartPolePD
 
-from .test_main import ROOT, app_env
+from tests.support.app_harness import ROOT, app_env
 
 # One set of options for both sides (the vocabulary they share).
 OPTIONS = dict(query="ensemble", target_rate=0.2, ensemble=3, hidden=(16,), epochs=5, calibration_steps=200,

@@ -9,7 +9,7 @@ from app.session import OneShotSession, OneShotSettings
 from ilcore.algos.oneshot import OneShotConfig, collect_expert_demos, demos_from_recording, train_oneshot
 from ilcore.envs.particles import task_list, task_split
 
-from .fakes import FakeOneShotSession
+from tests.support.app_fakes import FakeOneShotSession
 
 RIGHT = np.array([1.0, 0.0], np.float32)
 
@@ -170,7 +170,7 @@ def test_keys_drive_the_oneshot_window_and_help_lists_its_keys(tmp_path, tiny_po
     from app.render.theme import WINDOW_SIZE
     from ilcore.envs.particles import ENV_ID
 
-    from .conftest import press, release
+    from tests.support.app_harness import press, release
 
     pygame.init()
     session = OneShotSession(tiny_policy, tmp_path, OneShotSettings(watch_episodes=1), policy_name="tiny")
@@ -227,7 +227,7 @@ def test_main_oneshot_without_a_display_says_so_in_one_line(tmp_path):
     import subprocess
     import sys
 
-    from .test_main import ROOT, app_env
+    from tests.support.app_harness import ROOT, app_env
 
     proc = subprocess.run([sys.executable, "-m", "app", "--oneshot", str(tmp_path)], cwd=ROOT, env=app_env(),
                           capture_output=True, text=True, timeout=60)

@@ -11,7 +11,7 @@ from app.input.intents import Intent, IntentKind
 from app.trainer import _run_job
 from ilcore.data import open_recording
 
-from .conftest import go_on, press, release, tap, train_in_process
+from tests.support.app_harness import go_on, press, release, tap, train_in_process
 
 
 def _overlay(path):

@@ -8,7 +8,7 @@ import pytest
 
 from ilcore.cli.main import main as ilcore_main
 
-from .resume_corpus import cases, quiet_env, run_case, summarize
+from tests.support.damaged_resume import make_cases, quiet_env, run_case, summarize
 
 BAD = ("traceback", "not one line", "modified", "lock left")
 
@@ -43,7 +43,7 @@ def app_session(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_a_damaged_dagger_run_resumes_or_is_refused_in_one_line(cli_run, tmp_path):
-    corpus = cases(cli_run, ["dagger_run.json", "dagger_rounds.json", "recordings/dagger_state.json"],
+    corpus = make_cases(cli_run, ["dagger_run.json", "dagger_rounds.json", "recordings/dagger_state.json"],
                    _latest_policy(cli_run, "recordings/policies"), per_file=10)
     outcomes = [run_case(c, cli_run, tmp_path / "work",
                          lambda w: ilcore_main(["dagger", "--resume", str(w), "--rounds", "1", "--json"]))
@@ -57,7 +57,7 @@ def test_a_damaged_dagger_run_resumes_or_is_refused_in_one_line(cli_run, tmp_pat
 def test_a_damaged_app_session_resumes_or_is_refused_in_one_line(app_session, tmp_path):
     from app.__main__ import main as app_main
 
-    corpus = cases(app_session, ["app_state.json", "dagger_state.json", "dagger_rounds.json"],
+    corpus = make_cases(app_session, ["app_state.json", "dagger_state.json", "dagger_rounds.json"],
                    _latest_policy(app_session, "policies"), per_file=6)
     outcomes = [run_case(c, app_session, tmp_path / "work",
                          lambda w: app_main(["--simulate", "--resume", str(w), "--frames", "3"]))

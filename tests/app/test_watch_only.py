@@ -30,8 +30,7 @@ from app.session import Session, SessionSettings
 from ilcore.cli.main import main as ilcore_main
 from ilcore.data import open_recording
 
-from .conftest import Harness, press, release, tap
-from .test_main import ROOT, app_env
+from tests.support.app_harness import ROOT, Harness, app_env, press, release, tap
 
 
 @pytest.fixture

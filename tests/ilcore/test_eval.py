@@ -11,7 +11,7 @@ import pytest
 from ilcore.errors import ConfigError, SpaceMismatchError
 from ilcore.eval import evaluate, mean_ci95, student_t_quantile
 from ilcore.policies import make_policy
-from tests.ilcore.policies.demo_data import cartpole_pd_action
+from tests.support.demos import cartpole_pd_action
 
 
 class ConstantActor:

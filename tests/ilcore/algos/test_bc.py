@@ -11,10 +11,10 @@ import torch
 
 from ilcore.algos.bc import BCConfig, BCTrainer, train_bc, validation_nll, data_to_tensors
 from ilcore.errors import ConfigError, SpaceMismatchError, UserError
-from tests.ilcore.policies.demo_data import (
+from tests.support.demos import (
     cartpole_pd_action,
-    pendulum_like_data,
-    rollout_demos,
+    make_pendulum_demos,
+    make_rollout_demos,
 )
 
 
@@ -34,7 +34,7 @@ def _cartpole_return(policy, seeds) -> float:
 
 @pytest.fixture(scope="module")
 def cartpole_demos():
-    return rollout_demos("CartPole-v1", cartpole_pd_action, episodes=4, seed=0)
+    return make_rollout_demos("CartPole-v1", cartpole_pd_action, episodes=4, seed=0)
 
 
 @pytest.mark.slow
@@ -49,7 +49,7 @@ def test_bc_on_cartpole_demos_reaches_the_expert(cartpole_demos):
 @pytest.mark.slow
 @pytest.mark.parametrize("head", ["gaussian", "mse"])
 def test_box_head_lowers_nll_and_matches_pendulum_actions(head):
-    data = pendulum_like_data(4000, seed=0)
+    data = make_pendulum_demos(4000, seed=0)
     result = train_bc(data, BCConfig(epochs=15, batch_size=128, hidden=(64, 64), head=head, seed=0), progress=False)
     history = result.history
     if head == "mse":
@@ -88,7 +88,7 @@ def test_per_sample_weights_decide_which_labels_count(cartpole_demos):
 
 
 def test_same_seed_same_weights_and_members_see_different_batches():
-    data = pendulum_like_data(600, seed=1)
+    data = make_pendulum_demos(600, seed=1)
     cfg = BCConfig(epochs=2, ensemble=3, hidden=(16,), seed=4, bootstrap=True, state_noise=0.1)
     a = train_bc(data, cfg, progress=False).policy
     b = train_bc(data, cfg, progress=False).policy
@@ -100,7 +100,7 @@ def test_same_seed_same_weights_and_members_see_different_batches():
 
 
 def test_best_validation_weights_are_restored_and_callback_can_stop():
-    data = pendulum_like_data(600, seed=2)
+    data = make_pendulum_demos(600, seed=2)
     reports = []
 
     def stop_after_three(report):
@@ -118,7 +118,7 @@ def test_best_validation_weights_are_restored_and_callback_can_stop():
 
 
 def test_the_epoch_hook_runs_once_per_epoch_with_that_epochs_losses():
-    data = pendulum_like_data(400, seed=5)
+    data = make_pendulum_demos(400, seed=5)
     reports = []
     result = train_bc(data, BCConfig(epochs=4, hidden=(16,), patience=None, seed=1), progress=False,
                       callback=reports.append)
@@ -129,7 +129,7 @@ def test_the_epoch_hook_runs_once_per_epoch_with_that_epochs_losses():
 
 
 def test_the_trainer_steps_epoch_by_epoch_like_train_bc():
-    data = pendulum_like_data(400, seed=6)
+    data = make_pendulum_demos(400, seed=6)
     cfg = BCConfig(epochs=3, hidden=(16,), patience=None, seed=2)
     trainer = BCTrainer(data, cfg)
     reports = []
@@ -146,7 +146,7 @@ def test_the_trainer_steps_epoch_by_epoch_like_train_bc():
 
 
 def test_should_stop_mid_epoch_ends_the_trainer_without_a_report():
-    data = pendulum_like_data(400, seed=7)
+    data = make_pendulum_demos(400, seed=7)
     polls = []
     trainer = BCTrainer(data, BCConfig(epochs=5, hidden=(16,), batch_size=32, seed=0),
                         should_stop=lambda: polls.append(1) or len(polls) >= 3)
@@ -156,7 +156,7 @@ def test_should_stop_mid_epoch_ends_the_trainer_without_a_report():
 
 
 def test_patience_stops_training_when_validation_stops_improving():
-    data = pendulum_like_data(400, seed=3)
+    data = make_pendulum_demos(400, seed=3)
     # lr so high the loss cannot keep improving for 40 epochs.
     result = train_bc(data, BCConfig(epochs=40, lr=0.5, hidden=(16,), patience=2, seed=0), progress=False)
     assert result.stopped_early
@@ -171,7 +171,7 @@ def test_warm_start_keeps_normalisation_and_bumps_version(cartpole_demos):
     second = train_bc(shifted, BCConfig(epochs=1, seed=0), policy=first, progress=False).policy
     assert second is first and second.version == 2
     assert torch.equal(second.encoder.obs_mean_0, mean_before)
-    pendulum = pendulum_like_data(100, seed=0)
+    pendulum = make_pendulum_demos(100, seed=0)
     with pytest.raises(SpaceMismatchError):
         train_bc(pendulum, BCConfig(epochs=1), policy=first, progress=False)
 
@@ -187,6 +187,6 @@ def test_bad_options_and_empty_data_are_config_errors(cartpole_demos):
 
 
 def test_data_without_masks_is_split_by_episode():
-    data = dataclasses.replace(pendulum_like_data(500, seed=0), train_mask=None, valid_mask=None)
+    data = dataclasses.replace(make_pendulum_demos(500, seed=0), train_mask=None, valid_mask=None)
     result = train_bc(data, BCConfig(epochs=1, hidden=(8,), valid_fraction=0.2), progress=False)
     assert np.isfinite(result.history["valid_loss"][0])

@@ -10,7 +10,7 @@ import torch
 from ilcore.algos.bc import BCConfig, load_train_state, save_train_state, train_bc
 from ilcore.errors import ConfigError
 from ilcore.policies import Policy
-from tests.ilcore.policies.demo_data import pendulum_like_data
+from tests.support.demos import make_pendulum_demos
 
 
 def _same_weights(a: Policy, b: Policy) -> bool:
@@ -20,7 +20,7 @@ def _same_weights(a: Policy, b: Policy) -> bool:
 
 @pytest.mark.parametrize("nll_beta", [0.0, 1.0])
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path, nll_beta):
-    data = pendulum_like_data(600, seed=0)
+    data = make_pendulum_demos(600, seed=0)
     cfg = BCConfig(epochs=4, hidden=(16,), batch_size=64, seed=3, patience=None, nll_beta=nll_beta, ensemble=2)
     straight = train_bc(data, cfg, progress=False)
 
@@ -38,7 +38,7 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, nll_beta):
 
 
 def test_train_nll_is_plain_nll_and_comparable_with_validation():
-    data = pendulum_like_data(600, seed=1)
+    data = make_pendulum_demos(600, seed=1)
     beta = train_bc(data, BCConfig(epochs=3, hidden=(16,), seed=0, nll_beta=1.0), progress=False).history
     plain = train_bc(data, BCConfig(epochs=3, hidden=(16,), seed=0, nll_beta=0.0), progress=False).history
     # With beta-NLL the objective is a different number from the NLL; with beta 0 they coincide.
@@ -48,7 +48,7 @@ def test_train_nll_is_plain_nll_and_comparable_with_validation():
 
 
 def test_stop_request_ends_the_run_with_the_best_finished_epoch():
-    data = pendulum_like_data(600, seed=2)
+    data = make_pendulum_demos(600, seed=2)
     calls = {"n": 0}
     batches_per_epoch = math.ceil(int(data.train_mask.sum()) / 64)
 

@@ -10,7 +10,7 @@ import pytest
 
 from ilcore.cli import args as cli_args
 from ilcore.cli.main import main
-from tests.ilcore.data.synthetic import make_session
+from tests.support.recordings import make_session
 
 
 def _snapshot(folder):

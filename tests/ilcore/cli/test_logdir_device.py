@@ -12,20 +12,20 @@ import numpy as np
 import pytest
 
 from ilcore.cli.main import main
-from tests.ilcore.algos.rl.fixtures import weak_cartpole_demo, weak_cartpole_policy
-from tests.ilcore.cli.test_tcn_cli import _observation_only_recording
+from tests.support.demos import make_weak_cartpole_demos, make_weak_cartpole_policy
+from tests.support.recordings import make_observation_only_recording
 
 
 @pytest.fixture(scope="module")
 def cartpole_observations(tmp_path_factory) -> Path:
     # Three episodes, so the clone BCO trains holds one out and reports a validation loss.
-    return _observation_only_recording(tmp_path_factory.mktemp("obs") / "cp", "CartPole-v1", 3)
+    return make_observation_only_recording(tmp_path_factory.mktemp("obs") / "cp", "CartPole-v1", 3)
 
 
 @pytest.fixture(scope="module")
 def cartpole_bc(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bc") / "run"
-    weak_cartpole_policy(weak_cartpole_demo()).save(out)
+    make_weak_cartpole_policy(make_weak_cartpole_demos()).save(out)
     return out
 
 

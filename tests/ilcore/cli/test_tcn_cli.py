@@ -9,28 +9,12 @@ import numpy as np
 import pytest
 
 from ilcore.cli.main import main
-from ilcore.experts import expert_rollouts
-
-
-def _observation_only_recording(path: Path, env_id: str, episodes: int, seed: int = 1000) -> Path:
-    """An observation-only session (no actions) of the scripted expert, as a watch-only demo would be."""
-    from ilcore.data import SessionWriter
-    import gymnasium as gym
-
-    space, seqs, _ = expert_rollouts(env_id, episodes, seed=seed)
-    action_space = gym.make(env_id).action_space
-    with SessionWriter(path, env_id=env_id, observation_space=space, action_space=action_space) as writer:
-        for seq in seqs:
-            rec = writer.begin_episode(seq[0])
-            for t in range(1, len(seq)):
-                rec.observe(seq[t], terminated=t == len(seq) - 1)
-            rec.finish()
-    return path
+from tests.support.recordings import make_observation_only_recording
 
 
 @pytest.fixture(scope="module")
 def mountaincar_demo(tmp_path_factory) -> Path:
-    return _observation_only_recording(tmp_path_factory.mktemp("demo") / "mc", "MountainCar-v0", 2)
+    return make_observation_only_recording(tmp_path_factory.mktemp("demo") / "mc", "MountainCar-v0", 2)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +75,7 @@ def test_env_observation_that_is_not_the_tcn_frame_is_refused(tmp_path, capsys, 
 
 
 def test_demo_frames_of_another_shape_are_refused(tmp_path, capsys, mountaincar_tcn):
-    cartpole_demo = _observation_only_recording(tmp_path / "cp", "CartPole-v1", 1)
+    cartpole_demo = make_observation_only_recording(tmp_path / "cp", "CartPole-v1", 1)
     assert _finetune(tmp_path, "--tcn", str(mountaincar_tcn), "--tcn-demo", str(cartpole_demo)) == 2
     line = _error_line(capsys)
     assert "(4,)" in line and "(2,)" in line

@@ -9,7 +9,7 @@ import pytest
 
 from ilcore.cli.main import main
 from ilcore.types import Actor, QueryReason
-from tests.ilcore.policies.demo_data import cartpole_pd_action
+from tests.support.demos import cartpole_pd_action
 
 
 def _record_cartpole(path, episodes: int) -> None:

@@ -20,7 +20,7 @@ from ilcore.data import open_recording
 from ilcore.data import format as fmt
 from ilcore.errors import StorageError
 from ilcore.types import Label
-from tests.ilcore.data.synthetic import open_writer, record
+from tests.support.recordings import make_writer, record_episode
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -75,16 +75,16 @@ def test_write_files_atomic_replaces_none_unless_all_were_written(tmp_path, monk
 @pytest.mark.parametrize("background", [False, True])
 def test_session_writer_stops_cleanly_and_keeps_finished_episodes(tmp_path, monkeypatch, background):
     session = tmp_path / "s"
-    w = open_writer(session, background=background)
-    record(w, 0)
-    record(w, 1)
+    w = make_writer(session, background=background)
+    record_episode(w, 0)
+    record_episode(w, 1)
     w.flush()
     monkeypatch.setattr(fileio.os, "fsync", _enospc)
     with pytest.raises(StorageError, match="episode file"):
-        record(w, 2)
+        record_episode(w, 2)
         w.flush()  # a background failure surfaces here at the latest
     with pytest.raises(StorageError):  # the open episode cannot be written either; close still unlocks
-        record(w, 3, finish=False)
+        record_episode(w, 3, finish=False)
         w.close()
     monkeypatch.undo()
     w.close()
@@ -94,20 +94,20 @@ def test_session_writer_stops_cleanly_and_keeps_finished_episodes(tmp_path, monk
 
 def test_a_background_failure_stops_the_caller_at_its_next_write(tmp_path, monkeypatch):
     session = tmp_path / "s"
-    with open_writer(session, background=True) as w:
+    with make_writer(session, background=True) as w:
         monkeypatch.setattr(fileio.os, "fsync", _enospc)
-        record(w, 0)
+        record_episode(w, 0)
         w._executor.submit(lambda: None).result()  # let the failed write finish on the worker
         with pytest.raises(StorageError):
-            record(w, 1)  # finish() submits the next write and raises the earlier failure
+            record_episode(w, 1)  # finish() submits the next write and raises the earlier failure
         monkeypatch.undo()
     assert _leftovers(session) == []
 
 
 def test_overlay_append_failure_leaves_no_torn_record(tmp_path, monkeypatch):
     session = tmp_path / "s"
-    with open_writer(session) as w:
-        ep = record(w, 0)
+    with make_writer(session) as w:
+        ep = record_episode(w, 0)
         w.add_label(Label(ep, 1, 2, source="human", reason="review"))
         before = (session / fmt.OVERLAY_FILE).read_bytes()
         monkeypatch.setattr(fileio.os, "fsync", _enospc)
@@ -214,14 +214,14 @@ def test_record_on_a_full_tmpfs_stops_with_one_line(small_fs):
 
 def test_session_writer_on_a_full_tmpfs_keeps_episodes_and_labels(small_fs):
     session = small_fs / "s"
-    w = open_writer(session, background=True)
-    ids = [record(w, seed) for seed in range(3)]
+    w = make_writer(session, background=True)
+    ids = [record_episode(w, seed) for seed in range(3)]
     w.flush()
     w.add_label(Label(ids[0], 1, 2, source="human", reason="review"))
     _fill(small_fs)
     with pytest.raises(StorageError, match="No space left on device"):
         for seed in range(3, 200):
-            record(w, seed)
+            record_episode(w, seed)
             w.add_label(Label(ids[0], 2, 1, source="human", reason="review"))
         w.flush()
     try:
@@ -236,7 +236,7 @@ def test_session_writer_on_a_full_tmpfs_keeps_episodes_and_labels(small_fs):
 
 
 def test_train_bc_out_on_a_full_tmpfs_leaves_no_temp(small_fs, tmp_path):
-    from tests.ilcore.data.synthetic import make_session
+    from tests.support.recordings import make_session
 
     data = make_session(tmp_path / "data", range(4))
     _fill(small_fs, leave=8 * 1024)

@@ -1,7 +1,7 @@
 """Malformed recordings: only UserErrors escape the library, the CLI answers one `error:` line,
 nothing hangs, nothing huge is allocated, no input file changes (issue 13).
 
-The named corpus (tests/ilcore/data/corpus.py) runs in a child process under a 3 GiB address
+The named corpus (tests/support/damaged_recordings.py) runs in a child process under a 3 GiB address
 space limit, so a crafted size that slipped past the checks fails there instead of thrashing
 the machine; hypothesis adds random attribute, session.json and overlay mutations.
 """
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ilcore.errors import UserError
-from tests.ilcore.data import corpus
+from tests.support import damaged_recordings as corpus
 
 ROOT = Path(__file__).resolve().parents[3]
 MEMORY_LIMIT = 3 << 30
@@ -36,7 +36,7 @@ def _limit_memory() -> None:
 def test_named_corpus_is_refused_in_one_sentence(tmp_path):
     results_file = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.ilcore.data.corpus", str(tmp_path), str(results_file), str(MEMORY_LIMIT)],
+        [sys.executable, "-m", "tests.support.damaged_recordings", str(tmp_path), str(results_file), str(MEMORY_LIMIT)],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(results_file.read_text())
@@ -57,7 +57,7 @@ def test_named_corpus_is_refused_in_one_sentence(tmp_path):
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    return corpus.build_base(tmp_path_factory.mktemp("base") / "s")
+    return corpus.make_base_session(tmp_path_factory.mktemp("base") / "s")
 
 
 def _library_outcome(session: Path, scratch: Path, paths=None) -> str:
@@ -89,7 +89,7 @@ SPACE_PATHS = [("observation_space", "shape"), ("observation_space", "dtype"), (
 @given(key=st.sampled_from(SESSION_KEYS + SPACE_PATHS), value=HOSTILE_JSON, n=st.integers(0, 10**6))
 def test_session_json_mutations(base, tmp_path_factory, key, value, n):
     root = tmp_path_factory.mktemp("sj")
-    s = corpus.fresh_copy(base, root / "s")
+    s = corpus.make_fresh_copy(base, root / "s")
     meta = json.loads((s / "session.json").read_text())
     if isinstance(key, tuple):
         meta[key[0]][key[1]] = value
@@ -112,7 +112,7 @@ H5_VALUES = st.one_of(
 @given(name=st.sampled_from(ATTR_NAMES), value=H5_VALUES, where=st.sampled_from(["/", "labels"]))
 def test_episode_attribute_mutations(base, tmp_path_factory, name, value, where):
     root = tmp_path_factory.mktemp("attr")
-    s = corpus.fresh_copy(base, root / "s")
+    s = corpus.make_fresh_copy(base, root / "s")
     with h5py.File(s / corpus.EPISODE, "a") as f:
         try:
             f[where].attrs[name if where == "/" else "vocabulary"] = value
@@ -131,7 +131,7 @@ DATASETS = ["observations", "actions", "actors", "rewards", "wall_time", "infos/
        fill=st.sampled_from([0, 1, 7, -1, 255, np.nan, np.inf]))
 def test_episode_dataset_mutations(base, tmp_path_factory, name, length, width, dtype, fill):
     root = tmp_path_factory.mktemp("ds")
-    s = corpus.fresh_copy(base, root / "s")
+    s = corpus.make_fresh_copy(base, root / "s")
     shape = (length,) if width == 0 else (length, width)
     with np.errstate(invalid="ignore"):
         data = np.full(shape, fill if dtype[0] in "fS" or np.isfinite(fill) else 0).astype(dtype)
@@ -147,7 +147,7 @@ def test_episode_dataset_mutations(base, tmp_path_factory, name, length, width, 
        base_fields=st.booleans())
 def test_overlay_record_mutations(base, tmp_path_factory, record, base_fields):
     root = tmp_path_factory.mktemp("ov")
-    s = corpus.fresh_copy(base, root / "s")
+    s = corpus.make_fresh_copy(base, root / "s")
     rec = {**corpus.GOOD_RECORD, **record} if base_fields else record
     with open(s / "labels.jsonl", "a") as fh:
         fh.write(json.dumps(rec) + "\n")
@@ -180,7 +180,7 @@ CLI_SAMPLE = [
 
 @pytest.mark.parametrize("name,argv", CLI_SAMPLE, ids=[n for n, _ in CLI_SAMPLE])
 def test_cli_refuses_in_one_line(base, tmp_path, name, argv):
-    s = corpus.fresh_copy(base, tmp_path / "s")
+    s = corpus.make_fresh_copy(base, tmp_path / "s")
     paths = _case(name).build(s)
     before = corpus.snapshot([tmp_path])
     proc = _cli([a.format(*paths, tmp=tmp_path) for a in argv])
@@ -208,7 +208,7 @@ def test_cli_slow_commands_refuse(base, tmp_path, cmd):
         (bad / "metadata.json").write_text("{not json")
         argv = ["import", "minari", str(tmp_path / "ds"), "--out", str(tmp_path / "imported")]
     else:
-        s = corpus.fresh_copy(base, tmp_path / "s")
+        s = corpus.make_fresh_copy(base, tmp_path / "s")
         _case("episode observations NaN").build(s)
         argv = ["train", "bco", "--data", str(s), "--out", str(tmp_path / "run"), "--iterations", "1",
                 "--epochs", "1", "--idm-epochs", "1", "--pre-demo-steps", "50", "--quiet"]

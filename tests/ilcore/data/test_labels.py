@@ -4,7 +4,7 @@ import pytest
 from ilcore.data import effective_label_rows, load_transitions, open_recording
 from ilcore.errors import FormatError, UserError
 from ilcore.types import Label
-from tests.ilcore.data.synthetic import label_at, make_session, open_writer
+from tests.support.recordings import label_at, make_session, make_writer
 
 
 def test_effective_rows_latest_wins_and_retract_pops():
@@ -24,7 +24,7 @@ def test_effective_rows_latest_wins_and_retract_pops():
 
 def test_overlay_latest_wins_retract_restores_and_older_stay_for_audit(tmp_path):
     path = make_session(tmp_path / "s", [0, 1])
-    with open_writer(path, resume=True) as w:
+    with make_writer(path, resume=True) as w:
         w.add_label(Label("ep_000001", 2, 0, source="human", reason="review", latency_ms=800.0))
         w.add_label(Label("ep_000001", 2, 1, source="human", reason="review"))
         w.add_label(Label("ep_000001", 3, 2, source="idm", reason="inferred"))
@@ -49,13 +49,13 @@ def test_overlay_latest_wins_retract_restores_and_older_stay_for_audit(tmp_path)
 
 def test_torn_last_line_is_ignored_and_cut_before_appending(tmp_path):
     path = make_session(tmp_path / "s", [0])
-    with open_writer(path, resume=True) as w:
+    with make_writer(path, resume=True) as w:
         w.add_label(Label("ep_000000", 1, 2, source="human", reason="review"))
     overlay = path / "labels.jsonl"
     with open(overlay, "ab") as fh:
         fh.write(b'{"op": "label", "episode": "ep_000000", "step": 2, "act')  # a crash mid-write
     assert int(open_recording(path).load_episode("ep_000000").effective_labels()[1].action) == 2
-    with open_writer(path, resume=True) as w:
+    with make_writer(path, resume=True) as w:
         w.add_label(Label("ep_000000", 4, 1, source="human", reason="review"))
     lines = overlay.read_text().splitlines()
     assert len(lines) == 2 and "act\"" not in lines[-1]
@@ -72,7 +72,7 @@ def test_corrupt_middle_line_is_refused(tmp_path):
 
 def test_discarded_episode_is_kept_but_not_loaded(tmp_path):
     path = make_session(tmp_path / "s", [0, 1, 2])
-    with open_writer(path, resume=True) as w:
+    with make_writer(path, resume=True) as w:
         w.discard_episode("ep_000001")
         assert w.episode_ids() == ["ep_000000", "ep_000002"]
         rec = w.begin_episode(np.zeros(3, np.float32))

@@ -7,18 +7,18 @@ import pytest
 from ilcore.cli.main import main
 from ilcore.data import load_transitions, open_recording, pack
 from ilcore.types import Label
-from tests.ilcore.data.synthetic import check_episode, make_session, open_writer
+from tests.support.recordings import assert_episode, make_session, make_writer
 
 
 def test_pack_round_trip_keeps_episodes_and_overlay(tmp_path):
     path = make_session(tmp_path / "s", [0, 1, 2])
-    with open_writer(path, resume=True) as w:
+    with make_writer(path, resume=True) as w:
         w.add_label(Label("ep_000002", 0, 2, source="human", reason="review"))
     packed = pack(path, tmp_path / "one.h5")
     a, b = open_recording(path), open_recording(packed)
     assert a.episode_ids() == b.episode_ids() and b.env_id == a.env_id
     for ep_a, ep_b in zip(a.episodes(), b.episodes()):
-        check_episode(ep_b)
+        assert_episode(ep_b)
         np.testing.assert_array_equal(ep_a.observations, ep_b.observations)
         assert ep_a.effective_labels().keys() == ep_b.effective_labels().keys()
     assert a.info()["labels_by_source"] == b.info()["labels_by_source"] == {"human": 1, "scripted": 17}
@@ -33,7 +33,7 @@ def test_pack_round_trip_keeps_episodes_and_overlay(tmp_path):
 def test_single_episode_file_opens_on_its_own(tmp_path):
     path = make_session(tmp_path / "s", [4])
     rec = open_recording(path / "episodes" / "ep_000000.h5")
-    check_episode(rec.load_episode("ep_000000"))
+    assert_episode(rec.load_episode("ep_000000"))
 
 
 def test_cli_info_and_pack(tmp_path, capsys):

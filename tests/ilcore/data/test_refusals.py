@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from ilcore.data import SessionWriter, open_recording, pack
 from ilcore.errors import FormatError, SpaceMismatchError, UserError
-from tests.ilcore.data.synthetic import ACT_SPACE, ENV_ID, OBS_SPACE, make_session, open_writer
+from tests.support.recordings import ACT_SPACE, ENV_ID, OBS_SPACE, make_session, make_writer
 
 
 def one_sentence(exc_info):
@@ -68,7 +68,7 @@ def test_folder_that_is_not_a_session(tmp_path):
         open_recording(tmp_path / "other")
     assert "is not a recording session" in one_sentence(e)
     with pytest.raises(FormatError) as e:
-        open_writer(tmp_path / "other")
+        make_writer(tmp_path / "other")
     assert "not a recording session" in one_sentence(e)
     with pytest.raises(FormatError) as e:
         open_recording(tmp_path / "missing")
@@ -98,7 +98,7 @@ def test_wrong_spaces_and_env(tmp_path):
 
 
 def test_data_that_does_not_fit_is_refused_and_nothing_written(tmp_path):
-    with open_writer(tmp_path / "s") as w:
+    with make_writer(tmp_path / "s") as w:
         rec = w.begin_episode(np.zeros(3, np.float32))
         rec.step(7, 0, 0.0, False, False, np.zeros(3, np.float32))
         with pytest.raises(SpaceMismatchError) as e:
@@ -111,11 +111,11 @@ def test_data_that_does_not_fit_is_refused_and_nothing_written(tmp_path):
 def test_existing_session_locked_session_and_existing_pack(tmp_path):
     path = make_session(tmp_path / "s", [0])
     with pytest.raises(UserError) as e:
-        open_writer(path)
+        make_writer(path)
     assert "already exists" in one_sentence(e)
-    with open_writer(path, resume=True):
+    with make_writer(path, resume=True):
         with pytest.raises(UserError) as e:
-            open_writer(path, resume=True)
+            make_writer(path, resume=True)
         assert "already being written by process" in one_sentence(e)
     pack(path, tmp_path / "p.h5")
     before = (tmp_path / "p.h5").read_bytes()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from ilcore import spaces as sp
 from ilcore.data import SessionWriter, load_transitions, open_recording
 from ilcore.types import Actor
-from tests.ilcore.test_spaces import any_space
+from tests.support.strategies import any_space
 
 
 @settings(max_examples=20, deadline=None)

@@ -13,7 +13,7 @@ from gymnasium import spaces
 from ilcore.data import SessionWriter, open_recording
 from ilcore.data import format as fmt
 from ilcore.errors import SpaceMismatchError, UserError
-from tests.ilcore.data.synthetic import ACT_SPACE, ENV_ID, OBS_SPACE, make_session, open_writer, record
+from tests.support.recordings import ACT_SPACE, ENV_ID, OBS_SPACE, make_session, make_writer, record_episode
 
 
 def _dead_pid() -> int:
@@ -35,8 +35,8 @@ def test_a_refused_resume_releases_the_lock(tmp_path, kind):
     with pytest.raises(SpaceMismatchError):
         SessionWriter(session, resume=True, **kw)
     assert not (session / fmt.LOCK_FILE).exists()
-    with open_writer(session, resume=True) as w:  # and a matching resume still works
-        record(w, 1)
+    with make_writer(session, resume=True) as w:  # and a matching resume still works
+        record_episode(w, 1)
 
 
 def test_a_failure_after_taking_the_lock_releases_it(tmp_path, monkeypatch):
@@ -47,7 +47,7 @@ def test_a_failure_after_taking_the_lock_releases_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(SessionWriter, "_scan_next_index", boom)
     with pytest.raises(UserError, match="scan failed"):
-        open_writer(session, resume=True, background=True)
+        make_writer(session, resume=True, background=True)
     assert not (session / fmt.LOCK_FILE).exists()
 
 
@@ -59,7 +59,7 @@ def test_a_refused_new_session_leaves_no_half_made_folder(tmp_path, monkeypatch)
 
     monkeypatch.setattr(format_module, "write_json_atomic", boom)
     with pytest.raises(OSError):
-        open_writer(tmp_path / "new")
+        make_writer(tmp_path / "new")
     assert not (tmp_path / "new").exists()
 
 
@@ -73,7 +73,7 @@ def test_stale_temp_files_of_a_killed_writer_are_removed_on_open(tmp_path):
         p.write_bytes(b"half")
     keep = session / "notes.tmp"  # not a writer's temp name: left alone
     keep.write_text("mine")
-    with open_writer(session, resume=True):
+    with make_writer(session, resume=True):
         pass
     assert not any(p.exists() for p in stale)
     assert keep.exists()
@@ -81,8 +81,8 @@ def test_stale_temp_files_of_a_killed_writer_are_removed_on_open(tmp_path):
 
 def _partial(session, writer_seed: int, steps: int):
     """Leave an autosave as a killed writer would: the episode file under its partial name."""
-    with open_writer(session, resume=True) as w:
-        rec = record(w, writer_seed, finish=False, steps=steps)
+    with make_writer(session, resume=True) as w:
+        rec = record_episode(w, writer_seed, finish=False, steps=steps)
         rec.save_progress()
         w.flush()
         data = (session / fmt.EPISODES_DIR / f"{rec.episode_id}{fmt.PARTIAL_SUFFIX}").read_bytes()
@@ -94,7 +94,7 @@ def test_a_readable_autosave_becomes_an_incomplete_episode(tmp_path):
     session = make_session(tmp_path / "s", [0])
     ep, data = _partial(session, 1, 4)
     (session / fmt.EPISODES_DIR / f"{ep}{fmt.PARTIAL_SUFFIX}").write_bytes(data)
-    with open_writer(session, resume=True) as w:
+    with make_writer(session, resume=True) as w:
         assert w.recovery_messages == []
     episode = open_recording(session).load_episode(ep)
     assert episode.meta.attrs["incomplete"] and len(episode.actions) == 4
@@ -107,9 +107,9 @@ def test_a_corrupt_autosave_is_moved_to_corrupt_and_never_promoted(tmp_path, dam
     bad = {"truncated": data[: len(data) // 2], "garbage": b"\x89HDF\r\n" + bytes(range(256)) * 8,
            "empty": b""}[damage]
     (session / fmt.EPISODES_DIR / f"{ep}{fmt.PARTIAL_SUFFIX}").write_bytes(bad)
-    with open_writer(session, resume=True) as w:
+    with make_writer(session, resume=True) as w:
         assert len(w.recovery_messages) == 1 and "corrupt" in w.recovery_messages[0]
-        new = record(w, 2)
+        new = record_episode(w, 2)
     assert new != ep  # the set-aside episode's id is not reused
     assert (session / fmt.CORRUPT_DIR / f"{ep}{fmt.PARTIAL_SUFFIX}").read_bytes() == bad
     rec = open_recording(session)
@@ -128,6 +128,6 @@ def test_an_autosave_of_another_space_is_set_aside(tmp_path):
         foreign = (tmp_path / "x" / fmt.EPISODES_DIR / f"{rec.episode_id}{fmt.PARTIAL_SUFFIX}").read_bytes()
         rec.discard()
     (session / fmt.EPISODES_DIR / f"ep_000001{fmt.PARTIAL_SUFFIX}").write_bytes(foreign)
-    with open_writer(session, resume=True) as w:
+    with make_writer(session, resume=True) as w:
         assert len(w.recovery_messages) == 1
     assert open_recording(session).episode_ids() == ["ep_000000"]

@@ -4,7 +4,7 @@ import pytest
 
 from ilcore.labelers import LIVE, REVIEW, TAKEOVER, LabelContext, SimulatedPerson
 
-from tests.ilcore.algos.dagger.fakes import ConstantExpert
+from tests.support.fakes import ConstantExpert
 
 
 def ctx(mode=LIVE, history=()):

@@ -15,7 +15,7 @@ from gymnasium import spaces as S
 from ilcore.errors import ConfigError
 from ilcore.policies import Policy, make_policy
 from ilcore.spaces import stack
-from tests.ilcore.policies.demo_data import cartpole_pd_action, rollout_demos
+from tests.support.demos import cartpole_pd_action, make_rollout_demos
 
 OBS_SPACES = {
     "box": S.Box(-1.0, 1.0, (3,), np.float32),
@@ -117,7 +117,7 @@ def test_members_are_stacked_and_computed_like_separate_networks():
 def test_trained_ensemble_disagrees_more_off_distribution_than_on_it():
     from ilcore.algos.bc import BCConfig, train_bc
 
-    data = rollout_demos("CartPole-v1", cartpole_pd_action, episodes=3, seed=0)
+    data = make_rollout_demos("CartPole-v1", cartpole_pd_action, episodes=3, seed=0)
     policy = train_bc(data, BCConfig(epochs=8, ensemble=5, hidden=(64, 64), seed=0), progress=False).policy
     on = data.obs[data.valid_mask]
     off = np.random.default_rng(0).uniform([-4, -5, -0.4, -5], [4, 5, 0.4, 5], (len(on), 4)).astype(np.float32)

@@ -9,7 +9,7 @@ from ilcore.algos.dagger.schedules import Constant
 from ilcore.errors import ConfigError
 from ilcore.types import Actor
 
-from .fakes import FakePolicy, FakeWriter
+from tests.support.fakes import FakePolicy, FakeWriter
 
 
 def obs_with_uncertainty(u):

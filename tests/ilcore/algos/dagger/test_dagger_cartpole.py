@@ -17,7 +17,7 @@ from ilcore.data import open_recording
 from ilcore.labelers import SimulatedPerson
 from ilcore.types import Actor
 
-from .fakes import CartPolePD
+from tests.support.fakes import CartPolePD
 
 REPO = Path(__file__).resolve().parents[4]
 

@@ -7,7 +7,7 @@ from ilcore.algos.dagger.controller import EpisodeSink, Learner, SessionSink
 from ilcore.data import SessionWriter
 from ilcore.policies import make_policy
 
-from .fakes import FakePolicy, FakeWriter
+from tests.support.fakes import FakePolicy, FakeWriter
 
 
 def test_the_real_writer_and_its_recorder_meet_the_writer_port(tmp_path):

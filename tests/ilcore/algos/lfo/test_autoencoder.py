@@ -5,7 +5,7 @@ from ilcore.algos.lfo.autoencoder import AutoencoderConfig, FrameAutoencoder, tr
 from ilcore.algos.lfo.tcn import TCNConfig, TimeContrastiveEmbedding, embedding_quality
 from ilcore.errors import ConfigError
 
-from .helpers import moving_square_video
+from tests.support.demos import make_moving_square_video
 
 CFG = AutoencoderConfig(embedding_dim=16, cnn_features=64, decoder_channels=(32, 16, 8), steps=300, batch_size=48,
                         seed=0)
@@ -14,8 +14,8 @@ CFG = AutoencoderConfig(embedding_dim=16, cnn_features=64, decoder_channels=(32,
 @pytest.mark.slow
 def test_reconstruction_loss_falls_clearly_and_holds_on_unseen_episodes():
     rng = np.random.default_rng(0)
-    train = [moving_square_video(rng) for _ in range(16)]
-    held_out = [moving_square_video(rng) for _ in range(2)]
+    train = [make_moving_square_video(rng) for _ in range(16)]
+    held_out = [make_moving_square_video(rng) for _ in range(2)]
     result = train_autoencoder(train, CFG, log_every=10)
     losses = result.history["loss"]
     assert result.history["step"][-1] == CFG.steps

@@ -10,7 +10,7 @@ from ilcore.cli.main import main
 from ilcore.errors import ConfigError, SpaceMismatchError
 from ilcore.eval import evaluate
 
-from .helpers import expert_demos, expert_sequences
+from tests.support.demos import make_expert_demos, make_expert_sequences
 
 SMALL_IDM = BCConfig(epochs=15, batch_size=128, hidden=(64, 64), patience=5)
 SMALL_BC = BCConfig(epochs=25, batch_size=64, hidden=(64, 64), patience=5)
@@ -19,7 +19,7 @@ SMALL_BC = BCConfig(epochs=25, batch_size=64, hidden=(64, 64), patience=5)
 @pytest.mark.slow
 @pytest.mark.parametrize("label_mode", ["argmax", "soft"])
 def test_bco0_clones_cartpole_from_observations_only(label_mode):
-    demos = expert_demos("CartPole-v1", 3)
+    demos = make_expert_demos("CartPole-v1", 3)
     labels = demos.true_actions
     # The learner never sees the demonstrator's actions; they are only used for the diagnostic.
     result = run_bco(demos, "CartPole-v1", BCOConfig(alpha=0.0, pre_demo_steps=1500, idm=SMALL_IDM, bc=SMALL_BC,
@@ -34,7 +34,7 @@ def test_bco0_clones_cartpole_from_observations_only(label_mode):
 
 @pytest.mark.slow
 def test_bco_alpha_rolls_the_policy_out_and_counts_interactions():
-    demos = expert_demos("CartPole-v1", 2)
+    demos = make_expert_demos("CartPole-v1", 2)
     cfg = BCOConfig(alpha=0.5, pre_demo_steps=800, iterations=2, idm=SMALL_IDM,
                     bc=BCConfig(epochs=10, hidden=(32, 32), patience=5))
     seen = []
@@ -49,7 +49,7 @@ def test_bco_alpha_rolls_the_policy_out_and_counts_interactions():
 
 
 def test_bco_refuses_demos_from_another_space_without_an_encoder():
-    demos = expert_demos("CartPole-v1", 1)
+    demos = make_expert_demos("CartPole-v1", 1)
     with pytest.raises(SpaceMismatchError, match="encoder"):
         run_bco(demos, "Acrobot-v1", BCOConfig(pre_demo_steps=10))
     with pytest.raises(ConfigError):
@@ -58,7 +58,7 @@ def test_bco_refuses_demos_from_another_space_without_an_encoder():
 
 @pytest.mark.slow
 def test_cli_imports_states_and_trains_bco(tmp_path, capsys):
-    _, seqs, _ = expert_sequences("CartPole-v1", 3)
+    _, seqs, _ = make_expert_sequences("CartPole-v1", 3)
     folder = tmp_path / "states"
     folder.mkdir()
     for i, s in enumerate(seqs):
@@ -109,7 +109,7 @@ def test_sticky_random_actions_hold_each_draw_for_about_one_over_one_minus_p_ste
 
 
 def test_bco_alpha_with_sticky_exploration_and_rollout_noise_runs_and_never_uses_true_actions():
-    demos = expert_demos("CartPole-v1", 1)
+    demos = make_expert_demos("CartPole-v1", 1)
     labels = demos.true_actions.copy()
     demos_blind = type(demos)(obs=demos.obs, next_obs=demos.next_obs, episode=demos.episode,
                               observation_space=demos.observation_space, true_actions=None)

@@ -10,7 +10,7 @@ import ilcore.algos.lfo.bco as bco_module
 from ilcore.cli.main import main
 from ilcore.policies import Policy, make_policy
 
-from .helpers import expert_sequences
+from tests.support.demos import make_expert_sequences
 
 TINY = ["--epochs", "2", "--idm-epochs", "2", "--hidden", "16", "--eval-episodes", "0", "--json"]
 
@@ -19,7 +19,7 @@ TINY = ["--epochs", "2", "--idm-epochs", "2", "--hidden", "16", "--eval-episodes
 def cartpole_session(tmp_path_factory):
     """An observation-only CartPole session (one expert episode, imported from a state sequence)."""
     root = tmp_path_factory.mktemp("bco_cli")
-    _, seqs, _ = expert_sequences("CartPole-v1", 1)
+    _, seqs, _ = make_expert_sequences("CartPole-v1", 1)
     np.save(root / "demo.npy", seqs[0][:60])
     session = root / "session"
     assert main(["import", "frames", str(root / "demo.npy"), "--env", "CartPole-v1", "--out", str(session)]) == 0

@@ -13,7 +13,7 @@ from ilcore.algos.lfo.bco import (AgentExperience, BCOConfig, collect_experience
 from ilcore.errors import ConfigError
 from ilcore.eval import make_vector_env
 
-from .helpers import expert_demos
+from tests.support.demos import make_expert_demos
 
 
 def _plain_loop(env: gym.Env, steps: int, act, seed: int) -> tuple[AgentExperience, list[float]]:
@@ -90,7 +90,7 @@ def test_sync_and_async_vectors_collect_the_same_transitions():
 
 @pytest.mark.filterwarnings("ignore:The inverse dynamics model learned little")
 def test_run_bco_with_async_envs_matches_in_process_envs():
-    demos = expert_demos("CartPole-v1", 1)
+    demos = make_expert_demos("CartPole-v1", 1)
     tiny = BCConfig(epochs=2, hidden=(8,), batch_size=64, seed=0, device="cpu")
     results = []
     for asynchronous in (False, True):

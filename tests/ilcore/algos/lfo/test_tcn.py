@@ -14,7 +14,7 @@ from ilcore.algos.lfo.tcn import (
 )
 from ilcore.envs.views import ImageView
 
-from .helpers import moving_square_video
+from tests.support.demos import make_moving_square_video
 
 CFG = TCNConfig(steps=60, batch_size=32, positive_window=2, negative_window=8, embedding_dim=16,
                 cnn_features=64, seed=0)
@@ -40,8 +40,8 @@ def test_alignment_and_view_invariance_measures():
 @pytest.mark.slow
 def test_single_view_tcn_loss_falls_and_beats_a_random_network_on_alignment(tmp_path):
     rng = np.random.default_rng(0)
-    train = [moving_square_video(rng) for _ in range(8)]
-    held_out = [moving_square_video(rng) for _ in range(4)]
+    train = [make_moving_square_video(rng) for _ in range(8)]
+    held_out = [make_moving_square_video(rng) for _ in range(4)]
     result = train_tcn(train, CFG, log_every=10)
     losses = result.history["loss"]
     assert losses[-1] < 0.5 * losses[0]
@@ -62,8 +62,8 @@ def test_multi_view_tcn_matches_simultaneous_frames_across_views():
     def two_views(video):
         return np.stack([video[0], other_view(video[0])])
 
-    train = [two_views(moving_square_video(rng)) for _ in range(8)]
-    held_out = [two_views(moving_square_video(rng)) for _ in range(3)]
+    train = [two_views(make_moving_square_video(rng)) for _ in range(8)]
+    held_out = [two_views(make_moving_square_video(rng)) for _ in range(3)]
     result = train_tcn(train, CFG)
     trained = embedding_quality(result.embedding.encode, held_out)["view_invariance_pm2"]
     random_net = TimeContrastiveEmbedding.untrained((16, 16, 3), True, CFG)

@@ -6,12 +6,12 @@ import json
 
 from ilcore.cli.main import main
 from ilcore.policies import Policy
-from tests.ilcore.algos.rl.fixtures import weak_cartpole_demo, weak_cartpole_policy
+from tests.support.demos import make_weak_cartpole_demos, make_weak_cartpole_policy
 
 
 def test_finetune_cli_writes_a_loadable_checkpoint(tmp_path, capsys):
     bc_dir = tmp_path / "bc"
-    weak_cartpole_policy(weak_cartpole_demo()).save(bc_dir)
+    make_weak_cartpole_policy(make_weak_cartpole_demos()).save(bc_dir)
     out = tmp_path / "ft"
     code = main(["finetune", "--policy", str(bc_dir), "--env", "CartPole-v1", "--steps", "600", "--out", str(out),
                  "--num-envs", "4", "--n-steps", "32", "--epochs", "1", "--shaping", "0.1", "--kl-weight", "0.1",
@@ -26,7 +26,7 @@ def test_finetune_cli_writes_a_loadable_checkpoint(tmp_path, capsys):
 
 def test_finetune_cli_explains_a_missing_demo_source(tmp_path, capsys):
     bc_dir = tmp_path / "bc"
-    weak_cartpole_policy(weak_cartpole_demo()).save(bc_dir)
+    make_weak_cartpole_policy(make_weak_cartpole_demos()).save(bc_dir)
     code = main(["finetune", "--policy", str(bc_dir), "--env", "CartPole-v1", "--steps", "100",
                  "--out", str(tmp_path / "ft"), "--bc-weight", "0.1", "--quiet"])
     assert code == 2

@@ -8,7 +8,7 @@ import torch
 
 from ilcore.algos.rl.critic import Critic
 from ilcore.algos.rl.ppo import PPOConfig, compute_gae, train_ppo
-from tests.ilcore.algos.rl.fixtures import register_constant_env
+from tests.support.envs import register_constant_env
 
 GAMMA, LAM = 0.9, 0.8
 

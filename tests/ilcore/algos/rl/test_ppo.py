@@ -11,15 +11,15 @@ from ilcore.algos.rl.ppo import PPOConfig, PPOTrainer, RolloutBatch, train_ppo
 from ilcore.errors import ConfigError
 from ilcore.eval import evaluate
 from ilcore.policies import Policy
-from tests.ilcore.algos.rl.fixtures import weak_cartpole_demo, weak_cartpole_policy
+from tests.support.demos import make_weak_cartpole_demos, make_weak_cartpole_policy
 
 CARTPOLE = dict(num_envs=8, n_steps=64, epochs=4, batch_size=128, lr=1e-3, gamma=0.98, gae_lambda=0.8)
 
 
 @pytest.fixture(scope="module")
 def weak_bc():
-    demo = weak_cartpole_demo()
-    return demo, weak_cartpole_policy(demo)
+    demo = make_weak_cartpole_demos()
+    return demo, make_weak_cartpole_policy(demo)
 
 
 def _copy(policy: Policy) -> Policy:

@@ -1,4 +1,5 @@
-"""Small in-memory stand-ins so the controller's logic is tested without HDF5 or torch."""
+"""Small in-memory stand-ins for the DAgger controller's ports (writer, policy) and its labellers' experts,
+so the controller's logic is tested without HDF5 or torch."""
 
 from __future__ import annotations
 

@@ -1,14 +1,20 @@
-"""Synthetic episodes whose every value follows from (seed, step), so a test can check
-any episode read back from disk without keeping a copy."""
+"""Recorded sessions for tests.
+
+Synthetic episodes whose every value follows from (seed, step), so a test can check any episode
+read back from disk without keeping a copy; and an observation-only session of a scripted expert
+(what a watch-only demo records), for the learning-from-observation commands.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from ilcore.data import SessionWriter
+from ilcore.experts import expert_rollouts
 from ilcore.types import Actor
 
 OBS_SPACE = spaces.Box(-np.inf, np.inf, (3,), np.float32)
@@ -32,11 +38,11 @@ def label_at(seed: int, t: int) -> int:
     return (seed + 2 * t) % 3
 
 
-def open_writer(path: Path, **kw) -> SessionWriter:
+def make_writer(path: Path, **kw) -> SessionWriter:
     return SessionWriter(path, env_id=ENV_ID, observation_space=OBS_SPACE, action_space=ACT_SPACE, **kw)
 
 
-def record(writer: SessionWriter, seed: int, *, finish: bool = True, steps: int | None = None,
+def record_episode(writer: SessionWriter, seed: int, *, finish: bool = True, steps: int | None = None,
            step_hook=None):
     """Record the synthetic episode ``seed``: every step labelled (demo), terminated at the end."""
     n = episode_length(seed) if steps is None else steps
@@ -53,13 +59,13 @@ def record(writer: SessionWriter, seed: int, *, finish: bool = True, steps: int 
 
 
 def make_session(path: Path, seeds) -> Path:
-    with open_writer(path) as w:
+    with make_writer(path) as w:
         for s in seeds:
-            record(w, s)
+            record_episode(w, s)
     return path
 
 
-def check_episode(ep, *, allow_incomplete: bool = True) -> None:
+def assert_episode(ep, *, allow_incomplete: bool = True) -> None:
     """Assert an Episode read back matches its synthetic definition (a prefix if incomplete)."""
     seed = ep.meta.seed
     incomplete = ep.meta.attrs.get("incomplete", False)
@@ -82,3 +88,16 @@ def check_episode(ep, *, allow_incomplete: bool = True) -> None:
     assert set(eff) >= set(range(n))
     for t in range(n):
         assert int(eff[t].action) == label_at(seed, t)
+
+
+def make_observation_only_recording(path: Path, env_id: str, episodes: int, seed: int = 1000) -> Path:
+    """An observation-only session (no actions) of the scripted expert, as a watch-only demo would be."""
+    space, seqs, _ = expert_rollouts(env_id, episodes, seed=seed)
+    action_space = gym.make(env_id).action_space
+    with SessionWriter(path, env_id=env_id, observation_space=space, action_space=action_space) as writer:
+        for seq in seqs:
+            rec = writer.begin_episode(seq[0])
+            for t in range(1, len(seq)):
+                rec.observe(seq[t], terminated=t == len(seq) - 1)
+            rec.finish()
+    return path

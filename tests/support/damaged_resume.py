@@ -65,7 +65,7 @@ def _truncate(p: Path) -> None:
     p.write_bytes(p.read_bytes()[: max(1, p.stat().st_size // 2)])
 
 
-def cases(folder: Path, json_files: list[str], policy_dir: str, *, per_file: int = 12, seed: int = 0) -> list[Case]:
+def make_cases(folder: Path, json_files: list[str], policy_dir: str, *, per_file: int = 12, seed: int = 0) -> list[Case]:
     """The corpus for one session: raw and per-key damage of each JSON file, and a damaged policy."""
     rng = random.Random(seed)
     out: list[Case] = []

@@ -29,7 +29,7 @@ STEPS = 8
 EPISODE = "episodes/ep_000000.h5"
 
 
-def build_base(path: Path) -> Path:
+def make_base_session(path: Path) -> Path:
     """The valid session every case starts from."""
     rng = np.random.default_rng(0)
     with SessionWriter(path, env_id=ENV_ID, observation_space=OBS_SPACE, action_space=ACT_SPACE) as w:
@@ -407,7 +407,7 @@ for _name, _fn, _big in PACKED_CASES:
     case(f"packed file {_name}", crafted_size=_big)(_packed(_fn))
 
 
-def fresh_copy(base: Path, dest: Path) -> Path:
+def make_fresh_copy(base: Path, dest: Path) -> Path:
     shutil.copytree(base, dest, symlinks=True)
     return dest
 
@@ -464,7 +464,7 @@ def run_case(c: Case, base: Path, root: Path, timeout_s: int = 20) -> dict[str, 
 
     from ilcore.errors import UserError
 
-    session = fresh_copy(base, root / "s")
+    session = make_fresh_copy(base, root / "s")
     paths = c.build(session)
     scratch = root / "scratch"
     scratch.mkdir()
@@ -498,7 +498,7 @@ def run_named(out: Path, limit_bytes: int | None = None) -> list[dict[str, Any]]
 
     if limit_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-    base = build_base(out / "base")
+    base = make_base_session(out / "base")
     results = []
     for i, c in enumerate(CASES):
         root = out / f"case_{i:03d}"
@@ -510,6 +510,6 @@ def run_named(out: Path, limit_bytes: int | None = None) -> list[dict[str, Any]]
 if __name__ == "__main__":
     import sys
 
-    # python -m tests.ilcore.data.corpus OUT_DIR RESULTS.json [MEMORY_LIMIT_BYTES]
+    # python -m tests.support.damaged_recordings OUT_DIR RESULTS.json [MEMORY_LIMIT_BYTES]
     results = run_named(Path(sys.argv[1]), int(sys.argv[3]) if len(sys.argv) > 3 else None)
     Path(sys.argv[2]).write_text(json.dumps(results, indent=1))

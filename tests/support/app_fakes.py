@@ -3,7 +3,7 @@
 A mode does everything to env, learner and data through its session (``app/session.py``); these
 fakes give a mode the same surface with a scripted world and no ilcore behind it: no env to make,
 no policy to train, no folder, no trainer process. Tests that need the real glue (the recording,
-the controller's counts, the trainer) use ``make_app`` in ``conftest.py`` instead.
+the controller's counts, the trainer) use ``make_app`` in ``tests/app/conftest.py`` instead.
 
 - :class:`FakeSession` stands in for :class:`app.session.Session` (the DAgger plan's modes).
 - :class:`FakeOneShotSession` stands in for :class:`app.session.OneShotSession`.
