@@ -179,6 +179,7 @@ def test_gamepad_hotplug_through_the_loop_drives_a_demo(make_app):
     assert h.loop.stats.input_events == h.loop.stats.input_events_handled == 5
 
 
+@pytest.mark.slow
 def test_gamepad_trigger_takes_over_in_a_dagger_round(make_app):
     h = make_app(demo_episodes=1, query="none", max_episode_steps=40)
     press(pygame.K_RIGHT)

@@ -19,6 +19,7 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 tables = st.dictionaries(st.one_of(st.sampled_from(GAMEPAD_ENTRIES), st.text(max_size=6)), values, max_size=5)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(data=st.one_of(tables, values), space=st.sampled_from(SPACES))
 def test_any_table_is_a_config_or_one_sentence(data, space):

@@ -114,6 +114,7 @@ def _refusal(tmp_path, *args):
     return proc, out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, fragment", [
     (["--env", "FrozenLake-v1", "--env-kwargs", '{"render_mode": "ansi"}'], "render_mode 'ansi'"),
     (["--env", "HalfCheetah-v3"], "HalfCheetah-v3 cannot be made here"),
@@ -139,6 +140,7 @@ def test_bad_envs_and_options_are_one_line_and_create_no_folder(tmp_path, args, 
     assert not out.exists()  # nothing blocks the corrected command
 
 
+@pytest.mark.slow
 def test_after_a_refused_keymap_the_corrected_command_reuses_the_folder(tmp_path):
     keymap = tmp_path / "k.toml"
     keymap.write_text("[keys]\nleft = 7\n")

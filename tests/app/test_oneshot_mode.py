@@ -118,6 +118,7 @@ def tiny_run(tmp_path_factory, tiny_policy):
     return save_policy(tiny_policy, tmp_path_factory.mktemp("oneshot") / "run")
 
 
+@pytest.mark.slow
 def test_main_oneshot_simulated_records_a_demo_and_watches(tmp_path, tiny_run, capsys):
     from app.__main__ import main
     from ilcore.data import open_recording

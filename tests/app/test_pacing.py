@@ -152,6 +152,7 @@ class FakeClock:
         return self.frame_ms
 
 
+@pytest.mark.slow
 def test_the_loop_shows_the_slowdown_in_the_hud_and_steps_evenly(make_app):
     h = make_app(env_id="MountainCar-v0", max_episode_steps=1000)  # no early end while a key is held
     seen: list = []

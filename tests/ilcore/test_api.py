@@ -13,6 +13,7 @@ def _fresh_python(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
 
 
+@pytest.mark.slow
 def test_import_ilcore_is_cheap_and_names_load_on_use():
     out = _fresh_python(
         "import sys, ilcore\n"

@@ -35,6 +35,7 @@ def test_t_quantiles_match_tables():
         assert student_t_quantile(0.975, dof) == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_t_quantiles_match_scipy_when_available():
     stats = pytest.importorskip("scipy.stats")
     for dof in (1, 7, 500):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from ilcore.runtime import OMP_WAIT_POLICY, configure_threads
 
 
@@ -20,6 +22,7 @@ def test_wait_policy_defaults_to_passive_and_a_users_choice_wins(monkeypatch):
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
+@pytest.mark.slow
 def test_cli_sets_the_policy_before_torch_loads_openmp():
     """OpenMP reads the policy once, when torch loads it: the CLI must set it before importing torch."""
     code = ("import os, sys\n"

@@ -68,6 +68,7 @@ def test_box_head_lowers_nll_and_matches_pendulum_actions(head):
         assert (error > 1.0).mean() < 0.15, (error > 1.0).mean()
 
 
+@pytest.mark.slow
 def test_per_sample_weights_decide_which_labels_count(cartpole_demos):
     data = cartpole_demos
     n = len(data)
@@ -155,6 +156,7 @@ def test_should_stop_mid_epoch_ends_the_trainer_without_a_report():
     assert result.interrupted and result.history["epoch"] == [] and result.final_state is None
 
 
+@pytest.mark.slow
 def test_patience_stops_training_when_validation_stops_improving():
     data = make_pendulum_demos(400, seed=3)
     # lr so high the loss cannot keep improving for 40 epochs.
@@ -163,6 +165,7 @@ def test_patience_stops_training_when_validation_stops_improving():
     assert len(result.history["epoch"]) == result.best_epoch + 2
 
 
+@pytest.mark.slow
 def test_warm_start_keeps_normalisation_and_bumps_version(cartpole_demos):
     first = train_bc(cartpole_demos, BCConfig(epochs=1, hidden=(16,), seed=0), progress=False).policy
     assert first.version == 1

@@ -18,6 +18,7 @@ def _same_weights(a: Policy, b: Policy) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nll_beta", [0.0, 1.0])
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path, nll_beta):
     data = make_pendulum_demos(600, seed=0)

@@ -88,6 +88,7 @@ def test_train_bc_refuses_a_foreign_non_empty_folder_and_a_file(tmp_path, capsys
     assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["cat.jpg"]
 
 
+@pytest.mark.slow
 def test_train_bc_may_overwrite_an_earlier_run(tmp_path, capsys):
     data = make_session(tmp_path / "data", [0, 1, 2])
     run = tmp_path / "run"

@@ -54,6 +54,7 @@ EXPECTED_TAGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The inverse dynamics model learned little")
 @pytest.mark.parametrize("name", sorted(EXPECTED_TAGS))
 def test_logdir_writes_the_tag_scheme_while_training(name, tmp_path, cartpole_observations, cartpole_bc, capsys):

@@ -31,6 +31,7 @@ def _error_line(capsys) -> str:
     return err[0]
 
 
+@pytest.mark.slow
 def test_train_tcn_then_finetune_on_its_reward(tmp_path, capsys, mountaincar_demo, mountaincar_tcn):
     from ilcore.algos.lfo.tcn import TimeContrastiveEmbedding
     from ilcore.policies import Policy
@@ -50,6 +51,7 @@ def test_train_tcn_then_finetune_on_its_reward(tmp_path, capsys, mountaincar_dem
     assert Policy.load(out).meta["algo"] == "ppo"
 
 
+@pytest.mark.slow
 def test_train_tcn_json_summary(tmp_path, capsys, mountaincar_demo):
     code = main(["train", "tcn", "--data", str(mountaincar_demo), "--out", str(tmp_path / "t"), "--steps", "5",
                  "--seed", "3", "--json"])

@@ -65,6 +65,7 @@ def test_train_then_eval_from_a_recording(recording, tmp_path, capsys):
     assert "mean return" in out and "95% CI" in out and "success rate" in out
 
 
+@pytest.mark.slow
 def test_eval_on_an_env_with_other_spaces_is_one_line(recording, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "bc", "--data", str(recording), "--out", str(run), "--epochs", "1", "--hidden", "8",

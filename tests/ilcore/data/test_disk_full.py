@@ -202,6 +202,7 @@ def _one_error_line(res: subprocess.CompletedProcess[str]) -> str:
     return err[err.index("error:"):].splitlines()[0]
 
 
+@pytest.mark.slow
 def test_record_on_a_full_tmpfs_stops_with_one_line(small_fs):
     out = small_fs / "rec"
     res = _cli("record", "--env", "CartPole-v1", "--episodes", "400", "--out", str(out), cwd=small_fs)
@@ -235,6 +236,7 @@ def test_session_writer_on_a_full_tmpfs_keeps_episodes_and_labels(small_fs):
     assert [lab.step for lab in rec.load_episode(ids[0]).labels if lab.source == "human"][0] == 1
 
 
+@pytest.mark.slow
 def test_train_bc_out_on_a_full_tmpfs_leaves_no_temp(small_fs, tmp_path):
     from tests.support.recordings import make_session
 

@@ -108,6 +108,7 @@ H5_VALUES = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=st.sampled_from(ATTR_NAMES), value=H5_VALUES, where=st.sampled_from(["/", "labels"]))
 def test_episode_attribute_mutations(base, tmp_path_factory, name, value, where):
@@ -125,6 +126,7 @@ DATASETS = ["observations", "actions", "actors", "rewards", "wall_time", "infos/
             "labels/source", "labels/reason", "labels/round", "labels/latency_ms", "labels/time"]
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=st.sampled_from(DATASETS), length=st.integers(0, 12), width=st.integers(0, 6),
        dtype=st.sampled_from(["f4", "f8", "i8", "u1", "i1", "S4", "bool"]),
@@ -178,6 +180,7 @@ CLI_SAMPLE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,argv", CLI_SAMPLE, ids=[n for n, _ in CLI_SAMPLE])
 def test_cli_refuses_in_one_line(base, tmp_path, name, argv):
     s = corpus.make_fresh_copy(base, tmp_path / "s")

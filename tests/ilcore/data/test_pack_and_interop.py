@@ -98,6 +98,7 @@ def test_minari_export_loads_with_minari_and_imports_back(tmp_path, monkeypatch)
         assert {lab.reason for lab in ep2.labels} == {"demo"} and len(ep2.effective_labels()) == ep2.length
 
 
+@pytest.mark.slow
 def test_minari_datacollector_dataset_imports(tmp_path, monkeypatch):
     minari = pytest.importorskip("minari")
     pytest.importorskip("jax", reason="minari's DataCollector needs minari[create] (jax)")

@@ -90,6 +90,7 @@ def test_frame_batches_read_per_member_rows_in_worker_processes(session):
         rows = [r[:, ::-1].copy() for r in rows]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 1])
 def test_streamed_training_matches_in_memory(session, workers):
     data = load_transitions(session, valid_fraction=0.2, seed=1)
@@ -114,6 +115,7 @@ def test_steps_per_epoch_caps_minibatches(session):
         BCConfig(steps_per_epoch=0).check()
 
 
+@pytest.mark.slow
 def test_stream_learns_the_image_task(tmp_path):
     """The action is visible only in the image; streamed BC must learn it (seeded, real progress)."""
     path = write_session(tmp_path / "learn", episodes=8, steps=24, relabel=False)

@@ -43,7 +43,11 @@ def _batch(space: gym.Space, n: int, seed: int = 0):
     return samples, stack(space, samples)
 
 
-@pytest.mark.parametrize("obs_name", sorted(OBS_SPACES))
+@pytest.mark.parametrize("obs_name", [
+    # Observations with image leaves build a CNN per case (about 0.8 s of CPU each): the full run only.
+    pytest.param(name, marks=pytest.mark.slow) if name in ("image", "small-image", "dict") else name
+    for name in sorted(OBS_SPACES)
+])
 @pytest.mark.parametrize("act_name", sorted(ACTION_SPACES))
 def test_every_space_gives_actions_of_the_space_and_survives_a_round_trip(obs_name, act_name, tmp_path):
     obs_space = OBS_SPACES[obs_name]

@@ -72,6 +72,7 @@ print(json.dumps({"action": net(*inputs).tolist(), "paths": [i["path"] for i in 
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("obs_space, act_space", [
     (spaces.Box(-5, 5, (3,), np.float32), spaces.Box(-2, 2, (1,), np.float32)),
     (DICT_SPACE, spaces.Discrete(3)),

@@ -43,6 +43,7 @@ def test_the_encoder_is_the_tcn_encoder_and_matching_copies_the_tcn_budget():
     assert shapes(ae.cnn) == shapes(tcn.cnn) and shapes(ae.code) == shapes(tcn.head)
 
 
+@pytest.mark.slow
 def test_two_view_training_pools_both_views_and_odd_sizes_reconstruct_to_shape():
     rng = np.random.default_rng(2)
     video = rng.integers(0, 256, (2, 12, 20, 18, 3), dtype=np.uint8)  # two views, 20x18 frames

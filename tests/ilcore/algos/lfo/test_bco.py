@@ -108,6 +108,7 @@ def test_sticky_random_actions_hold_each_draw_for_about_one_over_one_minus_p_ste
         BCOConfig(labels="hard").check()
 
 
+@pytest.mark.slow
 def test_bco_alpha_with_sticky_exploration_and_rollout_noise_runs_and_never_uses_true_actions():
     demos = make_expert_demos("CartPole-v1", 1)
     labels = demos.true_actions.copy()

@@ -48,6 +48,7 @@ def _saved_policy(folder, env_id):
     return folder
 
 
+@pytest.mark.slow
 def test_sticky_exploration_and_rollout_epsilon_reach_bco(cartpole_session, tmp_path, capsys, bco_calls):
     run = tmp_path / "run"
     code = main(["train", "bco", "--data", str(cartpole_session), "--out", str(run), "--exploration", "sticky",

@@ -88,6 +88,7 @@ def test_sync_and_async_vectors_collect_the_same_transitions():
         np.testing.assert_array_equal(nxt[rows[:-1]], obs[rows[1:]])
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The inverse dynamics model learned little")
 def test_run_bco_with_async_envs_matches_in_process_envs():
     demos = make_expert_demos("CartPole-v1", 1)

@@ -28,6 +28,7 @@ def test_pair_space_for_vectors_is_state_and_change():
     assert set(pair_space(img).spaces) == {"s", "s_next"}
 
 
+@pytest.mark.slow
 def test_idm_accuracy_on_cartpole_is_far_above_chance(tmp_path):
     env, (obs, actions, next_obs, episode) = random_experience("CartPole-v1", 1500)
     result = train_idm(obs, actions, next_obs, observation_space=env.observation_space,
@@ -47,6 +48,7 @@ def test_idm_accuracy_on_cartpole_is_far_above_chance(tmp_path):
     np.testing.assert_array_equal(again.predict(obs2, next2), result.idm.predict(obs2, next2))
 
 
+@pytest.mark.slow
 def test_idm_on_box_actions_beats_guessing():
     env, (obs, actions, next_obs, episode) = random_experience("Pendulum-v1", 2000)
     result = train_idm(obs, actions, next_obs, observation_space=env.observation_space,
@@ -72,6 +74,7 @@ def test_idm_refuses_empty_data():
                   observation_space=box, action_space=gym.spaces.Discrete(2))
 
 
+@pytest.mark.slow
 def test_an_idm_that_ignores_its_input_is_reported(recwarn):
     env, (obs, actions, next_obs, episode) = random_experience("CartPole-v1", 600)
     cfg = BCConfig(epochs=3, hidden=(16,), batch_size=128, patience=None, seed=0)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ilcore.cli.main import main
 from ilcore.policies import Policy
 from tests.support.demos import make_weak_cartpole_demos, make_weak_cartpole_policy
 
 
+@pytest.mark.slow
 def test_finetune_cli_writes_a_loadable_checkpoint(tmp_path, capsys):
     bc_dir = tmp_path / "bc"
     make_weak_cartpole_policy(make_weak_cartpole_demos()).save(bc_dir)

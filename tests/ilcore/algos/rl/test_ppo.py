@@ -54,6 +54,7 @@ def test_finetuning_improves_a_weak_bc_policy_on_cartpole(weak_bc, tmp_path):
     assert (tmp_path / "curve.png").stat().st_size > 0 and (tmp_path / "history.json").is_file()
 
 
+@pytest.mark.slow
 def test_value_warmup_trains_the_critic_and_freezes_the_actor(weak_bc):
     _, bc = weak_bc
     policy = _copy(bc)
@@ -67,6 +68,7 @@ def test_value_warmup_trains_the_critic_and_freezes_the_actor(weak_bc):
     assert all(w == 1.0 for w in result.history["warmup"])
 
 
+@pytest.mark.slow
 def test_bc_regulariser_weight_decays_geometrically(weak_bc):
     demo, bc = weak_bc
     cfg = PPOConfig(**{**CARTPOLE, "num_envs": 4, "n_steps": 32, "epochs": 1}, bc_weight=0.5, bc_decay=0.5,
@@ -77,6 +79,7 @@ def test_bc_regulariser_weight_decays_geometrically(weak_bc):
     np.testing.assert_allclose(result.history["bc_weight"], 0.5 * 0.5 ** np.arange(k))
 
 
+@pytest.mark.slow
 def test_an_ensemble_policy_trains_every_member_with_kl_to_bc():
     import gymnasium as gym
 
@@ -127,6 +130,7 @@ def test_clipped_surrogate_stays_finite_for_a_sample_in_the_far_tail():
     assert all(torch.isfinite(p.grad).all() for p in policy.parameters() if p.grad is not None)
 
 
+@pytest.mark.slow
 def test_obs_norm_steps_fit_a_fresh_policy_on_random_play_and_count_in_the_budget():
     cfg = PPOConfig(num_envs=2, n_steps=32, epochs=1, obs_norm_steps=300, eval_every=64, eval_episodes=1, seed=0)
     result = train_ppo("MountainCar-v0", 364, cfg, progress=False)
@@ -179,6 +183,7 @@ def test_trainer_step_updates_the_networks_and_reports_one_iteration():
     assert result.env_steps == trainer.env_steps > report.env_steps and result.policy.version == 1
 
 
+@pytest.mark.slow
 def test_train_ppo_is_the_trainer_stepped_to_the_budget():
     cfg = PPOConfig(num_envs=2, n_steps=32, epochs=1, batch_size=16, eval_episodes=0, seed=2)
     by_function = train_ppo("CartPole-v1", 128, cfg, progress=False)

@@ -64,6 +64,7 @@ def test_weight_decays_after_each_episode_and_extra_rewards_add_up():
     assert shaped.weight == 0.5
 
 
+@pytest.mark.slow
 def test_vector_wrapper_matches_and_skips_the_reset_step():
     n_envs, lam = 3, 0.8
     make = lambda: gym.make("CartPole-v1")  # noqa: E731

@@ -62,6 +62,7 @@ def _train_with_spy(monkeypatch: pytest.MonkeyPatch, env_reward_weight: float):
     return result, spy.steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_reward_weight", [0.0, 0.5])
 def test_ppo_sees_exactly_the_imitation_reward_on_each_envs_own_clock(monkeypatch, env_reward_weight):
     result, steps = _train_with_spy(monkeypatch, env_reward_weight)
