@@ -264,7 +264,8 @@ def evaluate(
     returns = np.array([r[0] for r in flat], dtype=np.float64)
     lengths = np.array([r[1] for r in flat], dtype=np.int64)
     flags = [r[2] for r in flat]
-    success_rate = None if any(f is None for f in flags) else float(np.mean(flags))
+    known = [f for f in flags if f is not None]
+    success_rate = float(np.mean(known)) if len(known) == len(flags) else None
     mean, ci = mean_ci95(returns)
     return EvalResult(mean_return=mean, ci95=ci, returns=returns, lengths=lengths,
                       success_rate=success_rate, episodes=len(returns))

@@ -89,7 +89,7 @@ def writing(action: str) -> Iterator[None]:
         raise storage_error(exc, action) from None
 
 
-def atomic_write(path: str | os.PathLike[str], fill: Callable[[IO[bytes]], None], *,
+def atomic_write(path: str | os.PathLike[str], fill: Callable[[IO[bytes]], object], *,
                  what: str | None = None) -> Path:
     """Write ``path`` atomically: ``fill(fh)`` writes the bytes into a temp file, then fsync,
     ``os.replace`` and an fsync of the folder. On any failure the temp file is removed; an
@@ -104,7 +104,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | bytearray | m
     return atomic_write(path, lambda fh: fh.write(data), what=what)
 
 
-def write_files_atomic(items: Sequence[tuple[Path, bytes | bytearray | memoryview | Callable[[IO[bytes]], None]]],
+def write_files_atomic(items: Sequence[tuple[Path, bytes | bytearray | memoryview | Callable[[IO[bytes]], object]]],
                        *, what: str | None = None) -> None:
     """Write several files so that none is replaced unless all of them were written.
 

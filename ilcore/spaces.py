@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from gymnasium import spaces
@@ -104,7 +104,7 @@ def space_to_json(space: spaces.Space) -> dict[str, Any]:
         }
     if isinstance(space, spaces.MultiBinary):
         n = space.n
-        return {"type": "MultiBinary", "n": int(n) if np.isscalar(n) else [int(v) for v in n]}
+        return {"type": "MultiBinary", "n": int(n) if isinstance(n, (int, np.integer)) else [int(v) for v in n]}
     if isinstance(space, spaces.Dict):
         for key in space.spaces:
             _check_key(key)
@@ -213,10 +213,10 @@ def _space_from_json(d: Any, depth: int, counter: list[int]) -> spaces.Space:
             raise _SpaceError("MultiDiscrete nvec is not a non-empty array of integers")
         if np.any(nvec < 1) or np.any(nvec > np.iinfo(dtype).max):
             raise _SpaceError(f"MultiDiscrete nvec holds a value outside [1, {np.iinfo(dtype).max}]")
-        start = np.asarray(d.get("start", 0))
-        if start.dtype.kind not in "iu":
+        starts = np.asarray(d.get("start", 0))
+        if starts.dtype.kind not in "iu":
             raise _SpaceError("MultiDiscrete start is not an integer array")
-        return spaces.MultiDiscrete(nvec.astype(dtype), dtype=dtype, start=start.astype(dtype))
+        return spaces.MultiDiscrete(nvec.astype(dtype), dtype=dtype, start=starts.astype(dtype))
     if kind == "MultiBinary":
         n = d["n"]
         if isinstance(n, list):
@@ -274,6 +274,7 @@ def leaf_shape(space: spaces.Space) -> tuple[int, ...]:
     """Shape of one sample of a leaf (without the batch axis)."""
     if isinstance(space, spaces.Discrete):
         return ()
+    assert space.shape is not None, "every leaf space other than Discrete has a shape"
     return tuple(space.shape)
 
 
@@ -291,6 +292,7 @@ def flat_items(space: spaces.Space, prefix: str = "") -> list[tuple[str, spaces.
     """Every leaf of ``space`` with its flat path, in the space's order."""
     if is_leaf(space):
         return [(prefix, space)]
+    items: Iterable[tuple[str, spaces.Space]]
     if isinstance(space, spaces.Dict):
         items = space.spaces.items()
     elif isinstance(space, spaces.Tuple):

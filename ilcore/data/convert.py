@@ -80,7 +80,7 @@ def export_minari(
             raise UserError(f"{root} exists and is not a folder; --out names the Minari datasets folder.")
         if (root / dataset_id).exists():
             raise UserError(f"{root / dataset_id} already exists; choose another dataset id or remove it first.")
-    buffers = []
+    buffers: list[Any] = []  # minari EpisodeBuffers (minari has no type information)
     for i, ep in enumerate(rec.episodes()):
         if ep.actions is None or ep.length == 0:
             continue

@@ -66,7 +66,7 @@ class LazyFrames:
 
     def __getitem__(self, index: Any) -> np.ndarray:
         if isinstance(index, (int, np.integer)):
-            return self._read(self._view[[index]])[0]
+            return self._read(self._view[np.asarray([index])])[0]
         return self._read(np.atleast_1d(self._view[index]))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -285,8 +285,8 @@ def load_transitions(
                     name = fmt.leaf_name("observations", path)
                     if path in lazy_paths:
                         fmt.open_dataset(g, name, where, (length + 1, *sp.leaf_shape(leaf)))  # read later, frame by frame
-                        full = name if h.name == "/" else f"{h.name}/{name}"
-                        lazy_segments[path].append((h.file, full, length + 1))
+                        dataset_path = name if h.name == "/" else f"{h.name}/{name}"
+                        lazy_segments[path].append((h.file, dataset_path, length + 1))
                     else:
                         part = fmt.read_dataset(g, name, where, (length + 1, *sp.leaf_shape(leaf)))
                         check_observations(part, where)

@@ -19,7 +19,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, TypeGuard
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def label_from_record(rec: dict[str, Any], action_space: "gym_spaces.Space", epi
     )
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

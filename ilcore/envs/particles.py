@@ -264,10 +264,10 @@ def render_frame(env: ParticleSequenceEnv, size: int = 256) -> np.ndarray:
     tile = strip - 4
     for k, lm in enumerate(env.task):
         x0, y0 = 4 + k * (tile + 6), 2
-        colour = np.array(LANDMARK_COLOURS[lm])
+        tile_colour = np.array(LANDMARK_COLOURS[lm])
         if k < env.stage:
-            colour = (colour * 0.35 + 30 * 0.65).astype(np.uint8)
-        img[y0 : y0 + tile, x0 : x0 + tile] = colour
+            tile_colour = (tile_colour * 0.35 + 30 * 0.65).astype(np.uint8)
+        img[y0 : y0 + tile, x0 : x0 + tile] = tile_colour
         if k == env.stage:
             img[y0 : y0 + tile, x0 : x0 + 2] = 255
             img[y0 : y0 + tile, x0 + tile - 2 : x0 + tile] = 255

@@ -24,6 +24,15 @@ from gymnasium import spaces
 from ilcore.errors import ConfigError
 
 
+def render_rgb(env: Any) -> np.ndarray:
+    """``env.render()`` of an env made with ``render_mode="rgb_array"``: one ``(H, W, 3)`` frame."""
+    frame = env.render()
+    if not isinstance(frame, np.ndarray):
+        raise ConfigError(f"The env's render() gave {type(frame).__name__}, not an RGB frame: "
+                          "make it with render_mode='rgb_array'.")
+    return frame
+
+
 def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Area-average resize of ``(H, W, C)`` uint8 to ``(h, w, C)`` uint8, ``size = (h, w)``.
 
@@ -114,7 +123,7 @@ class ImageView:
 
     def output_shape(self, frame_shape: Sequence[int]) -> tuple[int, int, int]:
         """The shape this view gives for input frames of ``frame_shape`` (H, W, C)."""
-        return tuple(self(np.zeros(tuple(frame_shape), np.uint8)).shape)  # type: ignore[return-value]
+        return tuple(self(np.zeros(tuple(frame_shape), np.uint8)).shape)
 
 
 @dataclass(frozen=True)
@@ -184,7 +193,7 @@ class PixelObservation(gym.ObservationWrapper):
 
     def frame(self) -> np.ndarray:
         """The current frame as this wrapper shows it, ``(h, w, 3)`` uint8."""
-        return self.view(resize_frame(self.env.render(), self.size))
+        return self.view(resize_frame(render_rgb(self.env), self.size))
 
     def observation(self, observation: Any) -> np.ndarray:
         # The state has already advanced when this is called, so the render matches it.
@@ -230,7 +239,7 @@ def render_view(view: ImageView, size: tuple[int, int] = (64, 64)) -> Any:
     ``render_mode="rgb_array"``)."""
 
     def frame(_obs: Any, env: gym.Env) -> np.ndarray:
-        return view(resize_frame(env.render(), size))
+        return view(resize_frame(render_rgb(env), size))
 
     return frame
 
@@ -258,7 +267,7 @@ class _RenderOnce:
 
     def render(self) -> np.ndarray:
         if self._frame is None:
-            self._frame = self._env.render()
+            self._frame = render_rgb(self._env)
         return self._frame
 
     def __getattr__(self, name: str) -> Any:

@@ -149,5 +149,6 @@ class NoisyExpert(Expert):
             if self.rng.random() < self.noise:
                 return int(space.start + self.rng.integers(space.n))
             return action
+        assert isinstance(space, gym.spaces.Box)  # __init__ refused every other space
         noisy = np.asarray(action, dtype=np.float64) + self.rng.normal(size=space.shape) * self._sigma
         return np.clip(noisy, space.low, space.high).astype(space.dtype)

@@ -97,7 +97,8 @@ class CarRacingExpert(Expert):
         """(3,) float32 [steer in [-1, 1] (+ is right), gas in [0, 1], brake in [0, 1]]."""
         self._geometry()
         g = self.gains
-        hull = self.env.car.hull
+        car = self.env.car  # type: ignore[attr-defined]  # CarRacing's Box2D car, not part of gym.Env
+        hull = car.hull
         position = np.array(hull.position, dtype=np.float64)
         angle = float(hull.angle)
         forward = np.array([-math.sin(angle), math.cos(angle)])  # the hull's local +y axis
@@ -133,7 +134,7 @@ class CarRacingExpert(Expert):
             target = min(target, g.recovery_speed)  # turning round or on grass: grip is low
         # Traction control: spinning rear wheels (a learner may leave the car in a donut) give
         # no grip, so gas is cut until the wheel surface speed is back near the car's speed.
-        rear_wheels = self.env.car.wheels[2:4]
+        rear_wheels = car.wheels[2:4]
         wheel_speed = float(np.mean([w.omega * w.wheel_rad for w in rear_wheels]))
         ground_speed = float(np.linalg.norm(np.array(hull.linearVelocity, dtype=np.float64)))
         spinning = wheel_speed > ground_speed + g.max_wheel_slip

@@ -63,7 +63,7 @@ class LunarLanderExpert(Expert):
         self.continuous = isinstance(action_space, gym.spaces.Box)
         self.gains = gains or (CONTINUOUS_GAINS if self.continuous else DISCRETE_GAINS)
         # Instance attribute: the figure depends on the action space.
-        self.documented_return = self.DOCUMENTED_RETURNS["continuous" if self.continuous else "discrete"]  # type: ignore[misc]
+        self.documented_return = self.DOCUMENTED_RETURNS["continuous" if self.continuous else "discrete"]
 
     def commands(self, obs: np.ndarray) -> tuple[float, float]:
         """(attitude command, altitude command) for one observation; positive = fire."""

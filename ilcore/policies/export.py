@@ -37,15 +37,19 @@ SPEC_FILE = "ilcore.json"
 class DeterministicPolicy(nn.Module):
     """``forward(*leaves) -> action``: the policy's ensemble action, clipped to the action bounds."""
 
+    low: torch.Tensor  # buffers registered in __init__ for Box actions (the module is traced)
+    high: torch.Tensor
+
     def __init__(self, policy: Policy) -> None:
         super().__init__()
         self.policy = policy
         self.paths = [p for p, _ in ispaces.flat_items(policy.observation_space)]
         self.dtypes = [policy._obs_dtypes[p] for p in self.paths]
-        self.box = isinstance(policy.action_space, gspaces.Box)
-        if self.box:
-            low = np.asarray(policy.action_space.low, np.float32)
-            high = np.asarray(policy.action_space.high, np.float32)
+        space = policy.action_space
+        self.box = isinstance(space, gspaces.Box)
+        if isinstance(space, gspaces.Box):
+            low = np.asarray(space.low, np.float32)
+            high = np.asarray(space.high, np.float32)
             self.register_buffer("low", torch.as_tensor(low))
             self.register_buffer("high", torch.as_tensor(high))
 

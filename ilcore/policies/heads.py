@@ -246,6 +246,9 @@ class CategoricalHead(nn.Module):
     choice 0 per dimension; action_shape: the shape of one env action (() for Discrete).
     """
 
+    start: torch.Tensor  # buffers registered in __init__, declared here for the type checker
+    pad_index: torch.Tensor
+
     def __init__(self, ensemble: int, features: int, nvec: Sequence[int], start: Sequence[int],
                  action_shape: tuple[int, ...]) -> None:
         super().__init__()
@@ -280,6 +283,9 @@ class GaussianHead(nn.Module):
 
     With ``mse=True`` only the mean is produced and the distribution is a :class:`MeanDist`.
     """
+
+    center: torch.Tensor  # buffers registered in __init__, declared here for the type checker
+    half_range: torch.Tensor
 
     def __init__(self, ensemble: int, features: int, low: np.ndarray, high: np.ndarray, *, mse: bool = False) -> None:
         super().__init__()

@@ -103,7 +103,7 @@ class ObservationEncoder(nn.Module):
         width = 0
         for i, (path, leaf) in enumerate(ispaces.flat_items(space)):
             if ispaces.is_image(leaf):
-                self.cnns[str(i)] = EnsembleCNN(ensemble, leaf.shape, cnn_features)
+                self.cnns[str(i)] = EnsembleCNN(ensemble, ispaces.leaf_shape(leaf), cnn_features)
                 self.leaves.append((path, "image", str(i)))
                 width += cnn_features
             elif isinstance(leaf, gspaces.Box):
