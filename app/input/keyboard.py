@@ -32,9 +32,6 @@ class KeyboardDevice(Device):
         """The action for the keys held now (the keymap's noop when none)."""
         return self.keymap.action_for(self.pressed)
 
-    def is_moving(self) -> bool:
-        return self._combo is not None
-
     def handle(self, event: pygame.event.Event) -> list[Intent]:
         out: list[Intent] = []
         if event.type == pygame.KEYDOWN:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Iterable
+from typing import Any
 
 from app.input.base import Autopilot
 from app.input.intents import Intent
@@ -25,10 +25,6 @@ class MockDevice(Autopilot):
     def push(self, *intents: Intent) -> None:
         """Queue intents to come out together on one frame."""
         self._frames.append(list(intents))
-
-    def push_frames(self, frames: Iterable[Iterable[Intent]]) -> None:
-        for frame in frames:
-            self._frames.append(list(frame))
 
     def poll(self, manager: Any = None) -> list[Intent]:
         return self._frames.popleft() if self._frames else []

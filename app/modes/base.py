@@ -79,7 +79,6 @@ class Mode:
         self.finished = False  # set when the mode's stage is complete; the manager waits for the person
         self.nothing_to_do = False  # the stage had nothing for the person (an empty review): moved past at once
         self.held_action: Any = None  # what the person is holding now (None = nothing)
-        self.held_device: str = "keyboard"
 
     def enter(self) -> None:
         self.finished = False

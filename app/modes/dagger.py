@@ -58,7 +58,6 @@ class DaggerMode(Mode):
         self.waiting_for_start = False  # a person starts the round (Enter); no round runs off screen
         self.hold = 0.0  # seconds the last frame of a finished episode stays up before the next starts
         self.fail_fast_alert = ""
-        self.round_asked_start = 0
 
     def query_mode(self) -> str:
         return self.session.controller.round_query_mode
@@ -91,7 +90,6 @@ class DaggerMode(Mode):
             return
         if k is IntentKind.MOVE:
             self.held_action = intent.value
-            self.held_device = intent.device
             # a key press answers a waiting query; a stick is confirmed with its button (LABEL)
             if self.pending is not None and intent.value is not None and intent.device != "gamepad" and not self.taking_over:
                 self._answer(intent.value)

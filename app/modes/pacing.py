@@ -39,7 +39,6 @@ class StepClock:
         self._acc = 0.0
         self._asked = 0.0  # decayed sums of steps asked for and dropped: pace = 1 - dropped / asked
         self._dropped = 0.0
-        self.last_dt = 0.0
 
     @property
     def rate(self) -> float:
@@ -54,7 +53,6 @@ class StepClock:
         return max(1, math.ceil(self.rate / DISPLAY_FPS - 1e-6))
 
     def steps(self, dt: float) -> int:
-        self.last_dt = dt
         asked = dt * self.rate
         self._acc += asked
         n = min(int(self._acc), self.max_steps_per_frame)

@@ -7,7 +7,6 @@ at once (fsync), so nothing answered here is lost if the app dies.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from app.input.intents import Intent, IntentKind
@@ -26,7 +25,6 @@ class ReviewMode(Mode):
         self.index = 0
         self.cursor = 0.0  # replay position (frame index, fractional while playing)
         self.playing = True
-        self.shown_at = time.monotonic()
         self.time = 0.0
         self.item_started = 0.0
         self.items: list[Query] = []

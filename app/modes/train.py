@@ -15,7 +15,6 @@ class TrainMode(Mode):
     def __init__(self, session: Any) -> None:
         super().__init__(session)
         self.version: int | None = None
-        self.last_frame = None
 
     def enter(self) -> None:
         super().enter()

@@ -94,11 +94,3 @@ def parse_schedule(text: str) -> Schedule:
             raise ConfigError(f"schedule {text!r} leaves [0, 1] (value {sched(k):g} at round {k})")
     return sched
 
-
-def schedule_to_json(schedule: Schedule) -> dict:
-    """A JSON-able description (kind + fields) of one of the schedules above."""
-    from dataclasses import asdict, is_dataclass
-
-    if not is_dataclass(schedule):
-        return {"kind": type(schedule).__name__}
-    return {"kind": type(schedule).__name__, **asdict(schedule)}
