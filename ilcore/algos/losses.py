@@ -46,8 +46,8 @@ class LossTerm(Protocol):
         ...
 
 
-def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """``(K, B)`` values and weights -> ``(K,)`` weighted means (a zero-weight batch gives 0)."""
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``(K, B)`` values and weights -> ``(K,)`` weighted means (an all-zero-weight row gives 0)."""
     if weights is None:
         return values.mean(1)
     return (values * weights).sum(1) / weights.sum(1).clamp_min(1e-12)
@@ -74,7 +74,7 @@ class NLL:
             scale = batch.dist.variance_weight(self.beta)
             if scale is not None:
                 nll = nll * scale
-        return _weighted_mean(nll, batch.weights)
+        return weighted_mean(nll, batch.weights)
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Entropy:
     name: str = "entropy"
 
     def __call__(self, batch: LossBatch) -> torch.Tensor:
-        return -_weighted_mean(batch.dist.entropy(), batch.weights)
+        return -weighted_mean(batch.dist.entropy(), batch.weights)
 
 
 @dataclass
@@ -143,7 +143,7 @@ class KLToReference:
             a = d.rsample()  # type: ignore[attr-defined]
             ref_lp = ref.log_prob(a.reshape(k * b, *a.shape[2:]) if shared else a)
             kl = d.log_prob(a) - (ref_lp.reshape(k, b) if shared else ref_lp)
-        return _weighted_mean(kl, batch.weights)
+        return weighted_mean(kl, batch.weights)
 
 
 @dataclass
@@ -206,7 +206,7 @@ class TotalLoss:
     def __init__(self, terms: Sequence[LossTerm]) -> None:
         self.terms = [t for t in terms if t.weight != 0]
         if not self.terms:
-            raise ValueError("TotalLoss needs at least one term with a non-zero weight")
+            raise ConfigError("TotalLoss needs at least one term with a non-zero weight.")
 
     def __call__(self, batch: LossBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(scalar loss summed over members, {term name: (K,) detached per-member value})."""

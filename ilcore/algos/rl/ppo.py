@@ -48,13 +48,14 @@ from ilcore import spaces as ispaces
 
 from ilcore.algos.batches import data_to_tensors
 from ilcore.algos.bc import make_adam
-from ilcore.algos.losses import BCRegularizer, Entropy, KLToReference, LossTerm, TotalLoss
+from ilcore.algos.lfo.bco import AgentExperience, collect_experience
+from ilcore.algos.losses import BCRegularizer, Entropy, KLToReference, LossTerm, TotalLoss, weighted_mean
 from ilcore.algos.rl.critic import Critic
-from ilcore.algos.rl.regularizers import ClippedSurrogate, DecayingWeight, PPOBatch, weighted_mean
+from ilcore.algos.rl.regularizers import ClippedSurrogate, DecayingWeight, PPOBatch
 from ilcore.algos.rl.shaping import RewardFn, VectorBCLogProbReward
 from ilcore.devices import resolve_device
 from ilcore.errors import ConfigError, UserError
-from ilcore.eval import env_spaces, evaluate, make_vector_env
+from ilcore.eval import env_spaces, evaluate, make_env, make_vector_env
 from ilcore.policies import Policy, make_policy
 from ilcore.policies import ObsTensors
 from ilcore.plots import save_return_curve
@@ -329,9 +330,6 @@ def _fit_normalisation_on_random_play(policy: Policy, env_id: str, env_kwargs: M
                                       steps: int, seed: int) -> int:
     """Fit ``policy``'s observation normalisation on ``steps`` steps of uniformly random actions;
     returns the env steps taken."""
-    from ilcore.algos.lfo.bco import AgentExperience, collect_experience
-    from ilcore.eval import make_env
-
     env = make_env(env_id, env_kwargs)
     env.action_space.seed(seed)
     played = AgentExperience()

@@ -14,15 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ilcore.algos.losses import LossBatch
+from ilcore.algos.losses import LossBatch, weighted_mean
 from ilcore.errors import ConfigError
-
-
-def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """``(K, B)`` values and weights -> ``(K,)`` weighted means (an all-zero-weight row gives 0)."""
-    if weights is None:
-        return values.mean(1)
-    return (values * weights).sum(1) / weights.sum(1).clamp_min(1e-12)
 
 
 @dataclass
@@ -55,7 +48,7 @@ class ClippedSurrogate:
 
     def __call__(self, batch: LossBatch) -> torch.Tensor:
         if not isinstance(batch, PPOBatch) or batch.old_log_prob is None or batch.advantages is None:
-            raise TypeError("ClippedSurrogate needs a PPOBatch with old_log_prob and advantages")
+            raise ConfigError("ClippedSurrogate needs a PPOBatch with old_log_prob and advantages.")
         # Bounded so one sample cannot make the loss infinite: a squashed action sampled where the
         # policy's pre-squash mean lies far outside [-1, 1] sits in the Gaussian's far tail, and
         # moving that mean a little changes its log-probability by thousands (exp overflows).

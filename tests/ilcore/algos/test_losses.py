@@ -8,6 +8,7 @@ import torch
 from gymnasium import spaces as S
 
 from ilcore.algos.losses import NLL, BCRegularizer, Entropy, KLToReference, LossBatch, TotalLoss
+from ilcore.errors import ConfigError
 from ilcore.policies import make_policy
 
 
@@ -61,7 +62,7 @@ def test_total_sums_terms_over_members_and_skips_zero_weights(policy):
     total, parts = TotalLoss([NLL(1.0), Entropy(0.5), Entropy(0.0, name="unused")])(batch)
     assert set(parts) == {"nll", "entropy"}
     torch.testing.assert_close(total, parts["nll"].sum() + 0.5 * parts["entropy"].sum())
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         TotalLoss([Entropy(0.0)])
 
 
