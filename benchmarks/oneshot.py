@@ -30,6 +30,7 @@ import torch
 
 from ilcore.algos.oneshot import OneShotConfig, collect_expert_demos, evaluate_oneshot, train_oneshot
 from ilcore.envs.particles import task_split
+from ilcore.plots import new_figure, save_figure
 
 RESULTS = Path(__file__).parent / "results"
 METHODS = {  # reported name -> encoder
@@ -123,12 +124,10 @@ def print_table(per_seed: dict[str, list[float]]) -> None:
 
 
 def plot(per_seed: dict[str, list[float]], out: str = "oneshot") -> None:
-    from matplotlib.figure import Figure
-
     names = list(per_seed)
     means = [np.mean(per_seed[m]) for m in names]
     stds = [np.std(per_seed[m]) for m in names]
-    fig = Figure(figsize=(7, 3.5), dpi=100)
+    fig = new_figure(7.0, 3.5)
     ax = fig.add_subplot(1, 1, 1)
     ax.bar(names, means, yerr=stds, capsize=4, color=[COLORS[m] for m in names])
     for i, v in enumerate(per_seed.values()):
@@ -137,8 +136,7 @@ def plot(per_seed: dict[str, list[float]], out: str = "oneshot") -> None:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success on held-out tasks")
     ax.set_title(f"one demo of a new task ({len(next(iter(per_seed.values())))} seeds)")
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"{out}.png")
+    save_figure(fig, RESULTS / f"{out}.png")
 
 
 if __name__ == "__main__":

@@ -82,13 +82,13 @@ class TaskDemo:
 
     def __post_init__(self) -> None:
         if self.observations.ndim != 2 or self.actions.ndim != 2:
-            raise ValueError("TaskDemo.observations must be (T+1, D) and actions (T, A)")
+            raise ConfigError("TaskDemo.observations must be (T+1, D) and actions (T, A).")
         if len(self.observations) != len(self.actions) + 1:
-            raise ValueError(
-                f"TaskDemo has {len(self.observations)} observations for {len(self.actions)} actions; expected T+1 and T"
+            raise ConfigError(
+                f"TaskDemo has {len(self.observations)} observations for {len(self.actions)} actions; expected T+1 and T."
             )
         if len(self.actions) == 0:
-            raise ValueError("TaskDemo needs at least one step")
+            raise ConfigError("TaskDemo needs at least one step.")
 
     @property
     def length(self) -> int:

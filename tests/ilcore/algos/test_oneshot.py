@@ -209,7 +209,7 @@ def test_training_needs_two_demos_of_a_task(train_demos):
 def test_bad_config_and_demo_shapes_are_refused(train_demos):
     with pytest.raises(ConfigError):
         OneShotConfig(encoder="transformer")
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         TaskDemo(np.zeros((3, 18), np.float32), np.zeros((3, 2), np.float32), 0)
     policy = train_oneshot(train_demos[:40], OneShotConfig(steps=1, hidden=(8,))).policy
     with pytest.raises(ConfigError):
