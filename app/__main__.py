@@ -12,14 +12,29 @@ observation; the session ends in a summary with the `ilcore train bco` command i
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import sys
+import tomllib
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from ilcore.algos.dagger.options import add_arguments as add_dagger_arguments
-from ilcore.errors import UserError
+import numpy as np
+
+from app.input.simulated import OneShotSimulatedPerson, build_simulated_person
+from app.modes.manager import ModeManager, OneShotManager, WatchOnlyManager
+from app.session import ONESHOT_ENV_ID, OneShotSession, OneShotSettings, Session, SessionSettings, make_app_env
+from ilcore.algos.dagger.options import DaggerOptions, add_arguments as add_dagger_arguments
+from ilcore.data import default_session_path
+from ilcore.errors import ConfigError, UserError
+from ilcore.progress import progress_bar
+from ilcore.runtime import configure_threads
+
+# pygame, and the app modules that import it (devices, keymaps, loop, renderer, theme), are imported
+# inside the functions below: main() first sets SDL's environment (audio driver, X11), which pygame
+# reads when it is imported.
 
 NO_DISPLAY = "no display found (DISPLAY/WAYLAND_DISPLAY unset); run `python -m app --simulate` for an unattended session, or use xvfb-run"
 
@@ -77,7 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # XDG_RUNTIME_DIR that prints "error: XDG_RUNTIME_DIR is invalid or not set", a line that
         # reads like one of the app's own refusals.
         os.environ.setdefault("SDL_VIDEODRIVER", "x11")
-    from ilcore.runtime import configure_threads
 
     configure_threads(args.threads)  # the frame loop must not fight the trainer process for cores
     try:
@@ -91,8 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ilcore.errors import ConfigError
-
     if args.oneshot is not None and args.watch_only:
         raise ConfigError("--watch-only cannot be combined with --oneshot: a one-shot demo needs its actions")
     if args.oneshot is not None:
@@ -107,10 +119,8 @@ def _run(args: argparse.Namespace) -> int:
     from app.input.gamepad import GamepadDevice
     from app.input.keyboard import KeyboardDevice
     from app.loop import AppLoop
-    from app.modes.manager import ModeManager, WatchOnlyManager
     from app.render.renderer import Renderer
     from app.render.theme import WINDOW_SIZE
-    from app.session import Session, SessionSettings
 
     env_kwargs = _env_kwargs(args.env_kwargs)
     _check_numbers(args)
@@ -128,7 +138,6 @@ def _run(args: argparse.Namespace) -> int:
         max_steps = args.max_episode_steps
         if max_steps is None and args.simulate and args.env.startswith("CartPole"):
             max_steps = 300  # keeps the unattended CartPole session to about a minute
-        from ilcore.algos.dagger.options import DaggerOptions
 
         options = DaggerOptions.from_mapping(vars(args))  # refuses bad values before a folder exists
         settings = SessionSettings(
@@ -151,8 +160,6 @@ def _run(args: argparse.Namespace) -> int:
     screen = pygame.display.set_mode(WINDOW_SIZE)
     autopilot = None
     if session.settings.simulated:
-        from app.input.simulated import build_simulated_person
-
         autopilot = build_simulated_person(session)
     watch_only = session.settings.watch_only
     session.autopilot = session.settings.simulated or args.autopilot
@@ -171,7 +178,6 @@ def _run(args: argparse.Namespace) -> int:
         print(message, flush=True)
     bar = None
     if session.settings.simulated:  # an unattended run says where it is (on stderr: stdout keeps its report)
-        from ilcore.progress import progress_bar
 
         bar = progress_bar(total=len(manager.plan), desc="session", unit="stage")
 
@@ -212,8 +218,6 @@ class _XWindowGuard:
     to Xlib's handler as before."""
 
     def __init__(self) -> None:
-        import ctypes
-
         self.window = 0  # set once the window exists
         self.manager: Any = None
         self.handler: Any = None
@@ -266,11 +270,8 @@ def _run_oneshot(args: argparse.Namespace) -> int:
     from app.input.gamepad import GamepadDevice
     from app.input.keyboard import KeyboardDevice
     from app.loop import AppLoop
-    from app.modes.manager import OneShotManager
     from app.render.renderer import Renderer
     from app.render.theme import WINDOW_SIZE
-    from app.session import ONESHOT_ENV_ID, OneShotSession, OneShotSettings
-    from ilcore.errors import ConfigError
 
     if args.resume:
         raise ConfigError("--resume does not apply to --oneshot; give --out DIR to add demos to an earlier folder")
@@ -297,8 +298,6 @@ def _run_oneshot(args: argparse.Namespace) -> int:
     screen = pygame.display.set_mode(WINDOW_SIZE)
     autopilot = None
     if args.simulate:
-        from app.input.simulated import OneShotSimulatedPerson
-
         autopilot = OneShotSimulatedPerson()
     loop = AppLoop(
         manager, [KeyboardDevice(keymap), GamepadDevice(pad_config, session.action_space)], Renderer(screen),
@@ -320,8 +319,6 @@ def _run_oneshot(args: argparse.Namespace) -> int:
 
 def _env_kwargs(text: str) -> dict[str, Any]:
     """--env-kwargs as a dict for gymnasium.make; the app sets render_mode itself (rgb_array)."""
-    from ilcore.errors import ConfigError
-
     try:
         kwargs = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
@@ -335,8 +332,6 @@ def _env_kwargs(text: str) -> dict[str, Any]:
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    from ilcore.errors import ConfigError
-
     for flag, value in (("--fps", args.fps), ("--max-episode-steps", args.max_episode_steps), ("--threads", args.threads)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
@@ -345,13 +340,6 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def _checked_action_space(settings: Any) -> Any:
     """Make the env as the session will, check that it draws rgb_array frames, and return its
     action space; anything wrong is one ConfigError (the env is closed again either way)."""
-    import warnings
-
-    import numpy as np
-
-    from app.session import make_app_env
-    from ilcore.errors import ConfigError, UserError
-
     env_id = settings.env_id
     with warnings.catch_warnings(record=True) as caught:  # held back: an env refused below gets one line, no warnings
         try:
@@ -377,8 +365,6 @@ def _checked_action_space(settings: Any) -> Any:
 
 
 def _new_session_dir(env_id: str) -> Path:
-    from ilcore.data import default_session_path
-
     return Path(default_session_path(env_id))
 
 
@@ -397,10 +383,6 @@ def _input_config(args: argparse.Namespace, env_id: str, space: Any) -> tuple[An
 
 
 def _read_table(path: str) -> dict:
-    import tomllib
-
-    from ilcore.errors import ConfigError
-
     p = Path(path)
     try:
         data = json.loads(p.read_text()) if p.suffix.lower() == ".json" else tomllib.loads(p.read_text())

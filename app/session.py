@@ -9,6 +9,8 @@ atomically after every change that matters, so ``--resume`` continues where a ki
 from __future__ import annotations
 
 import json
+import queue
+import shlex
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -17,10 +19,22 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from app.trainer import TrainerClient, TrainJob
+from app.trainer import TrainerClient, TrainJob, _run_job
 from ilcore import spaces as ispaces
+from ilcore.algos.dagger import DaggerController, episode_seed, resume_controller
+from ilcore.algos.dagger.controller import batch_one, query_mode_for
+from ilcore.algos.dagger.options import DaggerOptions
+from ilcore.algos.dagger.run import RoundLog, round_stats
+from ilcore.data import SessionWriter, open_recording
 from ilcore.envs.particles import ENV_ID as ONESHOT_ENV_ID  # the family `ilcore train oneshot` trains on
+from ilcore.envs.particles import describe_task, task_split
 from ilcore.errors import ConfigError
+from ilcore.eval import make_env
+from ilcore.experts import make_expert
+from ilcore.experts.particles import ParticleSequenceExpert
+from ilcore.fileio import write_json_atomic
+from ilcore.labelers import LIVE, REVIEW, LabelContext, SimulatedPerson
+from ilcore.plots import save_labels_curve
 from ilcore.types import Actor
 
 STATE_FILE = "app_state.json"
@@ -74,8 +88,6 @@ class SessionSettings:
 
     def options(self) -> Any:
         """The learner and query options, as ``ilcore dagger`` reads them."""
-        from ilcore.algos.dagger.options import DaggerOptions
-
         return DaggerOptions.from_mapping(asdict(self))
 
     @classmethod
@@ -104,8 +116,6 @@ class SessionSettings:
         return stages
 
     def query_mode_for(self, round: int) -> str:
-        from ilcore.algos.dagger.controller import query_mode_for
-
         return query_mode_for(self.query_mode, round, self.rounds)
 
 
@@ -151,9 +161,6 @@ class Session:
     """
 
     def __init__(self, out: str | Path, settings: SessionSettings | None = None, *, resume: bool = False) -> None:
-        from ilcore.algos.dagger.run import RoundLog
-        from ilcore.data import SessionWriter
-
         self.path = Path(out)
         state_file = self.path / STATE_FILE
         if resume:
@@ -212,13 +219,10 @@ class Session:
         self.policy_notice = ""  # e.g. a new policy evaluates worse than the one it replaced
         self._previous: dict[str, Any] | None = None  # the policy a worse one replaced (K brings it back)
         self._unrecorded = 0  # watch / watch-only episodes (seeded apart from the recorded ones)
-        self.last_trained: dict[str, Any] | None = None
         self._observer: Any = None  # the EpisodeRecorder of the watch-only episode in progress
         self.save()
 
     def _make_controller(self, resume: bool) -> tuple[Any, Any]:
-        from ilcore.algos.dagger import DaggerController, resume_controller
-
         s = self.settings
         opts = s.options()
         common: dict[str, Any] = dict(
@@ -233,8 +237,6 @@ class Session:
     # --- persistence -----------------------------------------------------------------------
     def save(self) -> None:
         """Write app_state.json atomically (temp file + os.replace), so a kill never leaves half of it."""
-        from ilcore.fileio import write_json_atomic
-
         self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path / STATE_FILE, asdict(self.state), indent=1, default=_json_default)
 
@@ -292,8 +294,6 @@ class Session:
     # --- env -------------------------------------------------------------------------------
     def reset_env(self, *, recorded: bool = True) -> Any:
         """Reset for a new episode; recorded episodes are seeded as ``ilcore dagger`` seeds them."""
-        from ilcore.algos.dagger import episode_seed
-
         if recorded and not self.settings.watch_only:
             self._episode_seed = episode_seed(self.settings.seed, self.controller.round, self.controller.episodes_in_round)
         else:
@@ -321,7 +321,6 @@ class Session:
         """The learner's action at ``obs`` and its ensemble disagreement (watch mode; not recorded)."""
         import torch
 
-        from ilcore.algos.dagger.controller import batch_one
 
         with torch.no_grad():
             out = self.policy.predict_ensemble(batch_one(obs))
@@ -330,8 +329,6 @@ class Session:
     def end_round(self) -> None:
         """Close the controller's round and note it in the round log (its evaluation arrives with
         the policy the background trainer makes from it)."""
-        from ilcore.algos.dagger.run import round_stats
-
         if self.controller.in_episode:
             self.controller.end_episode(discard=True)
         result = self.controller.end_round(train=False)
@@ -412,8 +409,6 @@ class Session:
 
     def next_commands(self) -> list[tuple[str, str]]:
         """(what it does, exact command) for learning from this session's observation-only episodes."""
-        import shlex
-
         data = shlex.quote(str(self.path))
         name = self.path.name or "session"
         return [
@@ -424,9 +419,6 @@ class Session:
 
     def write_watch_only_summary(self) -> dict[str, Any]:
         """summary.json of a watch-only session, counted from the recording itself (the truth)."""
-        from ilcore.data import open_recording
-        from ilcore.fileio import write_json_atomic
-
         self.writer.flush()  # the last episode's background write must land before it is counted
         episodes = observation_only = steps = 0
         returns: list[float] = []
@@ -496,10 +488,6 @@ class Session:
 
     def train_blocking(self) -> dict[str, Any]:
         """Train the next policy here and now with the trainer's own job code (scripts, tests, benchmarks)."""
-        import queue
-
-        from app.trainer import _run_job
-
         self.writer.flush()
         version = self.state.policy_version + 1
         self.state.labels_at_last_train = self.totals().labels
@@ -535,7 +523,6 @@ class Session:
         if msg.get("eval_return") is not None and msg.get("after_round") is not None:
             ci = msg.get("eval_ci95")
             self.rounds.set_return(int(msg["after_round"]), float(msg["eval_return"]), float("nan") if ci is None else float(ci))
-        self.last_trained = msg
         self.save()
 
     def _installed_eval(self) -> dict[str, Any] | None:
@@ -568,8 +555,6 @@ class Session:
     def write_summary(self) -> dict[str, Any]:
         """summary.json and summary.png (return vs labels) in the session folder. ``rounds`` has the
         schema of ``ilcore dagger --json`` (labels cumulative, demonstrations included)."""
-        from ilcore.fileio import write_json_atomic
-
         self.writer.flush()
         t = self.totals()
         summary = {
@@ -585,20 +570,8 @@ class Session:
         write_json_atomic(self.path / "summary.json", summary, indent=1, default=_json_default)
         points = [(e["labels"], e["eval_return"]) for e in self.state.evals if e.get("eval_return") is not None]
         if points:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-            ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color="#3b82f6")
-            ax.set_xlabel("labelled states used for training")
-            ax.set_ylabel("evaluation return")
-            ax.set_title(f"{self.settings.env_id}: return vs labels")
-            ax.grid(alpha=0.3)
-            fig.tight_layout()
-            fig.savefig(self.path / "summary.png")
-            plt.close(fig)
+            save_labels_curve([p[0] for p in points], [p[1] for p in points], self.path / "summary.png",
+                              title=f"{self.settings.env_id}: return vs labels", xlabel="labelled states used for training")
         return summary
 
 
@@ -608,9 +581,6 @@ class Session:
 def simulated_person(session: Session) -> Any:
     """The engine's simulated person for ``session``'s env: its scripted expert with a person's
     delay, noise and budget (``ilcore.labelers.SimulatedPerson``), seeded with the session."""
-    from ilcore.experts import make_expert
-    from ilcore.labelers import SimulatedPerson
-
     s = session.settings
     expert = make_expert(s.env_id, env=session.env, **s.env_kwargs)
     return SimulatedPerson(expert, session.env.action_space, seed=s.seed)
@@ -620,8 +590,6 @@ def ask_labeler(labeler: Any, obs: Any, reason: str = "demo") -> Any:
     """``labeler``'s answer at ``obs``, asked as the session asks (``reason`` "review" in review,
     live otherwise); its scripted expert's action when it declines (its budget is spent) or takes
     no context."""
-    from ilcore.labelers import LIVE, REVIEW, LabelContext
-
     try:
         ctx = LabelContext(episode=None, step=0, reason=reason, mode=REVIEW if reason == "review" else LIVE,
                            history=[obs])
@@ -670,8 +638,6 @@ class OneShotSession:
     def __init__(self, policy: Any, out: str | Path | None = None, settings: OneShotSettings | None = None, *,
                  policy_name: str | None = None) -> None:
         from ilcore.algos.oneshot import DemoConditionedPolicy, load_policy
-        from ilcore.envs.particles import task_split
-        from ilcore.eval import make_env
 
         self.settings = settings or OneShotSettings()
         self.policy = policy if isinstance(policy, DemoConditionedPolicy) else load_policy(policy)
@@ -698,8 +664,6 @@ class OneShotSession:
         return self.env.action_space
 
     def describe_task(self, task_id: int) -> str:
-        from ilcore.envs.particles import describe_task
-
         return describe_task(self.tasks[task_id])
 
     def reset_env(self, task_id: int) -> np.ndarray:
@@ -747,8 +711,6 @@ class OneShotSession:
 
     def expert_for(self, task_id: int) -> Any:
         """The scripted particle expert for task ``task_id`` (the simulated person's demonstrator)."""
-        from ilcore.experts.particles import ParticleSequenceExpert
-
         return ParticleSequenceExpert(self.action_space, task=self.tasks[task_id], max_speed=self.env.unwrapped.max_speed)
 
     def close(self) -> None:
@@ -757,8 +719,6 @@ class OneShotSession:
 
 def make_app_env(env_id: str, env_kwargs: dict[str, Any], max_episode_steps: int | None) -> gym.Env:
     """The env the app shows: rgb_array frames, optionally capped; refused in one line if unusable."""
-    from ilcore.eval import make_env
-
     env = make_env(env_id, env_kwargs, render_mode="rgb_array")
     if max_episode_steps:
         env = gym.wrappers.TimeLimit(env.unwrapped, max_episode_steps=max_episode_steps)

@@ -22,10 +22,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue as queue_module
+import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from multiprocessing import util
 from typing import TYPE_CHECKING, Any
+
+from ilcore.algos.dagger import train_next_policy
 
 if TYPE_CHECKING:  # the window process must not import torch to start; only the worker trains
     from ilcore.algos.bc import EpochReport
@@ -84,8 +89,6 @@ def _watch_parent(parent: Any) -> None:
 
 
 def _worker_main(jobs: Any, results: Any) -> None:
-    import threading
-
     # Watch the app first: importing torch alone takes seconds, and a killed app must not leave us behind.
     threading.Thread(target=_watch_parent, args=(mp.parent_process(),), daemon=True, name="parent-watch").start()
     import torch
@@ -97,7 +100,6 @@ def _worker_main(jobs: Any, results: Any) -> None:
             # the app is closing and reads nothing more: skip the second of torch teardown at exit,
             # but run multiprocessing's finalizers first, which hand this process's semaphores back
             # (else the resource tracker warns of a leak at every exit)
-            from multiprocessing import util
 
             util._run_finalizers(0)
             util._run_finalizers()
@@ -111,8 +113,6 @@ def _worker_main(jobs: Any, results: Any) -> None:
 
 def _run_job(job: TrainJob, results: Any) -> dict[str, Any]:
     """The engine's recipe (:func:`ilcore.algos.dagger.train_next_policy`), reporting each epoch."""
-    from ilcore.algos.dagger import train_next_policy
-
     def on_epoch(report: EpochReport) -> None:  # train_bc's per-epoch hook, through the recipe
         results.put({
             "kind": "progress", "version": job.version, "epoch": report.epoch, "epochs": report.epochs,
@@ -228,9 +228,6 @@ def _preload_torch() -> None:
     The window needs torch only to run the policy a job makes; importing it at start-up cost
     seconds before the first frame. Imported here, it loads while the person watches the training
     screen instead of freezing the frame in which the policy lands."""
-    import sys
-    import threading
-
     if "torch" in sys.modules or any(t.name == "torch-preload" for t in threading.enumerate()):
         return
     threading.Thread(target=__import__, args=("torch",), daemon=True, name="torch-preload").start()

@@ -26,6 +26,17 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402  (the imports below come after the path insert above)
+
+from app.input.simulated import OneShotSimulatedPerson, build_simulated_person  # noqa: E402
+from app.modes.manager import ModeManager, OneShotManager, WatchOnlyManager  # noqa: E402
+from app.session import ONESHOT_ENV_ID, OneShotSession, OneShotSettings, Session, SessionSettings  # noqa: E402
+from ilcore.algos.oneshot import OneShotConfig, collect_expert_demos, train_oneshot  # noqa: E402
+from ilcore.envs.particles import task_split  # noqa: E402
+
+# pygame, and the app modules that import it, load inside the functions: main() first sets SDL's
+# environment (no audio), which pygame reads when it is imported.
 OUT = ROOT / "docs" / "images"
 
 
@@ -39,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    import torch
-
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     rc = 0
@@ -94,10 +103,6 @@ class _Window:
 
 def session_shots() -> int:
     import pygame
-
-    from app.input.simulated import build_simulated_person
-    from app.modes.manager import ModeManager
-    from app.session import Session, SessionSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="app-shots-"))
     settings = SessionSettings(
@@ -156,12 +161,6 @@ def oneshot_shots(run: str | None) -> int:
     """The one-shot mode as `python -m app --oneshot RUN` wires it, driven by the simulated person."""
     import pygame
 
-    from app.input.simulated import OneShotSimulatedPerson
-    from app.modes.manager import OneShotManager
-    from app.session import ONESHOT_ENV_ID, OneShotSession, OneShotSettings
-    from ilcore.algos.oneshot import OneShotConfig, collect_expert_demos, train_oneshot
-    from ilcore.envs.particles import task_split
-
     if run is not None:
         policy: Any = run
     else:
@@ -192,10 +191,6 @@ def oneshot_shots(run: str | None) -> int:
 def watch_only_shots() -> int:
     """A watch-only session as `python -m app --watch-only` wires it, driven by the simulated person."""
     import pygame
-
-    from app.input.simulated import build_simulated_person
-    from app.modes.manager import WatchOnlyManager
-    from app.session import Session, SessionSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="app-shots-watch-only-"))
     cwd = os.getcwd()

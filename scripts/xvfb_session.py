@@ -35,6 +35,9 @@ from the session folder (``app_state.json``); nothing sleeps blindly for long.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
+import io
 import json
 import os
 import shutil
@@ -47,20 +50,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ilcore.data.format import LOCK_FILE  # noqa: E402  (after the path insert above)
+
 APT = "apt-get update && apt-get install -y xvfb xdotool x11-utils imagemagick"
 BANNER_LINE_Y = 58  # the accent line under the banner (app/render/renderer.py: BANNER_H - 2)
-MAIN_AREA = (16, 76, 748, 650)  # the box the env frame is drawn in (left, top, right, bottom)
-POLE_BAND = (80, 250, 684, 470)  # where CartPole's pole is drawn inside it (a smaller grab is quicker)
+POLE_BAND = (80, 250, 684, 470)  # where CartPole's pole is drawn in the env frame's box (a smaller grab is quicker)
 POLE = (202, 152, 101)  # CartPole's pole colour in its rgb_array frame
 REACTION_S = 0.35  # a person's pause between seeing something and pressing a key
 STAGE_TIMEOUT_S = 240.0
 
 
 def accents() -> dict[tuple[int, int, int], str]:
-    from app.render.theme import ACCENTS
+    from app.render.theme import ACCENTS  # lazy: theme imports pygame, which this driver does not need
 
     return {tuple(c): name for name, c in ACCENTS.items()}
 
@@ -200,7 +206,6 @@ class Screen:
 
             return ImageGrab.grab(bbox=(x + box[0], y + box[1], x + box[2], y + box[3]), xdisplay=self.display).convert("RGB")
         png = subprocess.run(["import", "-window", self.wid, "png:-"], env=self.env, capture_output=True, timeout=20).stdout
-        import io
 
         return Image.open(io.BytesIO(png)).convert("RGB").crop(box)
 
@@ -222,8 +227,6 @@ class Screen:
 
     def pole_lean(self, image: Any = None) -> float | None:
         """How far the pole leans right (+) or left (-) on screen, from its pixels; None if not seen."""
-        import numpy as np
-
         a = np.asarray(image if image is not None else self.grab(POLE_BAND))
         ys, xs = np.nonzero((a[:, :, 0] == POLE[0]) & (a[:, :, 1] == POLE[1]) & (a[:, :, 2] == POLE[2]))
         if len(xs) < 20:
@@ -241,9 +244,6 @@ class XTest:
     pole. Used only for the driving keys; every other key goes through xdotool."""
 
     def __init__(self, display: str) -> None:
-        import ctypes
-        import ctypes.util
-
         self.x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
         self.xtst = ctypes.CDLL(ctypes.util.find_library("Xtst") or "libXtst.so.6")
         self.x11.XOpenDisplay.restype = ctypes.c_void_p
@@ -266,8 +266,6 @@ class XTest:
     def ask_to_close(self, window: int) -> None:
         """Send WM_DELETE_WINDOW, which is what a window manager sends when its close button is
         clicked (Xvfb has no window manager; ``xdotool windowclose`` destroys the window instead)."""
-        import ctypes
-
         class ClientMessage(ctypes.Structure):
             _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
                         ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
@@ -676,8 +674,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def check(out: Path, output: str, rc: int | None) -> list[str]:
     """What must hold after the app exited, however it was ended."""
-    from ilcore.data.format import LOCK_FILE
-
     failures = []
     if rc != 0:
         failures.append(f"the app exited with status {rc}")

@@ -35,6 +35,7 @@ import pygame
 
 from app.input.base import Device
 from app.input.intents import Intent, IntentKind
+from app.input.keymaps import DEFAULT_COMMAND_KEYS
 from ilcore.errors import ConfigError
 
 # SDL joystick indices of an Xbox-style pad; triggers are axes resting at -1.
@@ -126,7 +127,6 @@ def _config_from_dict(data: Mapping[str, Any], action_space: gym.Space) -> Gamep
                 raise ConfigError(f"gamepad axis mapping names action dimension {dim}, but actions have {int(np.prod(action_space.shape))}")
     commands = dict(base.commands)
     commands.update(data.get("commands", {}))
-    from app.input.keymaps import DEFAULT_COMMAND_KEYS
 
     for control, command in commands.items():
         if command not in DEFAULT_COMMAND_KEYS:

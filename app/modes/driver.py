@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ilcore.algos.dagger.run import scalar_info
+
 if TYPE_CHECKING:
     from app.session import Session
 
@@ -54,8 +56,6 @@ class EpisodeDriver:
         """Execute a resolved step (``outcome``, from the controller) or, unrecorded, ``action``;
         returns (step index, episode over). Observation-only drivers store neither action nor
         label: only what a camera would have seen (and the reward)."""
-        from ilcore.algos.dagger.run import scalar_info
-
         executed = outcome.action if outcome is not None else action
         next_obs, reward, terminated, truncated, info = self.session.env.step(executed)
         index = self.length

@@ -9,6 +9,7 @@ from app.input.intents import Intent, IntentKind
 from app.modes.base import Mode, ModeView
 from app.modes.dagger import DaggerMode
 from app.modes.demo import DemoMode
+from app.modes.oneshot import OneShotMode
 from app.modes.review import ReviewMode
 from app.modes.summary import SummaryMode
 from app.modes.train import TrainMode
@@ -17,7 +18,6 @@ from app.modes.watch_only import NOT_RECORDED, WatchOnlyMode, WatchOnlySummaryMo
 from app.trainer import TrainingStatus
 
 if TYPE_CHECKING:
-    from app.modes.oneshot import OneShotMode
     from app.session import OneShotSession
 
 MODE_CLASSES: dict[str, type[Mode]] = {
@@ -260,8 +260,6 @@ class OneShotManager(ModeManager):
     """
 
     def __init__(self, session: "OneShotSession", *, task_id: int | None = None) -> None:
-        from app.modes.oneshot import OneShotMode
-
         super().__init__(session, modes={"oneshot": OneShotMode(session, task_id=task_id)})
         self.policy_name = session.policy_name
 

@@ -89,7 +89,7 @@ class BCConfig:
             raise ConfigError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}.")
         if self.workers is not None and self.workers < 0:
             raise ConfigError(f"workers must be >= 0 or None, got {self.workers}.")
-        from ilcore.data.stream import DATA_MODES
+        from ilcore.data.stream import DATA_MODES  # lazy: stream imports torch, and the CLI builds BCConfig
 
         if self.data_mode not in DATA_MODES:
             raise ConfigError(f"data_mode must be one of {', '.join(DATA_MODES)}, got {self.data_mode!r}.")

@@ -17,10 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ilcore.algos.dagger import DaggerRunConfig, run_dagger
 from ilcore.algos.dagger.options import DaggerOptions, add_arguments
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
+from ilcore.eval import make_env
+from ilcore.experts import make_expert
+from ilcore.fileio import write_json_atomic
+from ilcore.labelers import ExpertLabeler, Labeler, SimulatedPerson
+from ilcore.metrics import DAGGER_LABELS, DAGGER_QUERY_RATE, EVAL_RETURN, MetricLogger
 from ilcore.plots import save_labels_curve
+from ilcore.progress import progress_bar
 
 SETTINGS_FILE = "dagger_run.json"
 # Settings a resumed run takes from the original run (the rest may be changed on resume).
@@ -63,11 +70,6 @@ def run_command(args: argparse.Namespace) -> dict:
     options = DaggerOptions.from_mapping(settings)
     out = Path(settings["out"])
 
-    from ilcore.algos.dagger import DaggerRunConfig, run_dagger
-    from ilcore.eval import make_env
-    from ilcore.experts import make_expert
-    from ilcore.labelers import ExpertLabeler, Labeler, SimulatedPerson
-    from ilcore.progress import progress_bar
 
     env_id = settings["env"]
     env = make_env(env_id)
@@ -99,7 +101,6 @@ def run_command(args: argparse.Namespace) -> dict:
     if not args.json:
         print(f"{'round':>5} {'labels':>7} {'human-s':>8} {'return':>16} {'query rate':>10}")
     bar = progress_bar(total=config.rounds + 1, desc="dagger rounds", unit="round")
-    from ilcore.metrics import DAGGER_LABELS, DAGGER_QUERY_RATE, EVAL_RETURN, MetricLogger
 
     logger = MetricLogger(args.logdir) if getattr(args, "logdir", None) else None
 
@@ -124,7 +125,6 @@ def run_command(args: argparse.Namespace) -> dict:
     if not args.resume:
         if (out / "recordings").exists():
             raise ConfigError(f"{out} already holds a DAgger run; pass --resume {out} to continue it or choose another --out")
-        from ilcore.fileio import write_json_atomic
 
         write_json_atomic(out / SETTINGS_FILE, settings, indent=1)
     try:

@@ -8,7 +8,10 @@ from typing import Any
 from ilcore.cli.args import non_negative_int, positive_int
 from ilcore.cli.compute import add_vector_env_flags
 from ilcore.cli.main import add_json_flag
+from ilcore.cli.oneshot import add_eval_parser
+from ilcore.cli.train import _format_eval
 from ilcore.errors import ConfigError
+from ilcore.eval import evaluate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,14 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_flag(p)
     p.set_defaults(func=run_eval)
-    from ilcore.cli.oneshot import add_eval_parser
 
     add_eval_parser(p.add_subparsers(dest="kind", metavar="KIND", required=False))
 
 
 def run_eval(args: argparse.Namespace) -> dict[str, Any]:
-    from ilcore.cli.train import _format_eval
-    from ilcore.eval import evaluate
     from ilcore.policies import Policy
 
     if not args.policy:

@@ -11,7 +11,11 @@ from ilcore.algos.bc_config import parse_hidden
 from ilcore.cli.args import add_run_flags
 from ilcore.cli.compute import add_device_flag, add_vector_env_flags
 from ilcore.cli.main import add_json_flag
+from ilcore.cli.tcn import tcn_reward_wrappers
+from ilcore.data import load_transitions
 from ilcore.errors import ConfigError
+from ilcore.eval import evaluate
+from ilcore.metrics import MetricLogger, eval_metrics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,7 +85,6 @@ RL_TAGS = ("env_steps", "policy_loss", "value_loss", "entropy", "approx_kl", "cl
 def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
     from ilcore.algos.rl.ppo import IterationReport, PPOConfig, train_ppo
     from ilcore.devices import resolve_device
-    from ilcore.metrics import MetricLogger, eval_metrics
     from ilcore.policies import Policy
 
     if args.steps < 1:
@@ -96,7 +99,6 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
     wrappers: list = []
     tcn_reward = None
     if args.tcn is not None:  # checked before anything slow, so bad input fails at once
-        from ilcore.cli.tcn import tcn_reward_wrappers
 
         wrappers, tcn_reward = tcn_reward_wrappers(
             args.tcn, args.tcn_demo, args.env, env_kwargs, weight=args.tcn_weight,
@@ -106,8 +108,6 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
         warmup = 2 * args.num_envs * args.n_steps if policy is not None else 0
     demos = None
     if args.bc_weight > 0:
-        from ilcore.data import load_transitions
-
         paths = args.demos or (policy.meta.get("trained_on") if policy is not None else None)
         if not paths:
             raise ConfigError("--bc-weight needs demonstrations: pass --demos (the checkpoint does not name its data).")
@@ -124,8 +124,6 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
     )
     start_eval = None
     if policy is not None and args.eval_episodes > 0 and args.eval_every == 0:
-        from ilcore.eval import evaluate
-
         start_eval = evaluate(policy, args.env, episodes=args.eval_episodes, seed=args.seed + 10_000,
                               env_kwargs=env_kwargs).to_json()
     if policy is not None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ilcore.algos.dagger.resume import scan_session
 from ilcore.cli.main import add_json_flag
+from ilcore.data import open_recording
+from ilcore.spaces import space_from_json
 
 
 def register(subparsers: Any) -> None:
@@ -16,10 +19,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ilcore.algos.dagger.resume import scan_session
-    from ilcore.data import open_recording
-    from ilcore.spaces import space_from_json
-
     rec = open_recording(args.paths)
     info = rec.info()
     # The session's progress counted the way the app's HUD and `ilcore dagger` count it (one code path).

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ilcore.cli.lfo import extend_import_parser
 from ilcore.cli.main import add_json_flag
+from ilcore.data import open_recording, pack
+from ilcore.data.convert import export_minari, import_minari
+from ilcore.data.robomimic import export_robomimic
 
 
 def register(subparsers: Any) -> None:
@@ -49,7 +53,6 @@ def register(subparsers: Any) -> None:
     add_json_flag(imp)
     imp.set_defaults(func=run_import)
 
-    from ilcore.cli.lfo import extend_import_parser
 
     extend_import_parser(imp, run_import)
 
@@ -61,8 +64,6 @@ def register(subparsers: Any) -> None:
 
 
 def run_export(args: argparse.Namespace) -> dict[str, Any]:
-    from ilcore.data.convert import export_minari
-
     path = export_minari(args.paths, args.dataset_id, out_dir=args.out)
     if not args.json:
         print(f"wrote Minari dataset {args.dataset_id} to {path}")
@@ -70,8 +71,6 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_export_robomimic(args: argparse.Namespace) -> dict[str, Any]:
-    from ilcore.data.robomimic import export_robomimic
-
     src = args.paths if len(args.paths) > 1 else args.paths[0]
     out = export_robomimic(src, args.out, actions=args.actions, valid_fraction=args.valid_fraction, seed=args.seed)
     if not args.json:
@@ -92,9 +91,6 @@ def run_export_policy(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_import(args: argparse.Namespace) -> dict[str, Any]:
-    from ilcore.data import open_recording
-    from ilcore.data.convert import import_minari
-
     path = import_minari(args.source, args.out, env_id=args.env_id)
     info = open_recording(path).info()
     if not args.json:
@@ -103,8 +99,6 @@ def run_import(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_pack(args: argparse.Namespace) -> dict[str, Any]:
-    from ilcore.data import open_recording, pack
-
     src = args.src if len(args.src) > 1 else args.src[0]
     path = pack(src, args.dst)
     info = open_recording(path).info()

@@ -14,8 +14,11 @@ import json
 import sys
 from typing import Any, NoReturn, Sequence
 
+import numpy as np
+
 from ilcore.errors import ConfigError, UserError
-from ilcore.runtime import RunInterrupted, configure_threads
+from ilcore.fileio import describe_os_error
+from ilcore.runtime import THREADS_HELP, RunInterrupted, configure_threads
 
 # Module names under ilcore.cli, each with register(subparsers).
 SUBCOMMAND_MODULES = ("record", "train", "eval", "info", "interop", "dagger", "finetune")
@@ -56,21 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"ilcore.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"ilcore.cli.{name}":
-                continue  # subcommand not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"ilcore.cli.{name}").register(sub)
     _add_threads_flag(parser)
     return parser
 
 
 def _add_threads_flag(parser: argparse.ArgumentParser) -> None:
     """Give every runnable (sub)command the same --threads option, applied in :func:`main`."""
-    from ilcore.runtime import THREADS_HELP
-
     if "func" in parser._defaults and "--threads" not in parser._option_string_actions:
         parser.add_argument("--threads", type=int, default=None, metavar="N", help=THREADS_HELP)
     for action in parser._actions:  # argparse keeps no public list of subcommands
@@ -94,7 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a write or read the command did not anticipate (full disk, permissions)
-        from ilcore.fileio import describe_os_error
 
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
@@ -111,8 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _json_default(obj: object) -> object:
-    import numpy as np
-
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

@@ -16,7 +16,9 @@ from ilcore.algos.bc_config import parse_hidden
 from ilcore.cli.args import add_run_flags
 from ilcore.cli.compute import add_device_flag
 from ilcore.cli.main import add_json_flag
+from ilcore.envs.particles import task_split
 from ilcore.errors import ConfigError
+from ilcore.metrics import TRAIN_LOSS, MetricLogger
 
 # The choices of --encoder, spelled out so `ilcore --help` need not import torch;
 # tests/ilcore/test_api.py checks they equal ilcore.algos.oneshot.ENCODERS.
@@ -81,9 +83,7 @@ def run_train_oneshot(args: argparse.Namespace) -> dict[str, Any]:
         save_policy,
         train_oneshot,
     )
-    from ilcore.envs.particles import task_split
     from ilcore.devices import resolve_device
-    from ilcore.metrics import TRAIN_LOSS, MetricLogger
 
     device = resolve_device(args.device)  # a bad --device fails before the demos are collected
     if args.expert_demos is not None:

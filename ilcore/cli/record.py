@@ -19,7 +19,12 @@ import numpy as np
 
 from ilcore.cli.args import non_negative_float, non_negative_int, positive_int
 from ilcore.cli.main import add_json_flag
+from ilcore.data import SessionWriter, default_session_path
 from ilcore.errors import ConfigError
+from ilcore.eval import make_env
+from ilcore.experts import NoisyExpert, make_expert
+from ilcore.progress import progress_bar
+from ilcore.types import Actor, QueryReason
 
 
 def register(subparsers: Any) -> None:
@@ -43,7 +48,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env_kwargs = _parse_env_kwargs(args.env_kwargs)
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}.")
-    from ilcore.data import default_session_path
 
     out = Path(args.out) if args.out else default_session_path(args.env)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -72,15 +76,6 @@ def record_scripted(
     env id, an env without a scripted expert, or bad noise; StorageError when the disk fills
     (every episode finished before stays, nothing half-written does).
     """
-    import numpy as np
-
-    import ilcore.envs  # noqa: F401  (registers the project's own env ids)
-    from ilcore.data import SessionWriter
-    from ilcore.eval import make_env
-    from ilcore.experts import NoisyExpert, make_expert
-    from ilcore.progress import progress_bar
-    from ilcore.types import Actor, QueryReason
-
     if not (np.isfinite(noise) and noise >= 0):  # NoisyExpert checks only noise > 0
         raise ConfigError(f"noise must be a finite number >= 0, got {noise}.")
     env_kwargs = dict(env_kwargs or {})

@@ -7,17 +7,20 @@ The `train` parent lives in :mod:`ilcore.cli.train`; it calls :func:`add_tcn_par
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
+import gymnasium as gym
 import numpy as np
 
+from ilcore.algos.lfo.reward import EmbeddingImitationReward
 from ilcore.cli.args import add_run_flags
 from ilcore.cli.main import add_json_flag
+from ilcore.data import open_recording
 from ilcore.errors import ConfigError, SpaceMismatchError
-
-if TYPE_CHECKING:
-    import gymnasium as gym
+from ilcore.eval import env_spaces
+from ilcore.metrics import TRAIN_LOSS, MetricLogger
 
 
 def add_tcn_parser(train_subparsers: argparse._SubParsersAction) -> None:
@@ -49,10 +52,6 @@ def recording_frames(paths: str | Path | Sequence[str | Path]) -> tuple[list[np.
     *obs_shape)``: float32 for vector observations, uint8 for images. Only Box observation spaces
     have frames (a Dict/Tuple observation raises :class:`ConfigError`).
     """
-    import gymnasium as gym
-
-    from ilcore.data import open_recording
-
     rec = open_recording(paths if isinstance(paths, (str, Path)) or len(paths) != 1 else paths[0])
     space = rec.observation_space
     if not isinstance(space, gym.spaces.Box):
@@ -66,7 +65,6 @@ def recording_frames(paths: str | Path | Sequence[str | Path]) -> tuple[list[np.
 
 def run_train_tcn(args: argparse.Namespace) -> dict[str, Any]:
     from ilcore.algos.lfo.tcn import TCNConfig, embedding_quality, train_tcn
-    from ilcore.metrics import TRAIN_LOSS, MetricLogger
 
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}.")
@@ -109,13 +107,7 @@ def tcn_reward_wrappers(tcn_path: str | Path, demo_paths: str | Path | Sequence[
     vector observations are supported: the env's observation is the frame. Returns
     ``(wrappers, description)``; bad input raises a :class:`UserError` naming what does not fit.
     """
-    from functools import partial
-
-    import gymnasium as gym
-
-    from ilcore.algos.lfo.reward import EmbeddingImitationReward
     from ilcore.algos.lfo.tcn import TimeContrastiveEmbedding
-    from ilcore.eval import env_spaces
 
     tcn = TimeContrastiveEmbedding.load(tcn_path)
     if tcn.is_image:

@@ -8,15 +8,24 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ilcore import fileio
 from ilcore.algos.bc_config import parse_hidden
 from ilcore.cli.args import (
     add_run_flags, check_run_out, fraction, non_negative_float, non_negative_int, positive_float, positive_int,
 )
 from ilcore.cli.compute import add_data_flags, add_device_flag
+from ilcore.cli.lfo import add_bco_parser
 from ilcore.cli.main import add_json_flag
+from ilcore.cli.oneshot import add_train_parser as add_oneshot_train_parser
+from ilcore.cli.tcn import add_tcn_parser
+from ilcore.data import load_transitions, open_recording
 from ilcore.errors import ConfigError
+from ilcore.eval import env_spaces, evaluate
+from ilcore.metrics import TRAIN_LOSS, TRAIN_NLL, TRAIN_THROUGHPUT, VALID_LOSS, MetricLogger, eval_metrics
 from ilcore.plots import save_bc_curve
+from ilcore.runtime import RunInterrupted, stop_on_interrupt
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,9 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_flag(bc)
     bc.set_defaults(func=run_train_bc)
 
-    from ilcore.cli.lfo import add_bco_parser
-    from ilcore.cli.oneshot import add_train_parser as add_oneshot_train_parser
-    from ilcore.cli.tcn import add_tcn_parser
 
     add_bco_parser(algos)
     add_oneshot_train_parser(algos)
@@ -67,16 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train_bc(args: argparse.Namespace) -> dict[str, Any] | None:
-    import numpy as np
-
     from ilcore import distributed
     from ilcore.algos.bc import BCConfig, EpochReport, save_train_state, train_bc
-    from ilcore.metrics import (TRAIN_LOSS, TRAIN_NLL, TRAIN_THROUGHPUT, VALID_LOSS, MetricLogger,
-                                eval_metrics)
-    from ilcore.runtime import RunInterrupted, stop_on_interrupt
     from ilcore.devices import resolve_device
-    from ilcore.data import load_transitions, open_recording
-    from ilcore.eval import evaluate
     from ilcore.policies import Policy
 
     if args.epochs < 1:
@@ -148,7 +147,6 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any] | None:
             write(best, state.history, state.best_epoch, False, state)
 
     if args.eval_env:  # fail on a bad env id or mismatched spaces before training, not after
-        from ilcore.eval import env_spaces
         from ilcore.policies import make_policy
 
         eval_spaces = env_spaces(args.eval_env)

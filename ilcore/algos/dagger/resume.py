@@ -22,7 +22,9 @@ from ilcore.algos.dagger.controller import (
     read_controller_state,
 )
 from ilcore.algos.dagger.gates import Gate
+from ilcore.data import open_recording
 from ilcore.errors import ConfigError
+from ilcore.spaces import index
 from ilcore.types import Actor, Query, QueryReason
 
 
@@ -84,9 +86,6 @@ class SessionScan:
 def scan_session(path: str | Path | Any, *, observations: bool = True) -> SessionScan:
     """Read a session folder (or an open Recording) and rebuild the controller's totals
     (``observations=False``: leave ``learner_obs`` empty, for counting only)."""
-    from ilcore.data import open_recording
-    from ilcore.spaces import index
-
     rec = path if hasattr(path, "episodes") else open_recording(path)
     counts: dict[int, int] = {}
     episode_round: dict[str, int] = {}

@@ -22,8 +22,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ilcore.errors import ConfigError
+from ilcore.policies.networks import EnsembleCNN
 
 
 @dataclass
@@ -76,7 +78,6 @@ class ConvAutoencoder(nn.Module):
 
     def __init__(self, frame_shape: Sequence[int], config: AutoencoderConfig) -> None:
         super().__init__()
-        from ilcore.policies.networks import EnsembleCNN
 
         self.frame_shape = tuple(int(s) for s in frame_shape)
         height, width, channels = self.frame_shape
@@ -194,8 +195,6 @@ def train_autoencoder(
     views of all episodes. ``callback(step, mean_loss)`` runs every ``log_every`` steps;
     returning False stops.
     """
-    from tqdm.auto import tqdm
-
     cfg = config or AutoencoderConfig()
     cfg.check()
     if not episodes:

@@ -23,7 +23,9 @@ import torch
 from gymnasium import spaces as gspaces
 
 from ilcore import spaces as ispaces
+from ilcore.algos.bc import BCConfig, split_by_episode, train_bc
 from ilcore.errors import ConfigError
+from ilcore.policies import Policy
 from ilcore.types import Nested
 
 IDM_META_KEY = "inverse_dynamics"
@@ -160,8 +162,6 @@ class InverseDynamicsModel:
 
     @classmethod
     def load(cls, path: str | Path) -> "InverseDynamicsModel":
-        from ilcore.policies import Policy
-
         policy = Policy.load(path)
         info = policy.meta.get(IDM_META_KEY)
         if not isinstance(info, dict) or "observation_space" not in info:
@@ -195,8 +195,6 @@ def train_idm(
     ``episode`` (N,) groups transitions so validation holds out whole episodes (None: one
     group, no validation). ``config`` is a :class:`ilcore.algos.bc.BCConfig`.
     """
-    from ilcore.algos.bc import BCConfig, split_by_episode, train_bc
-
     cfg = config or BCConfig(epochs=30, hidden=(64, 64), patience=5)
     n = ispaces.batch_len(obs)
     if n == 0:
