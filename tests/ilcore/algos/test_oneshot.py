@@ -77,6 +77,7 @@ def test_swapping_the_demo_swaps_the_behaviour(attention_policy, held_out_demos)
     assert evaluate_oneshot(attention_policy, b, episodes=10, seed=7).success_rate >= 0.7
 
 
+@pytest.mark.slow
 def test_save_load_round_trip_gives_the_same_actions(tmp_path, train_demos):
     policy = train_oneshot(train_demos, OneShotConfig(encoder="attention", steps=5)).policy
     save_policy(policy, tmp_path / "run")
@@ -140,6 +141,7 @@ def test_load_refuses_what_is_not_a_oneshot_checkpoint(tmp_path):
         load_policy(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder", list(ENCODER_REGISTRY))
 def test_every_encoder_trains_and_acts(encoder, train_demos):
     result = train_oneshot(train_demos[:40], OneShotConfig(encoder=encoder, steps=30, hidden=(32,), seed=1))
@@ -194,6 +196,7 @@ def test_a_conditioned_policy_is_evaluated_by_ilcore_eval(train_demos, held_out_
         evaluate(conditioned, "CartPole-v1", episodes=1)
 
 
+@pytest.mark.slow
 def test_tecnet_weight_trains_the_embedding(train_demos):
     config = OneShotConfig(encoder="mean_pool", steps=150, tecnet_weight=1.0, hidden=(64,), seed=0)
     history = train_oneshot(train_demos, config).history
@@ -259,6 +262,7 @@ def _cli(argv):
     return args.func(args)
 
 
+@pytest.mark.slow
 def test_cli_trains_from_a_recording_and_evaluates_one_demo(tmp_path, train_demos, held_out_demos):
     write_demos(tmp_path / "demos", train_demos[:60])
     write_demos(tmp_path / "one", held_out_demos[:1])
