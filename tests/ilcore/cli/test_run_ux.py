@@ -40,6 +40,7 @@ def test_threads_flag_sets_torch_and_defaults_fit_the_machine(recording, monkeyp
         configure_threads(before)
 
 
+@pytest.mark.slow
 def test_logdir_writes_tensorboard_and_csv_with_one_scheme(recording, tmp_path, capsys):
     run, logs = tmp_path / "run", tmp_path / "logs"
     assert main(["train", "bc", "--data", str(recording), "--out", str(run), "--epochs", "3", "--hidden", "16",

@@ -71,11 +71,13 @@ def test_missing_tcn_run_is_one_error_line(tmp_path, capsys, mountaincar_demo):
     assert not (tmp_path / "ft").exists()
 
 
+@pytest.mark.slow
 def test_env_observation_that_is_not_the_tcn_frame_is_refused(tmp_path, capsys, mountaincar_demo, mountaincar_tcn):
     assert _finetune(tmp_path, "--tcn", str(mountaincar_tcn), "--tcn-demo", str(mountaincar_demo), env="CartPole-v1") == 2
     assert "(2,)" in _error_line(capsys)
 
 
+@pytest.mark.slow
 def test_demo_frames_of_another_shape_are_refused(tmp_path, capsys, mountaincar_tcn):
     cartpole_demo = make_observation_only_recording(tmp_path / "cp", "CartPole-v1", 1)
     assert _finetune(tmp_path, "--tcn", str(mountaincar_tcn), "--tcn-demo", str(cartpole_demo)) == 2

@@ -33,6 +33,7 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
+@pytest.mark.slow
 def test_named_corpus_is_refused_in_one_sentence(tmp_path):
     results_file = tmp_path / "results.json"
     proc = subprocess.run(
@@ -85,6 +86,7 @@ SPACE_PATHS = [("observation_space", "shape"), ("observation_space", "dtype"), (
                ("action_space", "type")]
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(key=st.sampled_from(SESSION_KEYS + SPACE_PATHS), value=HOSTILE_JSON, n=st.integers(0, 10**6))
 def test_session_json_mutations(base, tmp_path_factory, key, value, n):
@@ -143,6 +145,7 @@ def test_episode_dataset_mutations(base, tmp_path_factory, name, length, width, 
     _library_outcome(s, root / "scratch")
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(record=st.dictionaries(st.sampled_from(["op", "episode", "step", "action", "source", "reason", "round",
                                                "latency_ms", "time"]), HOSTILE_JSON, max_size=9),
