@@ -7,9 +7,8 @@ get observation-only expert demos and a synthetic video.
 
 from __future__ import annotations
 
-from typing import Any
-
 import dataclasses
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
