@@ -277,8 +277,10 @@ def _run_oneshot(args: argparse.Namespace) -> int:
         raise ConfigError("--resume does not apply to --oneshot; give --out DIR to add demos to an earlier folder")
     if args.env not in (None, ONESHOT_ENV_ID):
         raise ConfigError(f"--oneshot runs on {ONESHOT_ENV_ID} (the family `ilcore train oneshot` trains on), not {args.env}")
-    settings = OneShotSettings(watch_episodes=5 if args.watch_episodes is None else args.watch_episodes, seed=args.seed,
-                               simulated=args.simulate)
+    watch_episodes = 5 if args.watch_episodes is None else args.watch_episodes
+    if watch_episodes < 1:
+        raise ConfigError(f"--watch-episodes must be at least 1, got {watch_episodes}")  # named as the person typed it
+    settings = OneShotSettings(watch_episodes=watch_episodes, seed=args.seed, simulated=args.simulate)
     run = Path(args.oneshot)
     if not run.is_dir():
         raise ConfigError(f"--oneshot {run}: no such folder; give the --out folder of `ilcore train oneshot`")
