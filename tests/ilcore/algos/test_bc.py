@@ -88,6 +88,7 @@ def test_per_sample_weights_decide_which_labels_count(cartpole_demos):
     assert agree > 0.9  # ignoring the weights would leave it near 0.5
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_and_members_see_different_batches():
     data = make_pendulum_demos(600, seed=1)
     cfg = BCConfig(epochs=2, ensemble=3, hidden=(16,), seed=4, bootstrap=True, state_noise=0.1)
@@ -129,6 +130,7 @@ def test_the_epoch_hook_runs_once_per_epoch_with_that_epochs_losses():
     assert [r.valid_loss for r in reports] == result.history["valid_loss"]
 
 
+@pytest.mark.slow
 def test_the_trainer_steps_epoch_by_epoch_like_train_bc():
     data = make_pendulum_demos(400, seed=6)
     cfg = BCConfig(epochs=3, hidden=(16,), patience=None, seed=2)

@@ -38,6 +38,7 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, nll_beta):
     assert _same_weights(resumed.policy, straight.policy)
 
 
+@pytest.mark.slow
 def test_train_nll_is_plain_nll_and_comparable_with_validation():
     data = make_pendulum_demos(600, seed=1)
     beta = train_bc(data, BCConfig(epochs=3, hidden=(16,), seed=0, nll_beta=1.0), progress=False).history

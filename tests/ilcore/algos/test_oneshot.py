@@ -164,6 +164,7 @@ def test_tecnet_loss_separates_tasks_and_is_zero_when_they_are():
     assert _tecnet(collapsed, torch.tensor([4, 4, 4])) == 0.0
 
 
+@pytest.mark.slow
 def test_training_is_seeded_locally_and_leaves_the_global_generator_alone(train_demos):
     config = OneShotConfig(encoder="attention", steps=3, hidden=(8,), encoder_hidden=8, embed_dim=8, heads=2, seed=4)
     torch.manual_seed(0)

@@ -106,6 +106,7 @@ def test_streamed_training_matches_in_memory(session, workers):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_steps_per_epoch_caps_minibatches(session):
     data = load_transitions(session, valid_fraction=0.0)
     res = train_bc(data, BCConfig(epochs=2, batch_size=8, hidden=(8,), steps_per_epoch=2, data_mode="stream",
