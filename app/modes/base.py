@@ -13,7 +13,7 @@ import numpy as np
 
 from app.input.action_names import ActionNames, action_names_of
 from app.input.intents import Intent, IntentKind
-from app.modes.pacing import SPEEDS, StepClock  # noqa: F401 - re-exported: the modes import them from here
+from app.modes.pacing import StepClock  # noqa: F401 - re-exported: the modes import it from here
 
 if TYPE_CHECKING:
     from app.session import Session

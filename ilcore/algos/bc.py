@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
@@ -18,9 +19,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ilcore import spaces as ispaces
 from ilcore.algos.bc_config import BCConfig as BCConfig  # re-exported: defined apart so options need no torch
-from ilcore.algos.batches import VALID_CHUNK, Batch, ResidentBatches, StreamedBatches
+from ilcore.algos.batches import VALID_CHUNK, Batch, BatchSource, ResidentBatches, StreamedBatches
 from ilcore.algos.batches import data_to_tensors as data_to_tensors  # re-exported: PPO and tests use it
 from ilcore.algos.losses import NLL, Entropy, LossBatch, LossTerm, TotalLoss
 from ilcore import distributed
@@ -33,16 +33,27 @@ from ilcore.types import Nested
 
 
 class TransitionSource(Protocol):
-    """What :func:`train_bc` reads from ``ilcore.data.TransitionData`` (N samples)."""
+    """What :func:`train_bc` reads from ``ilcore.data.TransitionData`` (N samples).
 
-    obs: Nested
-    actions: Nested
-    weights: np.ndarray | None
-    episode: np.ndarray
-    train_mask: np.ndarray | None
-    valid_mask: np.ndarray | None
-    observation_space: gym.Space
-    action_space: gym.Space
+    Read-only properties, so a source whose ``weights`` or masks are always arrays conforms too
+    (a plain attribute ``np.ndarray | None`` would have to accept None being written)."""
+
+    @property
+    def obs(self) -> Nested: ...
+    @property
+    def actions(self) -> Nested: ...
+    @property
+    def weights(self) -> np.ndarray | None: ...
+    @property
+    def episode(self) -> np.ndarray: ...
+    @property
+    def train_mask(self) -> np.ndarray | None: ...
+    @property
+    def valid_mask(self) -> np.ndarray | None: ...
+    @property
+    def observation_space(self) -> gym.Space: ...
+    @property
+    def action_space(self) -> gym.Space: ...
 
     def __len__(self) -> int: ...
 
@@ -107,15 +118,15 @@ def make_adam(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], *
     with their own ``lr``; extra keys such as a schedule's base rate are kept). ``eps`` None keeps
     torch's default (1e-8).
     """
-    params = list(params)
+    param_list: list[Any] = list(params)
     cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
     kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay} if weight_decay > 0 else {"lr": lr}
     if eps is not None:
         kwargs["eps"] = eps
     try:
-        return cls(params, fused=True, **kwargs)
+        return cls(param_list, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):  # older torch, or a device/dtype without a fused kernel
-        return cls(params, **kwargs)
+        return cls(param_list, **kwargs)
 
 
 def validation_sums(policy: Policy, chunks: Iterable[Batch]) -> torch.Tensor:
@@ -156,7 +167,7 @@ class BCTrainer:
         *,
         policy: Policy | None = None,
         callback: Callable[[EpochReport], bool | None] | None = None,
-        extra_terms: Sequence[LossTerm] = (),
+        extra_terms: Sequence[LossTerm[LossBatch]] = (),
         should_stop: Callable[[], bool] | None = None,
         resume: "BCTrainState | None" = None,
     ) -> None:
@@ -191,7 +202,7 @@ class BCTrainer:
         data_mode = choose_data_mode(frames, cfg.data_mode, device=device, processes=ctx.local_world_size)
         # Each rank validates on its share of the held-out rows; the sums are added across ranks.
         my_valid = valid_idx.numpy()[ctx.rank::ctx.world_size]
-        self.source: ResidentBatches | StreamedBatches
+        self.source: BatchSource
         if data_mode == "stream":
             self.source = StreamedBatches(policy, data, train_idx.numpy(), my_valid, frames, workers=cfg.workers,
                                           processes=ctx.local_world_size)
@@ -203,7 +214,8 @@ class BCTrainer:
 
         self.config, self.policy, self.k, self.ctx, self.device, self.n_train = cfg, policy, policy.ensemble, ctx, device, n_train
         self.callback, self.should_stop = callback, should_stop
-        self.loss_fn = TotalLoss([NLL(1.0, beta=cfg.nll_beta), Entropy(cfg.entropy_weight), *extra_terms])
+        terms: list[LossTerm[LossBatch]] = [NLL(1.0, beta=cfg.nll_beta), Entropy(cfg.entropy_weight), *extra_terms]
+        self.loss_fn = TotalLoss(terms)
         self.params = [p for p in policy.parameters() if p.requires_grad]
         self.optimizer = make_adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -333,7 +345,7 @@ class BCTrainer:
         report = EpochReport(epoch, cfg.epochs, train_loss, valid_loss if self.has_valid else None,
                              self.best_loss if self.has_valid else None, self.k * self.n_train / max(elapsed, 1e-9),
                              self.policy, train_nll=train_nll, best_epoch=self.best_epoch,
-                             state=lambda e=epoch: self.snapshot(e))
+                             state=partial(self.snapshot, epoch))
         if self.callback is not None:
             stop = self.callback(report) is False
             if ctx.active:  # every rank must leave the loop at the same epoch
@@ -372,7 +384,7 @@ def train_bc(
     policy: Policy | None = None,
     progress: bool = True,
     callback: Callable[[EpochReport], bool | None] | None = None,
-    extra_terms: Sequence[LossTerm] = (),
+    extra_terms: Sequence[LossTerm[LossBatch]] = (),
     should_stop: Callable[[], bool] | None = None,
     resume: "BCTrainState | None" = None,
 ) -> BCResult:
@@ -455,8 +467,6 @@ def _cpu_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 def save_train_state(folder: str | Path, state: BCTrainState) -> Path:
     """Write ``train_state.pt`` into a run folder (temp file + rename: never half-written)."""
-    from dataclasses import asdict
-
     path = Path(folder) / TRAIN_STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{TRAIN_STATE_FILE}.tmp")

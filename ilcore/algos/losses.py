@@ -10,7 +10,7 @@ new terms, not new training loops.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Generic, Protocol, Sequence, TypeVar
 
 import torch
 
@@ -37,11 +37,18 @@ class LossBatch:
     weights: torch.Tensor | None
 
 
-class LossTerm(Protocol):
+BatchT = TypeVar("BatchT")
+BatchT_contra = TypeVar("BatchT_contra", contravariant=True)
+
+
+class LossTerm(Protocol[BatchT_contra]):
+    """A term over one kind of batch: :class:`LossBatch` for ensemble policies (BC, PPO),
+    :class:`DemoConditionedBatch` for the one-shot policy."""
+
     name: str
     weight: float
 
-    def __call__(self, batch: LossBatch) -> torch.Tensor:
+    def __call__(self, batch: BatchT_contra) -> torch.Tensor:
         """Per-member loss ``(K,)`` (before ``weight``)."""
         ...
 
@@ -200,15 +207,15 @@ class TecNetMargin:
         return hinge.sum(1).mean().reshape(1)
 
 
-class TotalLoss:
-    """Weighted sum of terms; terms with weight 0 are skipped (no wasted compute)."""
+class TotalLoss(Generic[BatchT]):
+    """Weighted sum of terms over one kind of batch; terms with weight 0 are skipped (no wasted compute)."""
 
-    def __init__(self, terms: Sequence[LossTerm]) -> None:
+    def __init__(self, terms: Sequence[LossTerm[BatchT]]) -> None:
         self.terms = [t for t in terms if t.weight != 0]
         if not self.terms:
             raise ConfigError("TotalLoss needs at least one term with a non-zero weight.")
 
-    def __call__(self, batch: LossBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __call__(self, batch: BatchT) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(scalar loss summed over members, {term name: (K,) detached per-member value})."""
         total: torch.Tensor | None = None
         parts: dict[str, torch.Tensor] = {}

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from ilcore import spaces as ispaces
-from ilcore.algos.losses import ActionMSE, DemoConditionedBatch, TecNetMargin, TotalLoss
+from ilcore.algos.losses import ActionMSE, DemoConditionedBatch, LossTerm, TecNetMargin, TotalLoss
 from ilcore.data import SessionWriter, open_recording
 from ilcore.devices import resolve_device
 from ilcore.envs.particles import task_list
@@ -170,7 +170,7 @@ def collect_expert_demos(
     Only successful episodes are kept (the clean expert always succeeds).
     """
     env = make_env(env_id, env_kwargs)
-    base = env.unwrapped
+    base: Any = env.unwrapped  # the particle env: its task and max_speed configure the expert
     rng = np.random.default_rng(seed)
     demos: list[TaskDemo] = []
     for task_id in task_ids:
@@ -182,7 +182,8 @@ def collect_expert_demos(
             obs, _ = env.reset(seed=int(rng.integers(2**31)), options={"task_id": int(task_id)})
             expert = ParticleSequenceExpert(env.action_space, task=base.task, max_speed=base.max_speed)
             observations, actions = [obs], []
-            done, info = False, {}
+            done = False
+            info: dict[str, Any] = {}
             while not done:
                 clean = expert.act(obs)
                 executed = clean
@@ -298,8 +299,8 @@ class DemoTensors:
     task_ids: np.ndarray
 
     def to(self, device: torch.device) -> "DemoTensors":
-        return DemoTensors(*(t.to(device) for t in (self.feats, self.mask, self.obs, self.actions, self.final,
-                                                     self.lengths, self.task_onehot)), task_ids=self.task_ids)
+        return DemoTensors(self.feats.to(device), self.mask.to(device), self.obs.to(device), self.actions.to(device),
+                           self.final.to(device), self.lengths.to(device), self.task_onehot.to(device), self.task_ids)
 
     def select(self, index: np.ndarray) -> "DemoTensors":
         """The demos at ``index`` (host integers: the indices go to the device, nothing comes back)."""
@@ -397,13 +398,13 @@ class _PooledEncoder(DemoEncoder):
         super().__init__(config)
         self.unit_norm = config.tecnet_weight > 0
 
-    def summarise(self, demos: DemoTensors) -> torch.Tensor | None:
+    def summarise(self, demos: DemoTensors) -> Any:  # (B, E) or None; the attention encoder's is a tuple
         z = self.demo_embedding(demos)
         if z is not None and self.unit_norm:
             z = nn.functional.normalize(z, dim=-1)
         return z
 
-    def embed(self, summary: torch.Tensor | None, obs: torch.Tensor) -> torch.Tensor | None:
+    def embed(self, summary: Any, obs: torch.Tensor) -> torch.Tensor | None:
         if summary is None:
             return None
         b, s = obs.shape[:2]
@@ -528,6 +529,9 @@ class DemoConditionedPolicy(nn.Module):
     two share is the checkpoint folder (config.json + weights.pt, read through
     :mod:`ilcore.policies.checkpoint`) and, once conditioned, the ``Acts`` interface.
     """
+
+    obs_mean: torch.Tensor  # observation normalisation (registered buffers, saved with the weights)
+    obs_std: torch.Tensor
 
     def __init__(self, config: OneShotConfig) -> None:
         super().__init__()
@@ -711,8 +715,10 @@ def train_oneshot(
     model = DemoConditionedPolicy.create(config, seed=config.seed).to(dev)
     data = pad_demos(demos, config.task_slots, config.task_vocab).to(dev)
     tecnet = config.tecnet_weight > 0 and model.encoder.z_dim > 0
-    objective = TotalLoss([ActionMSE(name="bc_loss")]
-                          + ([TecNetMargin(weight=config.tecnet_weight, margin=config.tecnet_margin)] if tecnet else []))
+    terms: list[LossTerm[DemoConditionedBatch]] = [ActionMSE(name="bc_loss")]
+    if tecnet:
+        terms.append(TecNetMargin(weight=config.tecnet_weight, margin=config.tecnet_margin))
+    objective = TotalLoss(terms)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # lr_floor < 1 decays the step size late in training (cosine), which lowers the training loss
     # but, on held-out particle tasks, generalised worse than a constant rate.

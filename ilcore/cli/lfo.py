@@ -10,13 +10,19 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
+from PIL import Image
 
 from ilcore.algos.bc_config import parse_hidden
 from ilcore.cli.args import add_run_flags
 from ilcore.cli.compute import add_device_flag, add_vector_env_flags
 from ilcore.cli.main import add_json_flag
+from ilcore.data import SessionWriter
+from ilcore.envs.views import resize_frame
 from ilcore.errors import ConfigError, FormatError, SpaceMismatchError
+from ilcore.eval import env_spaces, evaluate
+from ilcore.metrics import EVAL_RETURN, VALID_LOSS, MetricLogger
 
 IMAGE_SUFFIXES = (".png",)
 
@@ -66,8 +72,6 @@ def run_train_bco(args: argparse.Namespace) -> dict[str, Any]:
     from ilcore.algos.lfo.bco import BCOConfig, BCOIteration, demos_from_recording, run_bco, save_bco_run
     from ilcore.algos.lfo.idm import describe_agreement
     from ilcore.devices import resolve_device
-    from ilcore.eval import evaluate
-    from ilcore.metrics import EVAL_RETURN, VALID_LOSS, MetricLogger
 
     if args.epochs < 1 or args.idm_epochs < 1:
         raise ConfigError("--epochs and --idm-epochs must be >= 1.")
@@ -151,7 +155,6 @@ def _load_exploration_policy(path: str, env_id: str, env_kwargs: dict[str, Any])
     Raises ConfigError for an unknown env or an unreadable checkpoint and SpaceMismatchError for a
     policy built for other spaces.
     """
-    from ilcore.eval import env_spaces
     from ilcore.policies import Policy
 
     policy = Policy.load(path)
@@ -224,11 +227,7 @@ def _read_npy(path: Path) -> np.ndarray:
 
 
 def _read_pngs(paths: list[Path], size: tuple[int, int] | None) -> np.ndarray:
-    from PIL import Image
-
-    from ilcore.envs.views import resize_frame
-
-    frames = []
+    frames: list[np.ndarray] = []
     for p in paths:
         try:
             with Image.open(p) as im:
@@ -253,19 +252,15 @@ def import_observations(episodes: list[np.ndarray], env_id: str, out: str | Path
     Image episodes ``(T + 1, H, W, C)`` uint8 get an image observation space of their own shape
     (the env id records where they came from); state episodes must fit the env's observation space.
     """
-    import gymnasium as gym
-
-    from ilcore.data import SessionWriter
-    from ilcore.eval import env_spaces
-
     env_obs, act_space = env_spaces(env_id, env_kwargs)
     first = episodes[0]
+    obs_space: gym.Space
     if first.dtype == np.uint8 and first.ndim == 4:
         obs_space = gym.spaces.Box(0, 255, first.shape[1:], dtype=np.uint8)
     else:
         obs_space = env_obs
     for ep in episodes:
-        if tuple(ep.shape[1:]) != tuple(obs_space.shape):
+        if tuple(ep.shape[1:]) != tuple(obs_space.shape or ()):
             raise SpaceMismatchError(f"An imported sequence has observations of shape {ep.shape[1:]}, but "
                                      f"{env_id} observations have shape {obs_space.shape}.")
     out = Path(out)

@@ -26,6 +26,9 @@ a label with reason "demo". The learner first drives in round 1.
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import json
 import math
 import os
 import time
@@ -36,12 +39,18 @@ from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ilcore.algos.dagger.gates import Gate, GateDecision, flatten_obs
+from ilcore import spaces as sp
+from ilcore.algos.dagger.gates import Gate, GateDecision, NoveltyGate, flatten_obs
 from ilcore.algos.dagger.schedules import Constant, Schedule
+from ilcore.data import load_transitions, open_recording
 from ilcore.errors import ConfigError
-from ilcore.fileio import write_json_atomic
+from ilcore.eval import evaluate, make_env
+from ilcore.fileio import write_bytes_atomic, write_json_atomic
 from ilcore.labelers.base import LIVE, TAKEOVER
 from ilcore.types import Actor, Label, Query, QueryReason
+
+# ilcore.policies and ilcore.algos.bc (torch) are imported inside the functions that load or train a
+# policy: the app's window process and `ilcore --help` import this module and must not load torch.
 
 # Keys this controller adds to each step's info (scalars, so they are stored per step).
 INFO_UNCERTAINTY = "dagger_uncertainty"
@@ -379,11 +388,6 @@ class DaggerController:
         return self._episode is not None
 
     @property
-    def episode_step(self) -> int:
-        """Steps committed in the running episode (0 when none runs)."""
-        return 0 if self._episode is None else self._episode.step
-
-    @property
     def policy_version(self) -> int | None:
         return None if self.policy is None else int(getattr(self.policy, "version", 0))
 
@@ -605,7 +609,8 @@ class DaggerController:
                     ep.deferred.append((int(step), prio, reason))
                     ep.deferred_obs[int(step)] = ep.history[int(step)]
                 else:
-                    self._queue[key] = Query(episode=episode, step=int(step), priority=prio, reason=reason, round=rnd)
+                    self._queue[(episode, int(step))] = Query(episode=episode, step=int(step), priority=prio, reason=reason,
+                                                              round=rnd)
 
     def _drop_labels(self, key: tuple[str | None, int]) -> None:
         self._seconds -= sum(self._labelled.pop(key))
@@ -626,11 +631,8 @@ class DaggerController:
         """The observation a review-queue item asks about (from memory, else from the recording)."""
         key = (query.episode, query.step)
         if key not in self._query_obs:
-            from ilcore.data import open_recording
-            from ilcore.spaces import index
-
-            ep = open_recording(self.writer.path).load_episode(query.episode)
-            self._query_obs[key] = index(ep.observations, query.step)
+            ep = open_recording(Path(self.writer.path)).load_episode(query.episode)
+            self._query_obs[key] = sp.index(ep.observations, query.step)
         return self._query_obs[key]
 
     def answer(self, query: Query, action: Any, *, latency_ms: float = 0.0, source: str | None = None) -> Label:
@@ -703,7 +705,8 @@ class DaggerController:
         from ilcore.policies import Policy
 
         policy = Policy.load(path)
-        states = load_calibration_states(path, self.writer.observation_space) if calibrate else None
+        space = getattr(self.writer, "observation_space", None)  # the real writer's; in-memory fakes have none
+        states = load_calibration_states(path, space) if calibrate and space is not None else None
         self._install(policy, int(getattr(policy, "version", self.round)), calibrate=calibrate,
                       calibration_obs=states, path=Path(path))
         return policy
@@ -717,8 +720,6 @@ class DaggerController:
         if hasattr(policy, "eval"):
             policy.eval()
         if _wants_labelled_states(self.gate) and hasattr(self.writer, "observation_space"):
-            from ilcore.data import load_transitions
-
             self.gate.set_labelled(labelled_observations(load_transitions([Path(self.writer.path)], labels="label")))
         if calibrate and hasattr(policy, "predict_ensemble"):
             states = list(calibration_obs) if calibration_obs is not None else None
@@ -729,16 +730,6 @@ class DaggerController:
             if states:
                 self.gate.calibrate(states, policy_uncertainty(policy, states))
         self._save_state(path)
-
-    def set_labelled_states(self, observations: np.ndarray) -> None:
-        """Tell novelty gates which states are labelled, (N, D) flattened observations."""
-        self.gate.set_labelled(observations)
-
-    def calibrate_on(self, observations: Sequence[Any]) -> None:
-        """Recalibrate the gate on given learner-driven states with the current policy (resume)."""
-        self._last_round_obs = list(observations)
-        if self.policy is not None and self._last_round_obs:
-            self.gate.calibrate(self._last_round_obs, policy_uncertainty(self.policy, self._last_round_obs))
 
     def _save_state(self, policy_path: Path | None = None) -> None:
         """Record the round (and the installed policy) in the session folder for resume."""
@@ -839,10 +830,7 @@ def retrain_policy(paths: Sequence[str | Path], config: RetrainConfig | None = N
     can run it in a background process and resume can rebuild the policy from disk.
     ``callback(EpochReport)`` is called after each epoch (the app's progress bar).
     """
-    import dataclasses
-
     from ilcore.algos.bc import train_bc
-    from ilcore.data import load_transitions
 
     config = config or RetrainConfig()
     bc = config.bc_config()
@@ -914,13 +902,10 @@ def train_next_policy(
 
     ``env``: an env to roll out in (default: a new one from ``env_id``/``env_kwargs``).
     """
-    import time as time_module
-
-    from ilcore.data import open_recording
     from ilcore.policies import Policy
 
     config = config or RetrainConfig()
-    started = time_module.time()
+    started = time.time()
     prev = Policy.load(previous) if (previous is not None and config.warm_start) else None
     policy = retrain_policy([session_dir], config, previous=prev, callback=callback)
     policy.version = int(version)
@@ -930,8 +915,6 @@ def train_next_policy(
     if config.calibration_steps > 0:
         own_env = env is None
         if own_env:
-            from ilcore.eval import make_env
-
             env = make_env(env_id, env_kwargs)
         try:
             states = calibration_states(policy, env, config.calibration_steps, seed=_calibration_seed(seed, version),
@@ -942,13 +925,11 @@ def train_next_policy(
         save_calibration_states(out, states, open_recording(session_dir).observation_space)
     eval_return = eval_ci = None
     if eval_episodes > 0:
-        from ilcore.eval import evaluate
-
         ev = evaluate(policy, env_id, episodes=eval_episodes, seed=10_000 + int(version), env_kwargs=env_kwargs or None)
         eval_return = float(ev.mean_return)
         eval_ci = None if ev.ci95 is None else float(ev.ci95[1] - ev.ci95[0]) / 2.0
     labels = int(sum(len(ep.effective_labels()) for ep in open_recording(session_dir).episodes()))
-    return TrainedPolicy(out, int(version), labels, len(states), eval_return, eval_ci, time_module.time() - started)
+    return TrainedPolicy(out, int(version), labels, len(states), eval_return, eval_ci, time.time() - started)
 
 
 def calibration_states(policy: Learner, env: Any, steps: int, *, seed: int = 0,
@@ -981,22 +962,15 @@ def policy_uncertainty(policy: Learner, observations: Sequence[Any], batch: int 
 
 def save_calibration_states(folder: str | Path, states: Sequence[Any], observation_space: Any) -> Path:
     """Keep a policy's calibration states beside it (``calibration.npz``, one array per leaf)."""
-    import io
-
-    from ilcore import spaces as sp
-    from ilcore.fileio import write_bytes_atomic
-
     flat = sp.flat_from_nested(observation_space, sp.stack(observation_space, list(states))) if states else {}
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{f"leaf{i}": np.asarray(v) for i, v in enumerate(flat.values())},
-                        paths=np.asarray(list(flat.keys()), dtype=str))
+    arrays: dict[str, Any] = {f"leaf{i}": np.asarray(v) for i, v in enumerate(flat.values())}
+    np.savez_compressed(buf, paths=np.asarray(list(flat.keys()), dtype=str), **arrays)
     return write_bytes_atomic(Path(folder) / CALIBRATION_FILE, buf.getvalue())
 
 
 def load_calibration_states(folder: str | Path, observation_space: Any) -> list[Any] | None:
     """The states saved by :func:`save_calibration_states` (None when there are none)."""
-    from ilcore import spaces as sp
-
     path = Path(folder) / CALIBRATION_FILE
     if not path.is_file():
         return None
@@ -1034,8 +1008,6 @@ def _check_npz_sizes(path: Path) -> None:
 
 def read_controller_state(folder: str | Path) -> dict[str, Any]:
     """The controller's small state file in a session folder ({} when there is none)."""
-    import json
-
     path = Path(folder) / STATE_FILE
     if not path.is_file():
         return {}
@@ -1057,8 +1029,6 @@ def _calibration_seed(seed: int, k: int) -> int:
 
 
 def _wants_labelled_states(gate: Any) -> bool:
-    from ilcore.algos.dagger.gates import NoveltyGate
-
     return isinstance(gate, NoveltyGate) or any(_wants_labelled_states(g) for g in getattr(gate, "gates", ()))
 
 
@@ -1071,9 +1041,7 @@ def _gate_threshold(gate: Any) -> float | None:
 
 def batch_one(obs: Any) -> Any:
     """One observation -> a batch of one (leading axis added to every leaf)."""
-    from ilcore.spaces import map_leaves
-
-    return map_leaves(lambda x: np.asarray(x)[None], obs)
+    return sp.map_leaves(lambda x: np.asarray(x)[None], obs)
 
 
 def stack_obs(observations: Sequence[Any]) -> Any:
@@ -1096,7 +1064,5 @@ def labelled_observations(data: Any) -> np.ndarray:
     obs = data.obs
     n = len(data)
     if isinstance(obs, (dict, tuple)):
-        from ilcore.spaces import index
-
-        return np.stack([flatten_obs(index(obs, i)) for i in range(n)])
+        return np.stack([flatten_obs(sp.index(obs, i)) for i in range(n)])
     return np.asarray(obs, dtype=np.float32).reshape(n, -1)

@@ -258,8 +258,8 @@ class NoveltyGate(_ThresholdGate):
         self.max_reference = max_reference
         self._seed = seed
         self._reference: np.ndarray | None = None  # (M, D) standardised
-        self._mean: np.ndarray | None = None
-        self._scale: np.ndarray | None = None
+        self._mean = np.zeros(0)  # the labelled states' statistics: read only once _reference is set
+        self._scale = np.ones(0)
 
     def set_labelled(self, observations: np.ndarray) -> None:
         ref = np.asarray(observations, dtype=np.float64).reshape(len(observations), -1)

@@ -30,7 +30,6 @@ from ilcore.algos.dagger.controller import (
     TrainFn,
     _calibration_seed,
     calibration_states,
-    policy_dir,
     query_mode_for,
     train_next_policy,
 )
@@ -135,7 +134,7 @@ class RoundLog:
                 raise ValueError("'rounds' is not a list of objects")
             out = []
             for row in rows:
-                values = {k: (math.nan if row.get(k) is None else row[k]) for k in RoundStats.__dataclass_fields__}
+                values: dict[str, Any] = {k: (math.nan if row.get(k) is None else row[k]) for k in RoundStats.__dataclass_fields__}
                 for k, v in values.items():
                     if isinstance(v, bool) or not isinstance(v, (int, float)):
                         raise ValueError(f"{k} is {v!r}, not a number")
@@ -298,8 +297,9 @@ def run_dagger(
             log.add(s)
             if callback is not None:
                 callback(s)
-    if hasattr(ctrl.policy, "save") and train_fn is None:
-        ctrl.policy.save(out)  # the final policy where `ilcore eval --policy OUT` looks
+    save = getattr(ctrl.policy, "save", None)
+    if save is not None and train_fn is None:
+        save(out)  # the final policy where `ilcore eval --policy OUT` looks
     return DaggerRunResult(log.rows, ctrl.policy, out, recovered)
 
 

@@ -20,8 +20,9 @@ Shapes: N transitions; nested observation batches with leading N; actions (N, *a
 from __future__ import annotations
 
 import copy
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from ilcore import spaces as ispaces
+from ilcore.algos.bc import BCConfig, train_bc
 from ilcore.algos.lfo.idm import (
     IDMResult,
     InverseDynamicsModel,
@@ -38,16 +40,20 @@ from ilcore.algos.lfo.idm import (
     label_agreement,
     train_idm,
 )
+from ilcore.data import open_recording
 from ilcore.errors import ConfigError, SpaceMismatchError
+from ilcore.eval import make_env, make_vector_env
 from ilcore.types import Nested
 
 
 class ObservationEncoder(Protocol):
-    """Maps raw observations to a shared feature space: ``encode(obs (N, ...)) -> (N, D) float32``."""
+    """Maps raw observations to a shared feature space: ``encode(obs (N, ...)) -> (N, D) float32``
+    (the identity, used when demos and env share a view, keeps the env's own space and leaves)."""
 
-    observation_space: gym.spaces.Box  # the feature space (D,)
+    @property
+    def observation_space(self) -> gym.Space: ...  # the feature space, a (D,) Box for a real encoder
 
-    def encode(self, obs_batch: Nested) -> np.ndarray: ...
+    def encode(self, obs_batch: Nested) -> Nested: ...
 
 
 @dataclass
@@ -99,8 +105,6 @@ class ObservationDemos:
 def demos_from_recording(paths: Any) -> tuple[ObservationDemos, str, dict[str, Any]]:
     """(demos, env id, env kwargs) from recordings; executed actions, where recorded, become
     ``true_actions`` (all episodes must carry them, else none is used)."""
-    from ilcore.data import open_recording
-
     rec = open_recording(paths)
     sequences, actions = [], []
     for ep in rec.episodes():
@@ -238,14 +242,10 @@ def sticky_random_actions(action_space: gym.Space, repeat_prob: float, seed: int
 
 
 def _default_idm_config() -> Any:
-    from ilcore.algos.bc import BCConfig
-
     return BCConfig(epochs=30, batch_size=128, hidden=(64, 64), patience=5, valid_fraction=0.1)
 
 
 def _default_bc_config() -> Any:
-    from ilcore.algos.bc import BCConfig
-
     return BCConfig(epochs=50, batch_size=64, hidden=(64, 64), patience=10, valid_fraction=0.1)
 
 
@@ -445,8 +445,6 @@ def run_bco(
     Raises:
         SpaceMismatchError: the demos do not fit the env (and no encoder bridges them).
     """
-    from ilcore.algos.bc import train_bc
-
     cfg = config or BCOConfig()
     cfg.check()
     idm_cfg = cfg.idm or _default_idm_config()
@@ -456,13 +454,9 @@ def run_bco(
         raise ConfigError("num_envs > 1 and async_envs build their envs from env_id; pass no env.")
     own_env = env is None
     if vector:
-        from ilcore.eval import make_vector_env
-
         venv = make_vector_env(env_id, env_kwargs, cfg.num_envs, asynchronous=cfg.async_envs)
     else:
         if env is None:
-            from ilcore.eval import make_env
-
             env = make_env(env_id, env_kwargs)
         one = env
         venv = gym.vector.SyncVectorEnv([lambda: one], autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
@@ -575,8 +569,6 @@ def _soft_label_data(probs: np.ndarray, obs: Nested, episode: np.ndarray, observ
 
 
 def _with_seed(config: Any, seed: int) -> Any:
-    from dataclasses import replace
-
     return replace(config, seed=seed)
 
 
@@ -586,8 +578,6 @@ def save_bco_run(result: BCOResult, out: str | Path, *, meta: Mapping[str, Any] 
     Only plain policies are saved as checkpoints; an :class:`EncodedPolicy` needs its encoder
     saved by the caller.
     """
-    import json
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(result.policy, EncodedPolicy):

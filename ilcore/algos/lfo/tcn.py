@@ -30,8 +30,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ilcore.errors import ConfigError
+from ilcore.policies.networks import EnsembleCNN
 
 CHECKPOINT_FORMAT = "ilcore-tcn"
 CONFIG_FILE = "tcn.json"
@@ -88,9 +90,11 @@ class TimeContrastiveNetwork(nn.Module):
     normalised with stored mean/std and go through an MLP.
     """
 
+    mean: torch.Tensor  # vector frames' normalisation (registered buffers, saved with the weights)
+    std: torch.Tensor
+
     def __init__(self, frame_shape: Sequence[int], is_image: bool, config: TCNConfig) -> None:
         super().__init__()
-        from ilcore.policies.networks import EnsembleCNN
 
         self.frame_shape = tuple(int(s) for s in frame_shape)
         self.is_image = bool(is_image)
@@ -256,8 +260,6 @@ def train_tcn(
     ``embedding`` continues training an existing network. ``callback(step, mean_loss)`` runs
     every ``log_every`` steps; returning False stops.
     """
-    from tqdm.auto import tqdm
-
     cfg = config or TCNConfig()
     cfg.check()
     frame_shape, is_image, views = _check_episodes(episodes)
@@ -283,8 +285,8 @@ def train_tcn(
     bar = tqdm(range(1, cfg.steps + 1), desc="tcn", unit="step", disable=not progress, leave=False)
     for step in bar:
         trip = sample_triplets(lengths, views, cfg.batch_size, cfg, multi_view, rng)  # (B, 3, 3)
-        flat = trip.reshape(-1, 3)
-        frames = np.stack([episodes[e][v, t] for e, v, t in flat.tolist()])
+        rows = trip.reshape(-1, 3)  # (episode, view, time) per frame
+        frames = np.stack([episodes[e][v, t] for e, v, t in rows.tolist()])
         z = net(torch.as_tensor(frames, dtype=dtype)).reshape(cfg.batch_size, 3, -1)
         d_pos = (z[:, 0] - z[:, 1]).pow(2).sum(-1)
         d_neg = (z[:, 0] - z[:, 2]).pow(2).sum(-1)

@@ -49,7 +49,7 @@ from ilcore import spaces as ispaces
 from ilcore.algos.batches import data_to_tensors
 from ilcore.algos.bc import make_adam
 from ilcore.algos.lfo.bco import AgentExperience, collect_experience
-from ilcore.algos.losses import BCRegularizer, Entropy, KLToReference, LossTerm, TotalLoss, weighted_mean
+from ilcore.algos.losses import BCRegularizer, Entropy, KLToReference, LossBatch, LossTerm, TotalLoss, weighted_mean
 from ilcore.algos.rl.critic import Critic
 from ilcore.algos.rl.regularizers import ClippedSurrogate, DecayingWeight, PPOBatch
 from ilcore.algos.rl.shaping import RewardFn, VectorBCLogProbReward
@@ -458,7 +458,7 @@ class PPOTrainer:
         # A CPU generator cannot draw on a GPU; on the CPU the one generator keeps seeded runs as they were.
         self.device_gen = self.gen if device.type == "cpu" else torch.Generator(device).manual_seed(cfg.seed)
         self.bc_schedule = DecayingWeight(cfg.bc_weight, cfg.bc_decay)
-        terms: list[LossTerm] = [ClippedSurrogate(clip=cfg.clip), Entropy(cfg.ent_coef)]
+        terms: list[LossTerm[LossBatch]] = [ClippedSurrogate(clip=cfg.clip), Entropy(cfg.ent_coef)]
         self.bc_term: BCRegularizer | None = None
         if cfg.bc_weight > 0:
             policy.check_spaces(demos.observation_space, demos.action_space, where="the demonstrations")
@@ -655,7 +655,7 @@ class PPOTrainer:
                     with torch.no_grad():
                         log_ratio = pb.log_ratio
                         if log_ratio is None:  # ClippedSurrogate always sets it; kept for safety
-                            log_ratio = dist.log_prob(pb.actions) - pb.old_log_prob
+                            log_ratio = dist.log_prob(pb.actions) - m_log_prob[rows, idx]
                         ratio_m1 = torch.exp(log_ratio) - 1.0
                         kl = weighted_mean(ratio_m1 - log_ratio, w).mean()
                         clipped = (ratio_m1.abs() > cfg.clip).float()

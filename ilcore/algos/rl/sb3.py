@@ -108,7 +108,7 @@ def export_to_sb3(
         if ispaces.space_key(critic.observation_space) != ispaces.space_key(policy.observation_space):
             raise ConfigError("The critic was built for other observations than the policy.")
     continuous = isinstance(policy.action_space, gspaces.Box)
-    squashed = continuous and bool(policy.head.squashed)  # type: ignore[union-attr]
+    squashed = continuous and bool(policy.head.squashed)
     policy_kwargs: dict[str, Any] = {
         "net_arch": {"pi": list(policy.hidden), "vf": list(critic.hidden) if critic is not None else [64, 64]},
         "activation_fn": nn.ReLU,
@@ -130,7 +130,7 @@ def export_to_sb3(
     layers = _member_linears(policy.trunk, member) + _member_linears(policy.head, member)
     if continuous:  # the head emits [mean, log-std] (or just the mean for mse); SB3 needs the mean
         w, b = layers[-1]
-        d = int(np.prod(policy.action_space.shape))
+        d = int(np.prod(policy.action_space.shape or ()))
         layers[-1] = (w[:d], b[:d])
     layers[0] = _fold_normalisation(*layers[0], norm)
     targets = [m for m in sb3.mlp_extractor.policy_net if isinstance(m, nn.Linear)] + [sb3.action_net]

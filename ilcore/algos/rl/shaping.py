@@ -139,7 +139,8 @@ class VectorBCLogProbReward(gym.vector.VectorWrapper):
 
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(seed=seed, options=options)
+        # VectorEnv.reset's stub types seed as one int; the Sync/Async envs also take a list per env
+        obs, info = self.env.reset(seed=seed, options=options)  # type: ignore[arg-type]
         self._last_obs = obs
         self._resetting[:] = False
         return obs, info
