@@ -319,8 +319,7 @@ class Session:
 
     def propose(self, obs: Any) -> tuple[Any, float]:
         """The learner's action at ``obs`` and its ensemble disagreement (watch mode; not recorded)."""
-        import torch
-
+        import torch  # the window process starts without torch; a policy is here only once trained
 
         with torch.no_grad():
             out = self.policy.predict_ensemble(batch_one(obs))
@@ -637,7 +636,7 @@ class OneShotSession:
 
     def __init__(self, policy: Any, out: str | Path | None = None, settings: OneShotSettings | None = None, *,
                  policy_name: str | None = None) -> None:
-        from ilcore.algos.oneshot import DemoConditionedPolicy, load_policy
+        from ilcore.algos.oneshot import DemoConditionedPolicy, load_policy  # torch: not in the DAgger app's window
 
         self.settings = settings or OneShotSettings()
         self.policy = policy if isinstance(policy, DemoConditionedPolicy) else load_policy(policy)
@@ -689,7 +688,7 @@ class OneShotSession:
     def keep_demo(self, observations: list[np.ndarray], actions: list[np.ndarray], task_id: int) -> tuple[Any, Path | None]:
         """The finished episode as a one-shot demo of ``task_id``, and the folder it was written to
         (``oneshot-demo-NNN`` under ``out``, with the task in the episode's attrs; None without ``out``)."""
-        from ilcore.algos.oneshot import TaskDemo, write_demos
+        from ilcore.algos.oneshot import TaskDemo, write_demos  # torch: not in the DAgger app's window
 
         demo = TaskDemo(np.stack(observations), np.stack(actions).astype(np.float32), int(task_id),
                         tuple(self.env.unwrapped.task))

@@ -70,7 +70,6 @@ def run_command(args: argparse.Namespace) -> dict:
     options = DaggerOptions.from_mapping(settings)
     out = Path(settings["out"])
 
-
     env_id = settings["env"]
     env = make_env(env_id)
     expert = make_expert(env_id, env=env)

@@ -53,7 +53,6 @@ def register(subparsers: Any) -> None:
     add_json_flag(imp)
     imp.set_defaults(func=run_import)
 
-
     extend_import_parser(imp, run_import)
 
     pk = subparsers.add_parser("pack", help="pack a session into one self-contained HDF5 file")

@@ -66,7 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_flag(bc)
     bc.set_defaults(func=run_train_bc)
 
-
     add_bco_parser(algos)
     add_oneshot_train_parser(algos)
     add_tcn_parser(algos)

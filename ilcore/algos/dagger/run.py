@@ -36,7 +36,9 @@ from ilcore.algos.dagger.controller import (
 from ilcore.algos.dagger.gates import Gate
 from ilcore.algos.dagger.resume import Recovered, SessionScan, resume_controller, scan_session
 from ilcore.algos.dagger.schedules import Constant, Schedule
+from ilcore.data import SessionWriter
 from ilcore.errors import ConfigError
+from ilcore.eval import evaluate, make_env
 from ilcore.fileio import write_json_atomic
 from ilcore.labelers import REVIEW, LabelContext, Labeler
 from ilcore.types import Actor
@@ -234,9 +236,6 @@ def run_dagger(
         on_epoch: called with (policy version, :class:`~ilcore.algos.bc.EpochReport`) after each
             training epoch of the built-in recipe (progress bars).
     """
-    from ilcore.data import SessionWriter
-    from ilcore.eval import make_env
-
     config = config or DaggerRunConfig()
     out = Path(out_dir)
     rec_dir = out / RECORDINGS
@@ -379,8 +378,6 @@ def scalar_info(info: dict) -> dict:
 
 def _default_evaluate(env_id: str, env_kwargs: dict, config: DaggerRunConfig) -> Callable[[Any, int], tuple[float, float]]:
     def evaluate_policy(policy: Any, seed: int) -> tuple[float, float]:
-        from ilcore.eval import evaluate
-
         r = evaluate(policy, env_id, episodes=config.eval_episodes, seed=seed, env_kwargs=env_kwargs or None)
         half = math.nan if r.ci95 is None else (float(r.ci95[1]) - float(r.ci95[0])) / 2.0
         return float(r.mean_return), half
