@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import torch
+import torch.distributed as dist
 
 from ilcore.errors import ConfigError
 
@@ -59,8 +60,6 @@ def launched_by_torchrun() -> bool:
 
 def current() -> DistContext:
     """The group this process belongs to (a world of one when torch.distributed is not initialised)."""
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()):
         return DistContext()
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
@@ -73,8 +72,6 @@ def init_from_env(device: torch.device) -> DistContext:
 
     gloo for CPU training, nccl for CUDA (each rank then works on its own GPU).
     """
-    import torch.distributed as dist
-
     if not launched_by_torchrun():
         return DistContext()
     if not dist.is_available():
@@ -88,16 +85,12 @@ def init_from_env(device: torch.device) -> DistContext:
 
 
 def shutdown() -> None:
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     """Element-wise sum over ranks (returns the input unchanged for a single process)."""
-    import torch.distributed as dist
-
     if current().active:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
@@ -125,8 +118,6 @@ def average_gradients(params: Iterable[torch.nn.Parameter], world_size: int) -> 
 
 def broadcast_state(module: torch.nn.Module) -> None:
     """Copy rank 0's parameters and buffers to every rank (no-op for a single process)."""
-    import torch.distributed as dist
-
     if not current().active:
         return
     for t in module.state_dict().values():

@@ -9,8 +9,10 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import gymnasium as gym
 import numpy as np
 
+import ilcore.envs  # noqa: F401  (registers ilcore/Corridor-v0 and ilcore/ParticleSequence-v0)
 from ilcore import spaces as ispaces
 from ilcore.errors import ConfigError, SpaceMismatchError
+from ilcore.progress import progress_bar
 from ilcore.types import Nested
 
 
@@ -99,8 +101,6 @@ def _success_rule(env_id: str) -> Callable[[float, bool, bool], bool] | None:
 
 def check_env_id(env_id: str) -> None:
     """Raise ConfigError unless ``env_id`` is registered with gymnasium (ilcore's own ids included)."""
-    import ilcore.envs  # noqa: F401  (registers ilcore/Corridor-v0 and ilcore/ParticleSequence-v0)
-
     try:
         gym.spec(env_id)
     except gym.error.DeprecatedEnv as exc:
@@ -147,7 +147,7 @@ def make_vector_env(env_id: str, env_kwargs: Mapping[str, Any] | None, num_envs:
     kwargs = dict(env_kwargs or {})
 
     def make() -> gym.Env:
-        env = gym.make(env_id, **kwargs)
+        env = make_env(env_id, kwargs)
         for wrap in wrappers:
             env = wrap(env)
         return env
@@ -217,8 +217,6 @@ def evaluate(
         raise ConfigError(f"episodes must be >= 1, got {episodes}.")
     n_envs = min(num_envs or 8, episodes)
     venv = make_vector_env(env_id, env_kwargs, n_envs, asynchronous=asynchronous)
-    from ilcore.progress import progress_bar
-
     bar = progress_bar(total=episodes, desc=f"eval {env_id}", unit="ep", enabled=progress)
     try:
         _check_spaces(policy, venv, env_id)

@@ -151,7 +151,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, what: str | Non
 
 def torch_save_atomic(path: str | os.PathLike[str], obj: Any, *, what: str | None = None) -> Path:
     """``torch.save`` written atomically (a plain state dict is the usual ``obj``)."""
-    import torch
+    import torch  # lazy: ilcore.data's writers use this module and must not load torch
 
     return atomic_write(path, lambda fh: torch.save(obj, fh), what=what)
 

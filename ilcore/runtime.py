@@ -13,6 +13,8 @@ from types import FrameType
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from ilcore.errors import ConfigError
+
 THREADS_HELP = ("torch threads for this process (default: min(physical cores, CPUs this process may use); "
                 "1 under torchrun or with --async envs, so processes do not oversubscribe the cores)")
 
@@ -71,8 +73,6 @@ def configure_threads(threads: int | None = None, *, async_envs: bool = False) -
     point here does).
     """
     if threads is not None and threads < 1:
-        from ilcore.errors import ConfigError
-
         raise ConfigError(f"--threads must be >= 1, got {threads}.")
     n = threads if threads is not None else default_threads(async_envs=async_envs)
     os.environ["OMP_NUM_THREADS"] = str(n)

@@ -11,13 +11,16 @@ truncations, like this format, so episodes map one to one:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import warnings
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+import gymnasium as gym
 import numpy as np
 
 from ilcore import spaces as sp
@@ -126,15 +129,11 @@ def export_minari(
 
 
 def _env_spec(env_id: str, env_kwargs: dict[str, Any]) -> Any:
-    import gymnasium as gym
-
     try:
         spec = gym.spec(env_id)
     except Exception:  # an env that is not registered here: Minari then stores no spec
         return None
     if env_kwargs:
-        from dataclasses import replace
-
         spec = replace(spec, kwargs={**spec.kwargs, **env_kwargs})
     return spec
 
@@ -218,8 +217,6 @@ def _import_episode(writer: SessionWriter, ep: Any, obs_space: Any, act_space: A
 
 
 def _jsonable(value: Any) -> bool:
-    import json
-
     try:
         json.dumps(value)
         return True

@@ -132,7 +132,7 @@ def _raw_chunk_codec(ds: Any, frame_shape: tuple[int, ...], dtype: np.dtype) -> 
     HDF5's deflate filter (what SessionWriter writes), so a frame can be read as its raw chunk and
     inflated with zlib: about 4x less CPU than ``read_direct``'s path through HDF5's filter
     pipeline (benchmarks/streaming.py). None for any other layout (read through h5py)."""
-    import h5py
+    import h5py  # lazy, as in ilcore.data.format: the CLI's --help loads this module
 
     if ds.chunks != (1, *frame_shape) or ds.dtype != dtype or not ds.dtype.isnative:
         return None

@@ -20,12 +20,14 @@ import io
 import json
 import math
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+from gymnasium import spaces as gym_spaces
 
 from ilcore import fileio
 from ilcore import spaces as sp
@@ -33,8 +35,9 @@ from ilcore.errors import FormatError
 from ilcore.types import Label
 
 if TYPE_CHECKING:
+    # h5py (about 90 ms to import) is imported inside the functions that open files: the CLI's
+    # --help loads ilcore.data through its commands and must not pay for it.
     import h5py
-    from gymnasium import spaces as gym_spaces
 
 FORMAT_SESSION = "ilcore-session"
 FORMAT_EPISODE = "ilcore-episode"
@@ -91,8 +94,6 @@ def check_header(attrs: Any, expected: str, where: str) -> None:
 def check_regular_file(path: Path | str, where: str | None = None) -> None:
     """Refuse a path that is missing, unreadable or not a regular file, before anything opens it
     (opening a FIFO named like an episode would block forever)."""
-    import stat
-
     where = where or str(path)
     try:
         mode = os.stat(path).st_mode
@@ -159,11 +160,9 @@ def nested_to_json(nested: Any) -> Any:
 
 def nested_from_json(space: "gym_spaces.Space", value: Any) -> Any:
     """Inverse of :func:`nested_to_json` for one sample of ``space`` (leaf dtypes restored)."""
-    from gymnasium import spaces as gs
-
-    if isinstance(space, gs.Dict):
+    if isinstance(space, gym_spaces.Dict):
         return {k: nested_from_json(s, value[k]) for k, s in space.spaces.items()}
-    if isinstance(space, gs.Tuple):
+    if isinstance(space, gym_spaces.Tuple):
         return tuple(nested_from_json(s, v) for s, v in zip(space.spaces, value))
     return np.asarray(value, dtype=sp.leaf_dtype(space)).reshape(sp.leaf_shape(space))
 

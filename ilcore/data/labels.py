@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, TypeGuard
@@ -121,8 +122,6 @@ def parse_lines(lines: Sequence[str], where: str) -> list[dict[str, Any]]:
 
 def read_overlay_file(path: Path) -> list[dict[str, Any]]:
     """All complete records of an overlay file (missing file: none)."""
-    import stat
-
     try:
         if not stat.S_ISREG(path.stat().st_mode):
             raise FormatError(f"{path} is not a regular file.")

@@ -26,7 +26,7 @@ EPISODE_MEMBERS = ("observations", "actions", "actors", "rewards", "wall_time", 
 
 def pack(src: "str | Path | Recording | Sequence[str | Path]", dst: str | Path) -> Path:
     """Pack a recording into one file at ``dst`` (refuses to overwrite); returns ``dst``."""
-    import h5py
+    import h5py  # lazy, as in ilcore.data.format: the CLI's --help loads this module
 
     rec = open_recording(src)
     dst = Path(dst)

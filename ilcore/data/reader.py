@@ -7,6 +7,7 @@ writer appends; :meth:`Recording.refresh` picks up episodes finished since.
 
 from __future__ import annotations
 
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +45,6 @@ def check_path(path: Path) -> None:
 
 def read_session_json(folder: Path) -> dict[str, Any]:
     """The parsed ``session.json`` of a session folder (spaces as gymnasium spaces)."""
-    import stat
-
     path = folder / fmt.SESSION_FILE
     check_path(path)
     if not folder.is_dir():

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ilcore import spaces as ispaces
+from ilcore.data.reader import open_recording
 from ilcore.errors import ConfigError
 
 GYM_ENV_TYPE = 2  # robomimic.envs.env_base.EnvType.GYM_TYPE
@@ -52,9 +53,7 @@ def export_robomimic(
     actions: "executed" (what the env was given) or "label" (each step's latest label; every
     step must have one). Returns ``{"out", "demos", "total", "train", "valid"}``.
     """
-    import h5py
-
-    from ilcore.data import open_recording
+    import h5py  # lazy, as in ilcore.data.format: the CLI's --help loads this module
 
     if actions not in ("executed", "label"):
         raise ConfigError(f"actions must be 'executed' or 'label', got {actions!r}.")

@@ -15,6 +15,7 @@ recording, their steps against the episode they label.
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
@@ -112,8 +113,6 @@ def attr_json_object(attrs: Any, name: str, where: str) -> dict[str, Any]:
 
 def json_text(text: str | bytes, where: str) -> Any:
     """Parse JSON text; malformed, non-UTF-8 or absurdly nested text is one FormatError."""
-    import json
-
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
@@ -212,8 +211,6 @@ def check_episode(group: "h5py.Group", where: str, observation_space: "gym_space
 
 def check_space_attrs(attrs: Any, where: str, space_keys: tuple[str, str]) -> None:
     """An episode whose own space attributes differ from its recording's was recorded for other spaces."""
-    import json
-
     for name, key in zip(("observation", "action"), space_keys):
         attr = f"{name}_space"
         if attr in attrs:  # absent in files of older tools; present means it must match
@@ -268,8 +265,6 @@ def check_observations(obs: np.ndarray, where: str) -> None:
 def check_overlay(records: Iterable[dict[str, Any]], action_space: "gym_spaces.Space",
                   known_episodes: set[str], where: str) -> None:
     """Overlay label actions must fit the action space and every record must name a known episode."""
-    from ilcore.data.format import nested_from_json
-
     for rec in records:
         episode = rec["episode"]
         if episode not in known_episodes:
@@ -280,7 +275,7 @@ def check_overlay(records: Iterable[dict[str, Any]], action_space: "gym_spaces.S
         try:
             if not _numeric_json(rec["action"], 0):
                 raise TypeError
-            action = nested_from_json(action_space, rec["action"])
+            action = fmt.nested_from_json(action_space, rec["action"])
         except (KeyError, TypeError, ValueError, IndexError, OverflowError):
             raise SpaceMismatchError(f"{where} has a label for episode {fmt.short_repr(episode)} step {rec['step']} "
                                      f"whose action {fmt.short_repr(rec['action'])} is not in {action_space}.") from None

@@ -33,6 +33,7 @@ from ilcore import fileio
 from ilcore import spaces as sp
 from ilcore.data import format as fmt
 from ilcore.data.labels import OverlayWriter, label_record, retract_record
+from ilcore.data.reader import open_recording, read_session_json
 from ilcore.errors import FormatError, SpaceMismatchError, StorageError, UserError
 from ilcore.types import Actor, Label
 
@@ -197,8 +198,6 @@ class SessionWriter:
     # -- opening ---------------------------------------------------------------------
 
     def _check_existing(self, session_file: Path) -> None:
-        from ilcore.data.reader import read_session_json
-
         info = read_session_json(self.path)
         if info["env_id"] != self.env_id:
             raise SpaceMismatchError(f"The session {self.path} was recorded on {info['env_id']}, not {self.env_id}.")
@@ -242,8 +241,6 @@ class SessionWriter:
 
     def _autosave_problem(self, path: Path) -> str | None:
         """None if the autosave reads back whole as an episode of this session, else why not."""
-        from ilcore.data.reader import open_recording
-
         if not path.is_file():
             return "it is not a regular file"
         try:

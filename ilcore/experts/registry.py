@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from ilcore.errors import ConfigError
+from ilcore.eval import check_env_id, env_spaces, make_env
 from ilcore.experts.base import Expert
 from ilcore.experts.car_racing import CarRacingExpert
 from ilcore.experts.classic import (
@@ -53,8 +54,6 @@ def make_expert(env_id: str, env: gym.Env | None = None, **env_kwargs: Any) -> E
     """
     cls = next((c for c in EXPERT_CLASSES if env_id in c.env_ids), None)
     if cls is None:
-        from ilcore.eval import check_env_id
-
         check_env_id(env_id)
         raise ConfigError(
             f"There is no scripted expert for {env_id!r}; experts exist for {', '.join(available_experts())}."
@@ -72,8 +71,6 @@ def make_expert(env_id: str, env: gym.Env | None = None, **env_kwargs: Any) -> E
 def _action_space_of(env_id: str, env_kwargs: dict[str, Any]) -> gym.Space:
     # Building the env is the only reliable way to know its action space for given kwargs;
     # these envs are cheap to construct and nothing is rendered until reset.
-    from ilcore.eval import env_spaces
-
     return env_spaces(env_id, env_kwargs)[1]
 
 
@@ -85,7 +82,7 @@ def expert_rollouts(env_id: str, episodes: int, *, seed: int = 0, **env_kwargs: 
     executed actions ``(T, *action_shape)``; for vector observations (use ``ilcore record`` to
     write a session instead).
     """
-    env = gym.make(env_id, **env_kwargs)
+    env = make_env(env_id, env_kwargs)
     try:
         expert = make_expert(env_id, env=env)
         seqs, acts = [], []
