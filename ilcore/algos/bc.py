@@ -24,6 +24,7 @@ from ilcore.algos.batches import VALID_CHUNK, Batch, BatchSource, ResidentBatche
 from ilcore.algos.batches import data_to_tensors as data_to_tensors  # re-exported: PPO and tests use it
 from ilcore.algos.losses import NLL, Entropy, LossBatch, LossTerm, TotalLoss
 from ilcore import distributed
+from ilcore.data.dataset import split_by_episode
 from ilcore.data.stream import choose_data_mode, lazy_leaves
 from ilcore.devices import resolve_device
 from ilcore.errors import ConfigError, UserError
@@ -89,21 +90,6 @@ class BCResult:
     stopped_early: bool = False
     interrupted: bool = False  # should_stop said so: the weights are the best of the epochs finished
     final_state: "BCTrainState | None" = None  # where a resumed run continues (None when interrupted before epoch 1 ended)
-
-
-def split_by_episode(episode: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean (train, valid) masks putting whole episodes in validation (at least one when asked
-    and more than one episode exists), so validation measures states the learner never saw."""
-    episode = np.asarray(episode)
-    ids = np.unique(episode)
-    n_valid = int(round(valid_fraction * len(ids)))
-    if valid_fraction > 0 and len(ids) > 1:
-        n_valid = min(max(n_valid, 1), len(ids) - 1)
-    else:
-        n_valid = 0
-    chosen = np.random.default_rng(seed).permutation(ids)[:n_valid]
-    valid = np.isin(episode, chosen)
-    return ~valid, valid
 
 
 def make_adam(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], *, lr: float,

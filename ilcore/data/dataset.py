@@ -390,7 +390,7 @@ def load_transitions(
     source_names = names[cat(source_code_parts, np.int64)] if len(names) else np.zeros(0, dtype=str)
     reason_names = names[cat(reason_code_parts, np.int64)] if len(names) else np.zeros(0, dtype=str)
 
-    valid_mask = _valid_mask(episode, valid_fraction, seed)
+    train_mask, valid_mask = split_by_episode(episode, valid_fraction, seed)
     return TransitionData(
         obs=sp.nested_from_flat(obs_space, obs_flat),
         next_obs=sp.nested_from_flat(obs_space, next_flat),
@@ -402,7 +402,7 @@ def load_transitions(
         source=source_names,
         actor=actor,
         terminal=cat(terminal_parts, bool),
-        train_mask=~valid_mask,
+        train_mask=train_mask,
         valid_mask=valid_mask,
         observation_space=obs_space,
         action_space=act_space,
@@ -410,13 +410,16 @@ def load_transitions(
     )
 
 
-def _valid_mask(episode: np.ndarray, valid_fraction: float, seed: int) -> np.ndarray:
-    """Hold out whole episodes: at least one when there are two or more and the fraction > 0."""
-    present = np.unique(episode)
-    n_valid = int(round(valid_fraction * len(present)))
-    if valid_fraction > 0 and len(present) >= 2:
-        n_valid = min(max(n_valid, 1), len(present) - 1)
+def split_by_episode(episode: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean (train, valid) masks putting whole episodes in validation (at least one when asked
+    and more than one episode exists), so validation measures states the learner never saw."""
+    episode = np.asarray(episode)
+    ids = np.unique(episode)
+    n_valid = int(round(valid_fraction * len(ids)))
+    if valid_fraction > 0 and len(ids) > 1:
+        n_valid = min(max(n_valid, 1), len(ids) - 1)
     else:
         n_valid = 0
-    held_out = np.random.default_rng(seed).permutation(present)[:n_valid]
-    return np.isin(episode, held_out)
+    chosen = np.random.default_rng(seed).permutation(ids)[:n_valid]
+    valid = np.isin(episode, chosen)
+    return ~valid, valid

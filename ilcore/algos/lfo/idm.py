@@ -23,7 +23,8 @@ import torch
 from gymnasium import spaces as gspaces
 
 from ilcore import spaces as ispaces
-from ilcore.algos.bc import BCConfig, split_by_episode, train_bc
+from ilcore.algos.bc import BCConfig, train_bc
+from ilcore.data.dataset import split_by_episode
 from ilcore.errors import ConfigError
 from ilcore.policies import Policy
 from ilcore.types import Nested
