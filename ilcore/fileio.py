@@ -149,13 +149,6 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, what: str | Non
     return write_bytes_atomic(path, text.encode("utf-8"), what=what)
 
 
-def torch_save_atomic(path: str | os.PathLike[str], obj: Any, *, what: str | None = None) -> Path:
-    """``torch.save`` written atomically (a plain state dict is the usual ``obj``)."""
-    import torch  # lazy: ilcore.data's writers use this module and must not load torch
-
-    return atomic_write(path, lambda fh: torch.save(obj, fh), what=what)
-
-
 def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

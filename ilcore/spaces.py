@@ -27,7 +27,6 @@ from gymnasium import spaces
 from ilcore.errors import FormatError, SpaceMismatchError
 from ilcore.types import Nested
 
-LeafSpace = spaces.Box | spaces.Discrete | spaces.MultiDiscrete | spaces.MultiBinary
 _LEAF_TYPES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 

@@ -265,7 +265,6 @@ def load_transitions(
         return c
 
     obs_offset = 0  # rows of observations read so far (T+1 per episode)
-    act_offset = 0  # rows of executed steps read so far (T per episode)
     target_offset = 0  # rows of target actions read so far (file labels, or executed actions)
     for k, source in enumerate(rec.sources):
         overlay = rec.overlay_by_episode(k)
@@ -347,7 +346,6 @@ def load_transitions(
                     term[steps == length - 1] = True
                 terminal_parts.append(term)
                 obs_offset += length + 1
-                act_offset += length
 
     def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)

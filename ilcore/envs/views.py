@@ -121,10 +121,6 @@ class ImageView:
             x = 255 - x.astype(np.float32)
         return np.ascontiguousarray(x, dtype=np.uint8)
 
-    def output_shape(self, frame_shape: Sequence[int]) -> tuple[int, int, int]:
-        """The shape this view gives for input frames of ``frame_shape`` (H, W, C)."""
-        return tuple(self(np.zeros(tuple(frame_shape), np.uint8)).shape)
-
 
 @dataclass(frozen=True)
 class StateView:
@@ -220,18 +216,9 @@ class ViewShiftedState(gym.ObservationWrapper):
         return self.view(np.asarray(observation, dtype=np.float32))
 
 
-# Named views used by the benchmarks and the CLI (frozen values, not mutable state).
+# Named views used by the TCN benchmark and the tests (frozen values, not mutable state).
 MIRRORED = ImageView(mirror=True)
-RECOLOURED = ImageView(channels=(2, 0, 1), invert=True)
 MIRRORED_RECOLOURED = ImageView(mirror=True, channels=(2, 0, 1), invert=True)
-RECROPPED = ImageView(crop=(0.1, 0.1, 0.8, 0.8))
-IMAGE_VIEWS: dict[str, ImageView] = {
-    "identity": ImageView(),
-    "mirrored": MIRRORED,
-    "recoloured": RECOLOURED,
-    "mirrored-recoloured": MIRRORED_RECOLOURED,
-    "recropped": RECROPPED,
-}
 
 
 def render_view(view: ImageView, size: tuple[int, int] = (64, 64)) -> Any:
