@@ -31,7 +31,7 @@ from gymnasium import spaces as gym_spaces
 
 from ilcore import fileio
 from ilcore import spaces as sp
-from ilcore.errors import FormatError
+from ilcore.errors import ConfigError, FormatError
 from ilcore.types import Label
 
 if TYPE_CHECKING:
@@ -266,10 +266,11 @@ def _write_labels(group: "h5py.Group", labels: Sequence[Label], action_space: "g
         for value, vocab, codes in ((lab.source, sources, source_code), (lab.reason, reasons, reason_code)):
             value = str(value.value if hasattr(value, "value") else value)
             if value not in vocab:
+                if len(vocab) == 256:  # the codes are uint8
+                    raise ConfigError("An episode's labels may use at most 256 distinct sources "
+                                      "and 256 distinct reasons.")
                 vocab.append(value)
             codes[i] = vocab.index(value)
-    if len(sources) > 256 or len(reasons) > 256:
-        raise ValueError("an episode may use at most 256 distinct label sources and reasons")
     group.attrs["vocabulary"] = dumps({"source": sources, "reason": reasons})
     group.create_dataset("step", data=np.asarray([lab.step for lab in labels], dtype=np.int64))
     group.create_dataset("source", data=source_code)
@@ -313,11 +314,6 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- reading one group
-
-
-def is_observation_only(group: "h5py.Group") -> bool:
-    """True for an episode recorded without actions (watch-only demos, imported frames)."""
-    return bool(group.attrs.get("observation_only", False))
 
 
 # Bounds a reader trusts before it allocates: an episode longer than this is refused, and every

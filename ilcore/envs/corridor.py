@@ -18,6 +18,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ilcore.errors import ConfigError, SpaceMismatchError
+
 LEFT, STAY, RIGHT = 0, 1, 2
 _CELL = 24  # pixels per position in rendered frames
 
@@ -34,9 +36,9 @@ class CorridorEnv(gym.Env):
 
     def __init__(self, horizon: int = 100, half_width: int = 10, render_mode: str | None = None) -> None:
         if horizon < 1 or half_width < 1:
-            raise ValueError(f"horizon and half_width must be >= 1, got {horizon} and {half_width}")
+            raise ConfigError(f"The corridor's horizon and half_width must be >= 1, got {horizon} and {half_width}.")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+            raise ConfigError(f"The corridor's render_mode must be 'rgb_array' or None, got {render_mode!r}.")
         self.render_mode = render_mode
         self.horizon = int(horizon)
         self.half_width = int(half_width)
@@ -58,7 +60,7 @@ class CorridorEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         a = int(action)
         if a not in (LEFT, STAY, RIGHT):
-            raise ValueError(f"corridor actions are 0 (left), 1 (stay), 2 (right); got {action!r}")
+            raise SpaceMismatchError(f"Corridor actions are 0 (left), 1 (stay), 2 (right); got {action!r}.")
         self._pos = int(np.clip(self._pos + a - 1, -self.half_width, self.half_width))
         self._t += 1
         cost = float(self._pos != 0)

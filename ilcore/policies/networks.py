@@ -14,6 +14,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ilcore.errors import ConfigError
+
 
 class EnsembleLinear(nn.Module):
     """K independent affine maps ``(K, N, in) -> (K, N, out)``.
@@ -127,7 +129,8 @@ class EnsembleCNN(nn.Module):
             convs += [EnsembleConv2d(ensemble, c_in, c_out, kernel, stride), nn.ReLU()]
             c_in, h, w = c_out, (h - kernel) // stride + 1, (w - kernel) // stride + 1
         if h < 1 or w < 1:
-            raise ValueError(f"image of shape {tuple(image_shape)} is too small for the conv stack")
+            raise ConfigError(f"An image observation of shape {tuple(image_shape)} is too small for the "
+                              "policy's conv stack.")
         self.convs = nn.Sequential(*convs)
         self.conv_out = c_in * h * w
         self.fc = EnsembleLinear(ensemble, self.conv_out, features)

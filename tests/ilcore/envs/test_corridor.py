@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ilcore.envs.corridor import LEFT, CorridorEnv
+from ilcore.errors import ConfigError
 from ilcore.eval import make_env
 
 
@@ -26,5 +27,5 @@ def test_corridor_without_render_mode_draws_nothing_and_refuses_other_modes():
     env = gym.make("ilcore/Corridor-v0")
     env.reset(seed=0)
     assert env.unwrapped.render() is None
-    with pytest.raises(ValueError, match="rgb_array"):
+    with pytest.raises(ConfigError, match="rgb_array"):
         CorridorEnv(render_mode="human")
