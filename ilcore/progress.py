@@ -7,6 +7,7 @@ On a terminal the bar redraws a few times a second; when stderr is a file or a p
 from __future__ import annotations
 
 import sys
+import time
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 if TYPE_CHECKING:
@@ -43,3 +44,18 @@ def progress_bar(
     kwargs.setdefault("delay", 2.0)
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled,
                 leave=leave, **kwargs)
+
+
+def show_status(bar: "tqdm[Any]", text: str | None = None, **fields: Any) -> None:
+    """Put ``text`` (or ``key=value`` fields) after the bar, redrawn no sooner than the bar itself
+    would be: tqdm's own ``set_postfix`` redraws at once, which draws a bar before its start-up
+    delay and runs it into a command's one error line."""
+    if text is None:
+        bar.set_postfix(refresh=False, **fields)
+    else:
+        bar.set_postfix_str(text, refresh=False)
+    if bar.disable:
+        return
+    now = time.time()
+    if now - bar.start_t >= bar.delay and now - bar.last_print_t >= bar.mininterval:
+        bar.refresh()

@@ -27,7 +27,7 @@ from ilcore.fileio import write_json_atomic
 from ilcore.labelers import ExpertLabeler, Labeler, SimulatedPerson
 from ilcore.metrics import DAGGER_LABELS, DAGGER_QUERY_RATE, EVAL_RETURN, MetricLogger
 from ilcore.plots import save_labels_curve
-from ilcore.progress import progress_bar
+from ilcore.progress import progress_bar, show_status
 
 SETTINGS_FILE = "dagger_run.json"
 # Settings a resumed run takes from the original run (the rest may be changed on resume).
@@ -114,11 +114,11 @@ def run_command(args: argparse.Namespace) -> dict:
         bar.update(1)
 
     def episode_done(rnd: int, steps: int) -> None:
-        bar.set_postfix_str(f"round {rnd}: episode of {steps} steps", refresh=False)
+        show_status(bar, f"round {rnd}: episode of {steps} steps")
 
     def epoch_done(version: int, report: Any) -> None:
-        bar.set_postfix_str(f"training policy v{version}: epoch {report.epoch}/{report.epochs}, "
-                            f"loss {report.train_loss:.3f}")
+        show_status(bar, f"training policy v{version}: epoch {report.epoch}/{report.epochs}, "
+                         f"loss {report.train_loss:.3f}")
 
     out.mkdir(parents=True, exist_ok=True)
     if not args.resume:
