@@ -29,7 +29,7 @@ from app.session import ONESHOT_ENV_ID, OneShotSession, OneShotSettings, Session
 from ilcore.algos.dagger.options import DaggerOptions, add_arguments as add_dagger_arguments
 from ilcore.data import default_session_path
 from ilcore.errors import ConfigError, UserError
-from ilcore.progress import progress_bar
+from ilcore.progress import progress_bar, show_status
 from ilcore.runtime import configure_threads
 
 # pygame, and the app modules that import it (devices, keymaps, loop, renderer, theme), are imported
@@ -183,7 +183,7 @@ def _run(args: argparse.Namespace) -> int:
 
         def on_stage(index: int, total: int, stage: str) -> None:
             bar.n = index
-            bar.set_postfix_str(stage, refresh=True)
+            show_status(bar, stage)
 
         manager.on_stage = on_stage
     try:

@@ -29,7 +29,7 @@ from ilcore.data.stream import choose_data_mode, lazy_leaves
 from ilcore.devices import resolve_device
 from ilcore.errors import ConfigError, UserError
 from ilcore.policies import ObsTensors, Policy, make_policy
-from ilcore.progress import progress_bar
+from ilcore.progress import progress_bar, show_status
 from ilcore.types import Nested
 
 
@@ -405,8 +405,8 @@ def train_bc(
             report = trainer.epoch()
             if report is not None:
                 bar.update(1)
-                bar.set_postfix(train=f"{report.train_loss:.4f}",
-                                valid=f"{report.valid_loss:.4f}" if report.valid_loss is not None else "-")
+                show_status(bar, train=f"{report.train_loss:.4f}",
+                            valid=f"{report.valid_loss:.4f}" if report.valid_loss is not None else "-")
     finally:
         bar.close()
     return trainer.finish()

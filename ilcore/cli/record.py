@@ -23,7 +23,7 @@ from ilcore.data import SessionWriter, default_session_path
 from ilcore.errors import ConfigError
 from ilcore.eval import make_env
 from ilcore.experts import NoisyExpert, make_expert
-from ilcore.progress import progress_bar
+from ilcore.progress import progress_bar, show_status
 from ilcore.types import Actor, QueryReason
 
 
@@ -123,7 +123,7 @@ def record_scripted(
                 steps += recorder.num_steps
                 if limit and bar.total is not None:
                     bar.total -= max(limit - recorder.num_steps, 0)
-                bar.set_postfix(ep=f"{i + 1}/{episodes}", ret=f"{total:.1f}")
+                show_status(bar, ep=f"{i + 1}/{episodes}", ret=f"{total:.1f}")
             bar.close()
     finally:
         env.close()

@@ -22,10 +22,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ilcore.errors import ConfigError
 from ilcore.policies.networks import EnsembleCNN
+from ilcore.progress import progress_bar, show_status
 
 
 @dataclass
@@ -215,7 +215,7 @@ def train_autoencoder(
     started = time.perf_counter()
     loss_sum, count = 0.0, 0
     net.train()
-    bar = tqdm(range(1, cfg.steps + 1), desc="autoencoder", unit="step", disable=not progress, leave=False)
+    bar = progress_bar(range(1, cfg.steps + 1), desc="autoencoder", unit="step", enabled=progress)
     for step in bar:
         rows = index[rng.integers(len(index), size=cfg.batch_size)]
         frames = torch.as_tensor(np.stack([episodes[e][v, t] for e, v, t in rows.tolist()]))
@@ -230,7 +230,7 @@ def train_autoencoder(
             history["step"].append(step)
             history["loss"].append(mean_loss)
             history["seconds"].append(time.perf_counter() - started)
-            bar.set_postfix(loss=f"{mean_loss:.4f}")
+            show_status(bar, loss=f"{mean_loss:.4f}")
             loss_sum, count = 0.0, 0
             if callback is not None and callback(step, mean_loss) is False:
                 break

@@ -30,10 +30,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ilcore.errors import ConfigError
 from ilcore.policies.networks import EnsembleCNN
+from ilcore.progress import progress_bar, show_status
 
 CHECKPOINT_FORMAT = "ilcore-tcn"
 CONFIG_FILE = "tcn.json"
@@ -282,7 +282,7 @@ def train_tcn(
     started = time.perf_counter()
     loss_sum, active_sum, count = 0.0, 0.0, 0
     net.train()
-    bar = tqdm(range(1, cfg.steps + 1), desc="tcn", unit="step", disable=not progress, leave=False)
+    bar = progress_bar(range(1, cfg.steps + 1), desc="tcn", unit="step", enabled=progress)
     for step in bar:
         trip = sample_triplets(lengths, views, cfg.batch_size, cfg, multi_view, rng)  # (B, 3, 3)
         rows = trip.reshape(-1, 3)  # (episode, view, time) per frame
@@ -304,7 +304,7 @@ def train_tcn(
             history["loss"].append(mean_loss)
             history["active"].append(active_sum / count)
             history["seconds"].append(time.perf_counter() - started)
-            bar.set_postfix(loss=f"{mean_loss:.4f}")
+            show_status(bar, loss=f"{mean_loss:.4f}")
             loss_sum, active_sum, count = 0.0, 0.0, 0
             if callback is not None and callback(step, mean_loss) is False:
                 break

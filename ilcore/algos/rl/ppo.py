@@ -60,7 +60,7 @@ from ilcore.policies import Policy, make_policy
 from ilcore.policies import ObsTensors
 from ilcore.plots import save_return_curve
 from ilcore.policies.heads import LOG_STD_MAX, LOG_STD_MIN, ActionDist, CategoricalDist, GaussianHead
-from ilcore.progress import progress_bar
+from ilcore.progress import progress_bar, show_status
 
 
 @dataclass
@@ -802,7 +802,7 @@ def train_ppo(
             report = trainer.step()
             bar.update(report.env_steps - steps_before)
             recent = trainer.episodes["return"][-20:]
-            bar.set_postfix(ret=f"{np.mean(recent):.1f}" if recent else "-", warmup=report.warmup)
+            show_status(bar, ret=f"{np.mean(recent):.1f}" if recent else "-", warmup=report.warmup)
             if callback is not None and callback(report) is False:
                 break
     finally:
