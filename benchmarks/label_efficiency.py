@@ -4,7 +4,8 @@ For each env, demonstration length and seed, six ways of getting labels from the
 person (the scripted expert, 1.5 s per answered query, 0.25 s per step it drives, no noise, no
 delay) train the same learner (a 5-member ensemble, the action space's default head, the
 project's retraining recipe: from scratch on every label, at least ``min_updates`` minibatch
-updates per member (1000 here, twice the engine's default; see ENV_SETTINGS); MLP (64, 64) on vectors, the CNN on CarRacing's frames):
+updates per member (1000 here, twice the engine's default; see ENV_SETTINGS); MLP (64, 64) on
+vectors, the CNN on CarRacing's frames):
 
 - bc:           demonstrations only (after round 0 the person drives every step; beta-mix = 1)
 - dagger:       plain DAgger, every learner-visited state labelled (AllGate)
@@ -69,7 +70,8 @@ DEFAULT_ENVS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "LunarLander-v3")
 # never cut). Pendulum: 60 epochs (the squashed Gaussian trained with beta-NLL needs them).
 # LunarLander: learner episodes cut at 400 steps (a hovering learner otherwise spends 1000), 60
 # rounds: the gate at 10% asks ~20 labels per episode and was still climbing at 30 (230 at 584 labels).
-# CarRacing: a 3-member CNN ensemble with fewer updates, 5 eval episodes (CPU time, see docs).
+# CarRacing: a 3-member CNN ensemble with fewer updates, 5 eval episodes (CPU time, see docs),
+# and the bar of 700 (the 95% rule would put it at 870 against the expert's 918).
 # min_updates 1000 (the engine's RetrainConfig default is 500): measured one change at a time
 # (docs/benchmarks.md), doubling the updates per retraining took the gate on Pendulum from 3/5
 # seeds at 427 labels to 5/5 at 296 (plain DAgger unchanged at 1200) and let BC on CartPole's
@@ -84,7 +86,7 @@ ENV_SETTINGS: dict[str, dict[str, Any]] = {
     "LunarLander-v3": dict(max_rounds=60, max_labels=8000, epochs=20, min_updates=1000, ensemble=5,
                            max_episode_steps=400, eval_episodes=10),
     "CarRacing-v3": dict(max_rounds=10, max_labels=8000, epochs=5, min_updates=300, ensemble=3,
-                         max_episode_steps=None, eval_episodes=5),
+                         max_episode_steps=None, eval_episodes=5, bar=700.0),
 }
 DEMO_EPISODES = 1
 SHORT_DEMO_STEPS = 100
@@ -318,7 +320,7 @@ def main() -> None:
             settings.update(demo_episodes=args.demo_episodes, demo_steps=args.demo_steps or None)
             r_expert = float(make_expert(env_id).documented_return)
             r_random = random_return(env_id)
-            bar = r_random + 0.95 * (r_expert - r_random)
+            bar = settings.get("bar", r_random + 0.95 * (r_expert - r_random))
             env_result = result["envs"].setdefault(env_id, {})
             env_result.update({"expert_return": r_expert, "random_return": r_random, "bar": bar})
             row = env_result.setdefault("rows", {}).setdefault(row_key, {"sessions": {}})

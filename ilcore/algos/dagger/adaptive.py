@@ -9,15 +9,22 @@ and the labeller gives one, and how often they differ is a direct, label-free-to
 measure of the learner's error where it is least sure.
 
 :class:`AdaptiveEnsembleGate` is the ensemble gate with its target rate set from that measure:
-``rate = min_rate + (max_rate - min_rate) * wrong``, ``wrong`` the share of the last ``answer_window``
-answered queries where the learner disagreed (with ``prior_queries`` pseudo-answers that start it
-at ``initial_rate``). It learns of answers through :meth:`AdaptiveEnsembleGate.observe`;
+``rate = min_rate + (max_rate - min_rate) * wrong``, ``wrong`` the share of the last
+``answer_window`` answered queries where the learner disagreed (with ``prior_queries``
+pseudo-answers that start it at ``initial_rate``). It learns of answers through :meth:`AdaptiveEnsembleGate.observe`;
 :class:`GateFeedback` wraps a labeller so that every answer to a live query is reported to the
 gate (the learner's action comes from ``learner_action(obs)``, the policy installed now).
 
 The same record gives the stopping signal the person sees: :attr:`AgreementTracker.stop_suggested`
 once the learner agreed with at least ``stop_agreement`` of the last ``stop_queries`` answers
 (further labels then mostly confirm it).
+
+Measured (docs/benchmarks.md, label efficiency): on Pendulum, LunarLander and CartPole it did not
+need fewer labels than the fixed 10% gate (Pendulum 407 vs 296, LunarLander 599 vs 542); it
+reaches the bar in fewer learner episodes instead, because on the states the ensemble is least
+sure of the learner often differs from the labeller and is still good enough, so it asks at
+15-42%. The 95%-of-50 stop signal never fired on continuous actions. Kept to measure against,
+not as the default.
 """
 
 from __future__ import annotations
@@ -99,7 +106,8 @@ class AdaptiveEnsembleGate(EnsembleGate):
         answer_window: int = 20, stop_queries: int = 50, stop_agreement: float = 0.95, **gate_options: Any,
     ) -> None:
         if not 0.0 < min_rate <= initial_rate <= max_rate <= 1.0:
-            raise ConfigError(f"need 0 < min_rate <= initial_rate <= max_rate <= 1, got {min_rate}, {initial_rate}, {max_rate}")
+            raise ConfigError(
+                f"need 0 < min_rate <= initial_rate <= max_rate <= 1, got {min_rate}, {initial_rate}, {max_rate}")
         super().__init__(initial_rate, **gate_options)
         self.min_rate = float(min_rate)
         self.max_rate = float(max_rate)
