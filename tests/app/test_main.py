@@ -122,7 +122,7 @@ def _refusal(tmp_path, *args):
     (["--env", "NoSuchEnv-v0"], "Unknown env id"),
     (["--env", "Blackjack-v1", "--keymap", "{keymap}"], "which is not an action of Discrete(2)"),
     (["--env-kwargs", "[1]"], "--env-kwargs must be a JSON object"),
-    (["--env", "ilcore/Corridor-v0", "--env-kwargs", '{"horizon": 0}'], "ValueError: horizon"),
+    (["--env", "ilcore/Corridor-v0", "--env-kwargs", '{"horizon": 0}'], "horizon and half_width must be >= 1"),
     (["--fps", "0"], "--fps must be at least 1"),
     (["--max-episode-steps", "-3"], "--max-episode-steps must be at least 1"),
     (["--gamepad", "{pad}"], "gamepad"),
