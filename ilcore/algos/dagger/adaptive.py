@@ -36,6 +36,7 @@ import numpy as np
 
 from ilcore.algos.dagger.gates import EnsembleGate
 from ilcore.errors import ConfigError
+from ilcore.labelers import LIVE
 
 __all__ = ["AdaptiveEnsembleGate", "AgreementTracker", "GateFeedback"]
 
@@ -83,8 +84,7 @@ class AgreementTracker:
 
     @property
     def stop_suggested(self) -> bool:
-        last = self.recent(self.stop_queries)
-        return len(last) >= self.stop_queries and float(np.mean(last)) >= self.stop_agreement
+        return len(self._agreed) >= self.stop_queries and self.agreement >= self.stop_agreement
 
 
 class AdaptiveEnsembleGate(EnsembleGate):
@@ -176,7 +176,7 @@ class GateFeedback:
 
     def label(self, obs: Any, ctx: Any) -> Any | None:
         answer = self.labeler.label(obs, ctx)
-        if answer is not None and ctx.mode == "live":
+        if answer is not None and ctx.mode == LIVE:
             mine = self.learner_action(obs)
             if mine is not None:
                 self.gate.observe(not self.differ(mine, answer))

@@ -705,8 +705,8 @@ class DaggerController:
         from ilcore.policies import Policy
 
         policy = Policy.load(path)
-        space = getattr(self.writer, "observation_space", None)  # the real writer's; in-memory fakes have none
-        states = load_calibration_states(path, space) if calibrate and space is not None else None
+        # Saved beside the policy in its own observation space (the recording's it was trained on).
+        states = load_calibration_states(path, policy.observation_space) if calibrate else None
         self._install(policy, int(getattr(policy, "version", self.round)), calibrate=calibrate,
                       calibration_obs=states, path=Path(path))
         return policy
@@ -922,7 +922,7 @@ def train_next_policy(
         finally:
             if own_env:
                 env.close()
-        save_calibration_states(out, states, open_recording(session_dir).observation_space)
+        save_calibration_states(out, states, policy.observation_space)
     eval_return = eval_ci = None
     if eval_episodes > 0:
         ev = evaluate(policy, env_id, episodes=eval_episodes, seed=10_000 + int(version), env_kwargs=env_kwargs or None)
