@@ -332,6 +332,14 @@ class Person:
         self._n += 1
         self.screen.shot(f"{self._n:02d}_{name}")
 
+    def undo(self, keys: Any, what: str, shot: str) -> None:
+        """Press Z after a person's reaction time, say what it undid and look at the screen."""
+        time.sleep(REACTION_S)
+        keys.tap("z")
+        self.say(what)
+        time.sleep(0.3)
+        self.shot(shot)
+
     def wait_for(self, what: str, cond: Callable[[], bool], timeout: float = STAGE_TIMEOUT_S, every: float = 0.15) -> None:
         t0 = time.monotonic()
         while not cond():
@@ -497,12 +505,8 @@ def dagger(person: Person, index: int, round: int, args: argparse.Namespace) -> 
                 s.tap("Right" if lean > 0 else "Left")
                 answered += 1
                 if answered == 1:
-                    time.sleep(REACTION_S)
-                    s.tap("z")
+                    person.undo(s, "answered the first question, then Z undid it", f"dagger{round}_undo_answer")
                     undone += 1
-                    person.say("answered the first question, then Z undid it")
-                    time.sleep(0.3)
-                    person.shot(f"dagger{round}_undo_answer")
         elif not esc_done and elapsed > 2.0 and accent == "dagger":
             s.tap("Escape")
             esc_done = True
@@ -530,12 +534,8 @@ def dagger(person: Person, index: int, round: int, args: argparse.Namespace) -> 
             takeovers += 1
             person.say(f"takeover {takeovers}: held Space 1.5 s")
             if takeovers == 2:
-                time.sleep(REACTION_S)
-                s.tap("z")
+                person.undo(s, "Z undid the whole second takeover", f"dagger{round}_undo_takeover")
                 undone += 1
-                person.say("Z undid the whole second takeover")
-                time.sleep(0.3)
-                person.shot(f"dagger{round}_undo_takeover")
         elif "driving" not in shots and elapsed > 1.0 and accent == "dagger":
             shots.add("driving")
             person.shot(f"dagger{round}_learner_drives")
