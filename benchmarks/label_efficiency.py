@@ -91,7 +91,7 @@ ENV_SETTINGS: dict[str, dict[str, Any]] = {
 DEMO_EPISODES = 1
 SHORT_DEMO_STEPS = 100
 CONFIRM_EPISODES = 20
-RECIPE_KEYS = ("warm_start", "min_updates", "epochs", "uncertainty_weight", "intervention_weighting", "lr")
+RECIPE_KEYS = ("warm_start", "min_updates", "epochs", "uncertainty_weight", "intervention_weighting", "lr", "gate_rate")
 
 
 def random_return(env_id: str, episodes: int = 20) -> float:
@@ -100,7 +100,9 @@ def random_return(env_id: str, episodes: int = 20) -> float:
     return mean_random_return(env_id, episodes, seed=10_000, action_seed=0)
 
 
-def make_gate(method: str, seed: int) -> Any:
+def make_gate(method: str, seed: int, rate: float = 0.1) -> Any:
+    """The gate of ``method``; ``rate`` is the ensemble gate's target rate and the adaptive gate's
+    starting one (the ``gate_rate`` recipe key)."""
     from ilcore.algos.dagger import AllGate, BetaGate, Constant, EnsembleGate, NeverGate
     from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate
 
@@ -109,9 +111,9 @@ def make_gate(method: str, seed: int) -> Any:
     if method == "beta":
         return BetaGate(Constant(0.2), seed=seed)
     if method == "ensemble":
-        return EnsembleGate(0.1)
+        return EnsembleGate(rate)
     if method == "adaptive":
-        return AdaptiveEnsembleGate(min_rate=0.02, max_rate=0.5, initial_rate=0.1)
+        return AdaptiveEnsembleGate(min_rate=min(0.02, rate), max_rate=max(0.5, rate), initial_rate=rate)
     return NeverGate()  # bc (the person drives) and intervention (the person takes over)
 
 
@@ -144,7 +146,7 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
         make_expert(env_id, env=env), env.action_space, seconds_per_label=1.5, seconds_per_takeover_step=0.25,
         intervene=(method == "intervention"), release_after=5, seed=seed,
     )
-    gate = make_gate(method, seed)
+    gate = make_gate(method, seed, recipe.get("gate_rate", 0.1))
     bc = BCConfig(epochs=int(recipe.get("epochs", settings["epochs"])), ensemble=settings["ensemble"], hidden=(64, 64),
                   seed=seed, valid_fraction=0.0, patience=None, lr=recipe.get("lr", 1e-3), device="cpu")
     reason_weights = {"uncertainty": recipe["uncertainty_weight"]} if "uncertainty_weight" in recipe else {}
