@@ -270,7 +270,8 @@ class BCTrainer:
             optimizer.zero_grad(set_to_none=True)
             local_b = local_batches[s].shape[1]
             if local_b > 0:
-                dist = policy.dist(batch_obs, per_member=True, state_noise=cfg.state_noise, generator=self.noise_gen)
+                dist = policy.dist(batch_obs, per_member=True, state_noise=cfg.state_noise,
+                                   image_shift=cfg.image_shift, generator=self.noise_gen)
                 batch = LossBatch(policy, dist, batch_obs, batch_actions, None if uniform_weights else batch_weights)
                 loss, _ = self.loss_fn(batch)
                 if self.plain_objective:

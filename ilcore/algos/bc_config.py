@@ -33,6 +33,10 @@ class BCConfig:
     patience: stop after this many epochs without a better validation loss and restore the best
         weights; None trains all epochs (the best weights are still restored).
     state_noise: std of Gaussian noise added to normalised vector observations while training.
+    image_shift: random-shift augmentation of image observations while training, as in DrQ: each
+        frame is padded by this many pixels (replicating its border) and cropped back to its size
+        at a random offset, independently per member and per sample; 0 is off. Drawn from the
+        trainer's noise generator, so a seeded run repeats.
     ensemble: K members (ignored when warm-starting from a policy).
     hidden: MLP widths (ignored when warm-starting).
     head: "categorical" / "gaussian" / "mse", or None for the action space's default.
@@ -60,6 +64,7 @@ class BCConfig:
     valid_fraction: float = 0.1
     patience: int | None = 10
     state_noise: float = 0.0
+    image_shift: int = 0
     ensemble: int = 1
     hidden: Sequence[int] = (256, 256)
     head: str | None = None
@@ -83,6 +88,8 @@ class BCConfig:
             raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}.")
         if self.state_noise < 0:
             raise ConfigError(f"state_noise must be >= 0, got {self.state_noise}.")
+        if self.image_shift < 0:
+            raise ConfigError(f"image_shift must be >= 0 pixels, got {self.image_shift}.")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1 or None, got {self.patience}.")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:

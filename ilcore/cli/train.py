@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bc.add_argument("--hidden", default="256,256", help="MLP widths, comma-separated")
     bc.add_argument("--head", choices=("auto", "categorical", "gaussian", "mse"), default="auto")
     bc.add_argument("--state-noise", type=non_negative_float, default=0.0, help="Gaussian noise std on normalised observations")
+    bc.add_argument("--image-shift", type=non_negative_int, default=0,
+                    help="random-shift augmentation of image observations: pad by N pixels, crop back (0: off)")
     bc.add_argument("--patience", type=non_negative_int, default=10, help="early-stopping patience in epochs (0: off)")
     bc.add_argument("--valid-fraction", type=fraction, default=0.1, help="share of episodes held out for validation")
     bc.add_argument("--bootstrap", action="store_true", help="each member trains on a bootstrap resample")
@@ -94,7 +96,7 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any] | None:
     config = BCConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         entropy_weight=args.entropy, nll_beta=args.nll_beta, valid_fraction=args.valid_fraction, patience=args.patience or None,
-        state_noise=args.state_noise, ensemble=args.ensemble, hidden=parse_hidden(args.hidden),
+        state_noise=args.state_noise, image_shift=args.image_shift, ensemble=args.ensemble, hidden=parse_hidden(args.hidden),
         head=None if args.head == "auto" else args.head, seed=args.seed, bootstrap=args.bootstrap,
         device=args.device, data_mode=args.data_mode, workers=args.workers, steps_per_epoch=args.steps_per_epoch,
     )
@@ -110,7 +112,7 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any] | None:
             "trained_on": [str(p) for p in args.data], "algo": "bc"}
     n_valid = int(np.count_nonzero(data.valid_mask)) if getattr(data, "valid_mask", None) is not None else 0
     counts = {"transitions": len(data), "train_transitions": len(data) - n_valid, "valid_transitions": n_valid}
-    run_args = {key: getattr(args, key) for key in RESUMED_OPTIONS}
+    run_args = {key: getattr(args, key) for key in (*RESUMED_OPTIONS, *LATER_OPTIONS)}
 
     def write(policy: Policy, history: dict[str, list[float]], best_epoch: int, stopped_early: bool,
               state: Any) -> None:
@@ -198,6 +200,8 @@ def run_train_bc(args: argparse.Namespace) -> dict[str, Any] | None:
 RESUMED_OPTIONS = ("data", "labels", "valid_fraction", "seed", "batch_size", "lr", "weight_decay", "entropy",
                    "nll_beta", "state_noise", "patience", "bootstrap", "hidden", "head", "ensemble", "eval_env",
                    "eval_episodes", "eval_every")
+# Options added since: resumed too, with their default for a run written before they existed.
+LATER_OPTIONS = {"image_shift": 0}
 
 
 def _run_doc(run: str) -> dict[str, Any]:
@@ -225,6 +229,8 @@ def _apply_resume(args: argparse.Namespace) -> Any:
     state = load_train_state(args.resume)
     for key in RESUMED_OPTIONS:
         setattr(args, key, saved[key])
+    for key, default in LATER_OPTIONS.items():
+        setattr(args, key, saved.get(key, default))
     args.out = args.out or args.resume
     if state.epoch >= args.epochs:
         raise ConfigError(f"--resume {args.resume}: the run already has {state.epoch} epochs; pass a larger --epochs.")

@@ -143,3 +143,25 @@ class EnsembleCNN(nn.Module):
         y = self.convs(x)  # (N, K*C', h', w')
         y = y.reshape(n, k, -1).transpose(0, 1)  # (K, N, C'*h'*w')
         return torch.relu(self.fc(y))
+
+
+def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random-shift augmentation of channels-last frames ``(..., H, W, C)``, as DrQ's: pad each
+    frame by ``pad`` pixels replicating its border, then crop back to ``H x W`` at a random offset.
+
+    Every frame (every leading index, so every ensemble member and every sample) draws its own
+    integer shift in ``[-pad, pad]`` along each axis from ``generator``. Padding then cropping is
+    the same as reading each output pixel from the input at the shifted row and column clamped to
+    the frame, so this is one gather on the frames as stored (uint8 stays uint8, nothing is
+    padded or converted to float), with no Python loop over samples. ``pad=0`` returns ``x``.
+    """
+    if pad <= 0:
+        return x
+    *lead, h, w, c = x.shape
+    frames = x.reshape(-1, h, w, c)
+    m, device = frames.shape[0], x.device
+    shifts = torch.randint(-pad, pad + 1, (m, 2), generator=generator, device=device)
+    rows = (torch.arange(h, device=device) + shifts[:, :1]).clamp_(0, h - 1)  # (M, H)
+    cols = (torch.arange(w, device=device) + shifts[:, 1:]).clamp_(0, w - 1)  # (M, W)
+    idx = torch.arange(m, device=device)[:, None, None]
+    return frames[idx, rows[:, :, None], cols[:, None, :]].reshape(x.shape)

@@ -24,7 +24,7 @@ from ilcore import spaces as ispaces
 from ilcore.errors import ConfigError, FormatError, SpaceMismatchError
 from ilcore.policies import checkpoint
 from ilcore.policies.heads import ActionDist, CategoricalHead, GaussianHead
-from ilcore.policies.networks import EnsembleCNN, EnsembleMLP
+from ilcore.policies.networks import EnsembleCNN, EnsembleMLP, random_shift
 from ilcore.types import Nested
 
 CONFIG_FILE = "config.json"
@@ -149,8 +149,13 @@ class ObservationEncoder(nn.Module):
         *,
         per_member: bool = False,
         state_noise: float = 0.0,
+        image_shift: int = 0,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
+        """Features ``(K, N, F)``. ``state_noise`` and ``image_shift`` are training augmentations
+        drawn from ``generator``: Gaussian noise on normalised vector leaves, and a random shift of
+        up to ``image_shift`` pixels (replicate padding, see :func:`random_shift`) of image leaves,
+        drawn independently for every member and sample."""
         k = self.ensemble
         lead_dims = 2 if per_member else 1
         flat_parts: list[torch.Tensor] = []
@@ -166,6 +171,8 @@ class ObservationEncoder(nn.Module):
             elif kind == "image":
                 if not per_member:
                     x = x.unsqueeze(0).expand(k, *x.shape)
+                if image_shift > 0:
+                    x = random_shift(x, image_shift, generator)
                 image_parts.append(self.cnns[info](x))
             elif kind == "discrete":
                 n, start = info
@@ -298,10 +305,14 @@ class Policy(nn.Module):
         *,
         per_member: bool = False,
         state_noise: float = 0.0,
+        image_shift: int = 0,
         generator: torch.Generator | None = None,
     ) -> ActionDist:
-        """Per-member action distributions for leaf tensors ``(N, ...)`` (or ``(K, N, ...)``)."""
-        h = self.encoder(obs_t, per_member=per_member, state_noise=state_noise, generator=generator)
+        """Per-member action distributions for leaf tensors ``(N, ...)`` (or ``(K, N, ...)``);
+        ``state_noise`` and ``image_shift`` are the training augmentations of
+        :meth:`ObservationEncoder.forward`."""
+        h = self.encoder(obs_t, per_member=per_member, state_noise=state_noise, image_shift=image_shift,
+                         generator=generator)
         return self.head(self.trunk(h))
 
     forward = dist

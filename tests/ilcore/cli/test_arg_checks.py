@@ -37,6 +37,7 @@ BAD = [
     ["train", "bc", "--data", "D", "--out", "O", "--valid-fraction", "1"],
     ["train", "bc", "--data", "D", "--out", "O", "--valid-fraction", "-0.1"],
     ["train", "bc", "--data", "D", "--out", "O", "--state-noise", "-1"],
+    ["train", "bc", "--data", "D", "--out", "O", "--image-shift", "-1"],
     ["train", "bc", "--data", "D", "--out", "O", "--patience", "-1"],
     ["train", "bc", "--data", "D", "--out", "O", "--eval-episodes", "0"],
     ["train", "bc", "--data", "D", "--out", "O", "--eval-every", "-1"],
