@@ -133,13 +133,12 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
     """One simulated session, one learner episode per round, until a confirmed policy meets the bar."""
     from ilcore.algos.bc import BCConfig
     from ilcore.algos.dagger import Constant, DaggerController, RetrainConfig, episode_seed, train_next_policy
-    from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate, GateFeedback
-    from ilcore.algos.dagger.controller import batch_one
+    from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate
     from ilcore.algos.dagger.run import actor_of, answer_queue, run_episode
     from ilcore.data import SessionWriter
     from ilcore.eval import evaluate, make_env
     from ilcore.experts import make_expert
-    from ilcore.labelers import SimulatedPerson, actions_differ
+    from ilcore.labelers import SimulatedPerson
 
     env = make_env(env_id)
     person = SimulatedPerson(
@@ -168,21 +167,12 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
             label_source=person.source, labeller_actor=actor_of(person), query_mode="live",
             rounds=settings["max_rounds"], seed=seed,
         )
-        labeler: Any = person
-        if isinstance(gate, AdaptiveEnsembleGate):
-            def learner_action(obs: Any) -> Any:
-                if ctrl.policy is None:
-                    return None
-                return np.asarray(ctrl.policy.predict_ensemble(batch_one(obs)).action)[0]
-
-            labeler = GateFeedback(person, gate, learner_action,
-                                   lambda a, b: actions_differ(a, b, env.action_space))
         for rnd in range(settings["max_rounds"] + 1):
             t0 = time.perf_counter()
             for i in range(settings["demo_episodes"] if rnd == 0 else 1):
                 steps = settings["demo_steps"] if rnd == 0 and settings["demo_steps"] else cap
-                run_episode(ctrl, env, labeler, episode_seed(seed, rnd, i), steps, interventions=(method == "intervention"))
-            answer_queue(ctrl, labeler)  # nothing is deferred in a live session; kept as run_dagger does
+                run_episode(ctrl, env, person, episode_seed(seed, rnd, i), steps, interventions=(method == "intervention"))
+            answer_queue(ctrl, person)  # nothing is deferred in a live session; kept as run_dagger does
             result = ctrl.end_round(train=False)
             t1 = time.perf_counter()
             trained = train_next_policy(rec_dir, retrain, version=rnd + 1, env_id=env_id, previous=ctrl.policy_path,
@@ -209,9 +199,10 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
                    else result.query_rate}
             if isinstance(gate, AdaptiveEnsembleGate):
                 row["gate_rate"] = gate.target_rate
-                row["agreement"] = None if math.isnan(gate.tracker.agreement) else gate.tracker.agreement
-                if stop_signal is None and gate.stop_suggested:
-                    stop_signal = dict(row)
+            row["answers"] = totals.answers
+            row["agreement"] = None if math.isnan(totals.agreement) else totals.agreement
+            if stop_signal is None and totals.stop_suggested:
+                stop_signal = dict(row)
             rows.append(row)
             if confirmed_return is not None and confirmed_return >= bar:
                 hit = row
@@ -258,11 +249,10 @@ def summarize(sessions: dict[str, dict[int, dict]]) -> dict:
                          for k in ("episodes_s", "train_s", "eval_s")},
         }
         stops = [r["stop_signal"] for r in per_seed.values()]
-        if method == "adaptive":
-            out[method]["stop_signal"] = {
-                str(s): (None if st is None else {"labels": st["labels"], "mean_return": st["mean_return"]})
-                for s, st in zip(per_seed, stops)
-            }
+        out[method]["stop_signal"] = {
+            str(s): (None if st is None else {"labels": st["labels"], "mean_return": st["mean_return"]})
+            for s, st in zip(per_seed, stops)
+        }
     dagger = out.get("dagger", {}).get("labels_to_bar")
     for method in GATED:
         if method in out and dagger and out[method]["labels_to_bar"] is not None:

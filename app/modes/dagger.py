@@ -17,6 +17,8 @@ from app.input.intents import Intent, IntentKind
 from app.modes.base import Meter, Mode, ModeView, StepClock, fmt_action
 from app.modes.driver import EpisodeDriver
 from app.session import FrameHistory
+from ilcore.algos.dagger.agreement import STOP_QUERIES, stop_sentence
+from ilcore.algos.dagger.controller import Totals
 
 HOLD_S = 1.0  # a finished episode's last frame stays up this long (a 0.15 s takeover episode was gone unseen)
 FAIL_FAST_FRACTION = 0.25  # a learner episode shorter than this share of the demos' mean length fails fast
@@ -273,6 +275,7 @@ class DaggerMode(Mode):
                 ("policy", f"v{s.controller.policy_version}"),
                 ("asked", f"{t.round_asked} of {t.round_learner_steps}" + ("" if rate is None else f" ({100 * rate:.0f}%)")),
                 ("review queue", str(len(s.review_queue()))),
+                ("learner agreed", agreement_text(t)),
                 ("take over", "hold Space" + (" - you are driving" if self.taking_over else "")),
             ],
             items_title="This round",
@@ -295,7 +298,8 @@ class DaggerMode(Mode):
         return (f"{len(returns)} episode{'' if len(returns) == 1 else 's'} (return {np.mean(returns):.0f})"
                 if returns else "no episode") + (
             f", asked {t.round_asked} of {t.round_learner_steps} learner states"
-            + ("" if rate is None else f" ({100 * rate:.0f}%)") + f", {queued} deferred to review")
+            + ("" if rate is None else f" ({100 * rate:.0f}%)") + f", {queued} deferred to review"
+            + (f"; {stop_sentence(t.agreement)}" if t.stop_suggested else ""))
 
     def help(self) -> list[tuple[str, str]]:
         return [
@@ -305,3 +309,11 @@ class DaggerMode(Mode):
             ("accept", "start the round (Enter) when it waits"),
             ("next", "end the round early"),
         ]
+
+
+def agreement_text(t: Totals) -> str:
+    """How often the learner already did what the person answered (the side panel's line)."""
+    if t.answers == 0:
+        return "- (no answers yet)"
+    n = min(t.answers, STOP_QUERIES)
+    return f"{100 * t.agreement:.0f}% of your last {n}" + (" - more labels unlikely to help" if t.stop_suggested else "")

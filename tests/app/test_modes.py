@@ -63,3 +63,15 @@ def test_a_learner_that_fails_fast_pauses_and_says_what_to_do():
     session.autopilot = True
     mode._check_fail_fast(9)  # a simulated person is not stopped
     assert not mode.paused
+
+
+def test_the_side_panel_says_how_often_the_learner_already_did_what_the_person_answered():
+    from app.modes.dagger import agreement_text
+    from ilcore.algos.dagger.controller import Totals
+
+    base = dict(episodes=3, labels=80, human_seconds=60.0, round=2, round_episodes=1, round_learner_steps=300,
+                round_asked=30)
+    assert agreement_text(Totals(**base)) == "- (no answers yet)"
+    assert agreement_text(Totals(**base, answers=12, agreement=0.75)) == "75% of your last 12"
+    assert agreement_text(Totals(**base, answers=80, agreement=0.96, stop_suggested=True)) == (
+        "96% of your last 50 - more labels unlikely to help")

@@ -6,6 +6,8 @@ See ``docs/internals.md`` (section ``ilcore.algos.dagger``) for the API the app 
 Importing this package is cheap: torch and h5py are imported only when training or recording.
 """
 
+from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate  # also registers --query adaptive
+from ilcore.algos.dagger.agreement import AgreementTracker
 from ilcore.algos.dagger.controller import (
     DaggerController,
     Proposal,
@@ -39,7 +41,7 @@ from ilcore.algos.dagger.run import DaggerRunConfig, DaggerRunResult, RoundLog, 
 from ilcore.algos.dagger.schedules import Constant, Exponential, Linear, Schedule, parse_schedule
 
 __all__ = [
-    "AllGate", "AllOfGate", "AnyGate", "BetaGate", "Constant", "DaggerController", "DaggerRunConfig",
+    "AdaptiveEnsembleGate", "AgreementTracker", "AllGate", "AllOfGate", "AnyGate", "BetaGate", "Constant", "DaggerController", "DaggerRunConfig",
     "DaggerRunResult", "EnsembleGate", "Exponential", "Gate", "GateDecision",
     "Linear", "NeverGate", "NoveltyGate", "Proposal", "RetrainConfig",
     "RoundResult", "RoundStats", "Schedule", "disagreement", "make_gate", "parse_schedule",

@@ -40,13 +40,14 @@ from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ilcore import spaces as sp
+from ilcore.algos.dagger.agreement import AgreementTracker
 from ilcore.algos.dagger.gates import Gate, GateDecision, NoveltyGate, flatten_obs
 from ilcore.algos.dagger.schedules import Constant, Schedule
 from ilcore.data import load_transitions, open_recording
 from ilcore.errors import ConfigError
 from ilcore.eval import evaluate, make_env
 from ilcore.fileio import write_bytes_atomic, write_json_atomic
-from ilcore.labelers.base import LIVE, TAKEOVER
+from ilcore.labelers.base import LIVE, TAKEOVER, actions_differ
 from ilcore.types import Actor, Label, Query, QueryReason
 
 # ilcore.policies and ilcore.algos.bc (torch) are imported inside the functions that load or train a
@@ -226,6 +227,10 @@ class Totals:
     labels:        effective labels (one per labelled step: what ``ilcore info`` counts)
     human_seconds: the labeller's time over every active label (retracted ones excluded)
     round_*:       the running round only; ``round_query_rate`` = asked / learner-driven steps
+    answers:       live queries answered (the agreement's sample; review answers are not counted)
+    agreement:     share of the last 50 answered live queries where the learner's action already
+                   matched the answer (nan before any; :mod:`ilcore.algos.dagger.agreement`)
+    stop_suggested: the learner agreed with >= 95% of the last 50: more labels are unlikely to help
     """
 
     episodes: int
@@ -235,6 +240,9 @@ class Totals:
     round_episodes: int
     round_learner_steps: int
     round_asked: int
+    answers: int = 0
+    agreement: float = math.nan
+    stop_suggested: bool = False
 
     @property
     def round_query_rate(self) -> float | None:
@@ -352,6 +360,10 @@ class DaggerController:
         self._asked: dict[tuple[str | None, int], tuple[float, str, int]] = {}
         self._episode_count = 0
         self._episode_round: dict[str, int] = {}
+        # Whether the learner already did what the labeller answered, per answered live query
+        # (compared in the action space the writer records, when it has one).
+        self.agreement = AgreementTracker()
+        self._action_space = getattr(writer, "action_space", None)
         self._reset_round_totals()
         self._episodes = int(episodes_in_round)
         if scan is not None:
@@ -362,6 +374,8 @@ class DaggerController:
             self._episode_round = dict(scan.episode_round)
             self._learner_steps = int(scan.learner_steps.get(self.round, 0))
             self._queries = int(scan.asked.get(self.round, 0))
+            for key, agreed in scan.answers.items():
+                self.agreement.record(agreed, key)
         self.gate.start_round(self.round)
 
     # ------------------------------------------------------------------ state the app shows
@@ -371,6 +385,8 @@ class DaggerController:
             episodes=self._episode_count, labels=len(self._labelled),
             human_seconds=self._seconds, round=self.round,
             round_episodes=self._episodes, round_learner_steps=self._learner_steps, round_asked=self._queries,
+            answers=self.agreement.answers, agreement=self.agreement.agreement,
+            stop_suggested=self.agreement.stop_suggested,
         )
 
     @property
@@ -523,6 +539,10 @@ class DaggerController:
                 latency_ms=float(latency_ms),
             )
             self._count_label(None, step, latency_ms)
+            if actor == Actor.LEARNER and p is not None and p.query and p.learner_action is not None:
+                agreed = self.agrees(p.learner_action, label)
+                self.agreement.record(agreed, (None, step))
+                self.gate.observe(agreed)
         elif p is not None and p.query and actor == Actor.LEARNER and self.defer_unanswered:
             self.defer(step, p.uncertainty, p.reason or QueryReason.REVIEW.value)
         self._steps += 1
@@ -553,12 +573,15 @@ class DaggerController:
                 self._drop_labels(k)
             for k in asked:
                 del self._asked[k]
+            for k in running:
+                self.agreement.forget(k)
             return None
         episode_id = ep.recorder.finish()
         for k in running:
             self._labelled[(episode_id, k[1])] = self._labelled.pop(k)
         for k in asked:
             self._asked[(episode_id, k[1])] = self._asked.pop(k)
+        self.agreement.rekey(((k, (episode_id, k[1])) for k in running))
         if ep.retracts:
             self.writer.flush()  # the overlay can only undo a label in an episode that is written
             for step in ep.retracts:
@@ -579,6 +602,8 @@ class DaggerController:
             self._drop_labels(k)
         for k in [k for k in self._asked if k[0] == episode_id]:
             del self._asked[k]
+        for k in [k for k in self.agreement.keys() if isinstance(k, tuple) and k[0] == episode_id]:
+            self.agreement.forget(k)
         for k in [k for k in self._queue if k[0] == episode_id]:
             self._queue.pop(k)
             self._query_obs.pop(k, None)
@@ -602,6 +627,7 @@ class DaggerController:
         self._seconds -= stack.pop()
         if not stack:
             del self._labelled[key]
+            self.agreement.forget(key)
             if key in self._asked:  # an asked state with no answer left waits in the review queue again
                 prio, reason, rnd = self._asked[key]
                 if episode is None:
@@ -611,6 +637,14 @@ class DaggerController:
                 else:
                     self._queue[(episode, int(step))] = Query(episode=episode, step=int(step), priority=prio, reason=reason,
                                                               round=rnd)
+
+    def agrees(self, learner_action: Any, answer: Any) -> bool:
+        """Whether the learner's action matches the labeller's answer
+        (:func:`ilcore.labelers.actions_differ` in the recorded action space; plain equality
+        when the writer has none)."""
+        if self._action_space is None:
+            return bool(np.array_equal(np.asarray(learner_action), np.asarray(answer)))
+        return not actions_differ(learner_action, answer, self._action_space)
 
     def _drop_labels(self, key: tuple[str | None, int]) -> None:
         self._seconds -= sum(self._labelled.pop(key))

@@ -10,6 +10,8 @@ Every gate has the same small surface:
 - ``start_round(round)`` before a round (the beta gate reads its schedule here).
 - ``set_labelled(observations)`` with every labelled state so far, shape (N, D) once flattened
   (only the novelty gate uses it).
+- ``observe(agreed)`` after each answered live query: whether the learner's action there matched
+  the answer (only the adaptive gate, :mod:`ilcore.algos.dagger.adaptive`, uses it).
 
 Gates hold their own small state (threshold, running values) and no global state.
 
@@ -57,6 +59,8 @@ class Gate(Protocol):
 
     def set_labelled(self, observations: np.ndarray) -> None: ...
 
+    def observe(self, agreed: bool) -> None: ...
+
 
 class _GateBase:
     """No-op defaults so each gate writes only what it uses."""
@@ -68,6 +72,9 @@ class _GateBase:
         return None
 
     def set_labelled(self, observations: np.ndarray) -> None:
+        return None
+
+    def observe(self, agreed: bool) -> None:
         return None
 
 
@@ -297,6 +304,10 @@ class _Combined(_GateBase):
     def set_labelled(self, observations: np.ndarray) -> None:
         for g in self.gates:
             g.set_labelled(observations)
+
+    def observe(self, agreed: bool) -> None:
+        for g in self.gates:
+            g.observe(agreed)
 
     def _decisions(self, obs: Any, uncertainty: float, rng: np.random.Generator | None) -> list[GateDecision]:
         return [g.decide(obs, uncertainty, rng) for g in self.gates]

@@ -24,6 +24,7 @@ from ilcore.algos.dagger.controller import (
 from ilcore.algos.dagger.gates import Gate
 from ilcore.data import open_recording
 from ilcore.errors import ConfigError
+from ilcore.labelers.base import actions_differ
 from ilcore.spaces import index
 from ilcore.types import Actor, Query, QueryReason
 
@@ -39,6 +40,9 @@ class SessionScan:
     learner_steps / asked: round -> learner-driven steps, and how many of them the gate asked about
     learner_obs: round -> observations where the learner drove (gate calibration)
     pending: queried learner steps that have no label yet (the review queue)
+    answers: (episode, step) -> whether the learner's executed action matched the effective label,
+        for every queried learner step answered live (in recording order; the controller's
+        agreement, :mod:`ilcore.algos.dagger.agreement`)
     """
 
     episodes: int
@@ -50,6 +54,7 @@ class SessionScan:
     learner_obs: dict[int, list[Any]] = field(repr=False)
     pending: list[Query]
     asked_steps: dict[tuple[str, int], tuple[float, str, int]] = field(default_factory=dict, repr=False)
+    answers: dict[tuple[str, int], bool] = field(default_factory=dict, repr=False)
 
     @property
     def labels(self) -> int:
@@ -86,7 +91,7 @@ class SessionScan:
 def scan_session(path: str | Path | Any, *, observations: bool = True) -> SessionScan:
     """Read a session folder (or an open Recording) and rebuild the controller's totals
     (``observations=False``: leave ``learner_obs`` empty, for counting only)."""
-    rec = path if hasattr(path, "episodes") else open_recording(path)
+    rec: Any = path if hasattr(path, "episodes") else open_recording(path)
     counts: dict[int, int] = {}
     episode_round: dict[str, int] = {}
     latencies: dict[tuple[str, int], list[float]] = {}
@@ -95,12 +100,15 @@ def scan_session(path: str | Path | Any, *, observations: bool = True) -> Sessio
     learner_obs: dict[int, list[Any]] = {}
     pending: list[Query] = []
     asked_steps: dict[tuple[str, int], tuple[float, str, int]] = {}
+    answers: dict[tuple[str, int], bool] = {}
     for ep in rec.episodes():
         r = int(ep.meta.round)
         counts[r] = counts.get(r, 0) + 1
         episode_round[ep.id] = r
+        effective: dict[int, Any] = {}
         for lab in ep.labels:  # active labels, oldest first
             latencies.setdefault((ep.id, int(lab.step)), []).append(float(lab.latency_ms) / 1000.0)
+            effective[int(lab.step)] = lab
         if ep.actors is None:
             continue
         asked = np.asarray(ep.infos.get(INFO_QUERY, np.zeros(ep.length)))
@@ -114,10 +122,14 @@ def scan_session(path: str | Path | Any, *, observations: bool = True) -> Sessio
             if asked[t] > 0:
                 prio = float(unc[t]) if np.isfinite(unc[t]) else 0.0
                 asked_steps[(ep.id, int(t))] = (prio, QueryReason.UNCERTAINTY.value, r)
-                if (ep.id, int(t)) not in latencies:
+                lab = effective.get(int(t))
+                if lab is None:
                     pending.append(Query(ep.id, int(t), prio, QueryReason.UNCERTAINTY.value, r))
+                elif lab.reason != QueryReason.REVIEW.value and ep.actions is not None:
+                    answers[(ep.id, int(t))] = not actions_differ(index(ep.actions, int(t)), lab.action,
+                                                                  rec.action_space)
     return SessionScan(sum(counts.values()), counts, episode_round, latencies, learner_steps, asked_by_round,
-                       learner_obs, pending, asked_steps)
+                       learner_obs, pending, asked_steps, answers)
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from ilcore.algos.dagger.agreement import suggests_stop
 from ilcore.algos.dagger.controller import (
     DaggerController,
     Learner,
@@ -98,6 +99,9 @@ class RoundStats:
     mean_return / ci95: evaluation of the policy trained at the end of the round
     query_rate: asked / learner-driven steps in the round (nan when the learner never drove)
     label_rate: labels given in the round / states visited in the round
+    agreement: after the round, the share of the last 50 answered live queries where the learner
+        already did what the labeller answered (nan before any; ``ilcore.algos.dagger.agreement``)
+    answers: answered live queries so far (the agreement's sample)
     """
 
     round: int
@@ -109,6 +113,13 @@ class RoundStats:
     label_rate: float
     episodes: int
     steps: int
+    agreement: float = math.nan
+    answers: int = 0
+
+    @property
+    def stop_suggested(self) -> bool:
+        """The learner agreed with >= 95% of the last 50 answers: more labels are unlikely to help."""
+        return suggests_stop(self.answers, self.agreement)
 
     def to_json(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -136,11 +147,14 @@ class RoundLog:
                 raise ValueError("'rounds' is not a list of objects")
             out = []
             for row in rows:
-                values: dict[str, Any] = {k: (math.nan if row.get(k) is None else row[k]) for k in RoundStats.__dataclass_fields__}
+                # a key missing from an older log takes the field's default (nan for the required ones)
+                values: dict[str, Any] = {
+                    k: row[k] if row.get(k) is not None else (f.default if f.default is not MISSING else math.nan)
+                    for k, f in RoundStats.__dataclass_fields__.items()}
                 for k, v in values.items():
                     if isinstance(v, bool) or not isinstance(v, (int, float)):
                         raise ValueError(f"{k} is {v!r}, not a number")
-                for k in ("round", "labels", "episodes", "steps"):
+                for k in ("round", "labels", "episodes", "steps", "answers"):
                     if not isinstance(values[k], int) or values[k] < 0:
                         raise ValueError(f"{k} is {values[k]!r}, not a count")
                 out.append(RoundStats(**values))
@@ -177,7 +191,7 @@ def round_stats(ctrl: DaggerController, result: RoundResult, mean_return: float 
     return RoundStats(
         round=result.round, labels=t.labels, human_seconds=t.human_seconds, mean_return=float(mean_return),
         ci95=float(ci95), query_rate=result.query_rate, label_rate=result.label_rate, episodes=result.episodes,
-        steps=result.steps,
+        steps=result.steps, agreement=t.agreement, answers=t.answers,
     )
 
 

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
+from gymnasium import spaces
 
-from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate, AgreementTracker, GateFeedback
+from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate
+from ilcore.algos.dagger.agreement import AgreementTracker
+from ilcore.algos.dagger.controller import DaggerController
+from ilcore.algos.dagger.gates import GATES, AllGate, AnyGate, make_gate
 from ilcore.errors import ConfigError
+from ilcore.types import Actor
+
+from tests.support.fakes import FakePolicy, FakeWriter
 
 
 def test_rate_starts_at_initial_and_follows_the_learners_errors():
@@ -51,37 +58,100 @@ def test_bad_settings_are_refused():
         AgreementTracker(0)
 
 
-class _Person:
-    source = "simulated"
-    seconds_spent = 0.0
-    labels_given = 0
-    last_seconds = 1.5
-
-    def begin_episode(self) -> None:
-        pass
-
-    def takes_over(self, obs, learner_action, ctx) -> bool:
-        return False
-
-    def label(self, obs, ctx):
-        return 1
-
-
-class _Ctx:
-    def __init__(self, mode):
-        self.mode = mode
+def test_undone_answers_are_forgotten_and_renamed_keys_keep_their_order():
+    tracker = AgreementTracker(5, stop_queries=3, stop_agreement=1.0)
+    tracker.record(False, (None, 0))
+    tracker.record(True, (None, 1))
+    tracker.record(True, (None, 2))
+    assert not tracker.stop_suggested
+    tracker.forget((None, 0))  # the person undid that answer
+    tracker.record(True, ("ep", 9))
+    assert tracker.stop_suggested and tracker.answers == 3
+    tracker.rekey([((None, 1), ("ep_1", 1)), ((None, 2), ("ep_1", 2))])
+    assert tracker.keys() == [("ep_1", 1), ("ep_1", 2), ("ep", 9)]
+    tracker.record(False, ("ep_1", 1))  # answered again: the newest answer counts, as the newest
+    assert tracker.keys()[-1] == ("ep_1", 1) and tracker.recent(3) == [True, True, False]
 
 
-def test_feedback_reports_live_answers_only():
-    gate = AdaptiveEnsembleGate(0.02, 0.5, answer_window=5)
-    learner = {"action": 0}
-    fb = GateFeedback(_Person(), gate, lambda obs: learner["action"], lambda a, b: a != b)
-    assert fb.label(None, _Ctx("live")) == 1
-    assert gate.tracker.recent(5) == [False]
-    fb.label(None, _Ctx("takeover"))  # the person drives: no comparison with the learner
-    learner["action"] = 1
-    fb.label(None, _Ctx("live"))
-    assert gate.tracker.recent(5) == [False, True]
-    learner["action"] = None  # no policy yet (the demonstration round)
-    fb.label(None, _Ctx("live"))
-    assert gate.tracker.answers == 2 and fb.source == "simulated" and fb.last_seconds == 1.5
+class _Recording(FakeWriter):
+    """The fake writer with the action space the controller compares answers in."""
+
+    def __init__(self, action_space) -> None:
+        super().__init__()
+        self.action_space = action_space
+
+
+def _answer_every_query(ctrl, answers):
+    """One learner episode of len(answers) steps; the fake learner acts 0, the answer is given."""
+    ctrl.begin_episode(np.array([1.0, 0.0]))
+    for t, a in enumerate(answers):
+        p = ctrl.propose()
+        assert p.query and p.learner_action == 0
+        ctrl.commit(p.learner_action, Actor.LEARNER, 0.0, False, t == len(answers) - 1, np.array([1.0, 0.0]), label=a)
+    return ctrl.end_episode()
+
+
+def test_controller_tells_the_gate_and_the_person_how_often_the_learner_was_already_right():
+    gate = AdaptiveEnsembleGate(0.02, 0.5, initial_rate=0.1, prior_queries=0.0, answer_window=10)
+    # AllGate asks at every step; a combined gate passes each answer on to its members
+    ctrl = DaggerController("X-v0", _Recording(spaces.Discrete(2)), AnyGate([AllGate(), gate]), policy=FakePolicy(),
+                            round=1)
+    assert ctrl.totals().answers == 0 and np.isnan(ctrl.totals().agreement)
+    eid = _answer_every_query(ctrl, [1, 1, 0, 0])
+    t = ctrl.totals()
+    assert t.answers == 4 and t.agreement == pytest.approx(0.5) and not t.stop_suggested
+    assert gate.tracker.recent(10) == [False, False, True, True]
+    ctrl.retract(eid, 0)  # undoing an answer takes it out of the agreement
+    assert ctrl.totals().answers == 3 and ctrl.totals().agreement == pytest.approx(2 / 3)
+    ctrl.discard_episode(eid)
+    assert ctrl.totals().answers == 0
+
+
+def test_stop_signal_fires_once_the_learner_agrees_with_nearly_every_answer():
+    ctrl = DaggerController("X-v0", _Recording(spaces.Discrete(2)), AllGate(), policy=FakePolicy(), round=1)
+    _answer_every_query(ctrl, [0] * 40)
+    assert not ctrl.totals().stop_suggested  # 40 answers: fewer than 50
+    _answer_every_query(ctrl, [1] * 5 + [0] * 10)
+    assert ctrl.totals().agreement == pytest.approx(0.9) and not ctrl.totals().stop_suggested
+    _answer_every_query(ctrl, [0] * 37)  # the last 50 hold 3 disagreements
+    assert ctrl.totals().agreement == pytest.approx(0.94) and not ctrl.totals().stop_suggested
+    _answer_every_query(ctrl, [0])  # and now 2
+    assert ctrl.totals().stop_suggested and ctrl.totals().agreement == pytest.approx(0.96)
+    assert "more labels are unlikely to help" in ctrl.agreement.stop_sentence()
+
+
+def test_continuous_answers_agree_within_a_fifth_of_the_action_box():
+    ctrl = DaggerController("X-v0", _Recording(spaces.Box(-2.0, 2.0, (1,))), AllGate(), policy=FakePolicy(), round=1)
+    # the fake learner acts 0; the box is 4 wide, so answers within 0.8 agree
+    _answer_every_query(ctrl, [np.array([0.5], np.float32), np.array([-0.79], np.float32), np.array([1.5], np.float32)])
+    assert ctrl.agreement.recent(3) == [True, True, False]
+
+
+def test_adaptive_is_a_query_choice_that_needs_an_ensemble():
+    assert GATES["adaptive"].needs_ensemble
+    gate = make_gate("adaptive", target_rate=0.2)
+    assert isinstance(gate, AdaptiveEnsembleGate) and gate.target_rate == pytest.approx(0.2)
+    assert gate.min_rate == pytest.approx(0.02) and gate.max_rate == pytest.approx(0.5)
+
+
+def test_the_agreement_is_rebuilt_from_the_recording_on_resume(tmp_path):
+    """Live answers count; an answer given in review does not (the learner's action there was
+    an older policy's)."""
+    from ilcore.algos.dagger import resume_controller, scan_session
+    from ilcore.data import SessionWriter
+
+    obs_space, act_space = spaces.Box(-5.0, 5.0, (2,), np.float32), spaces.Discrete(2)
+    with SessionWriter(tmp_path, env_id="X-v0", observation_space=obs_space, action_space=act_space) as w:
+        ctrl = DaggerController("X-v0", w, AllGate(), policy=FakePolicy(), round=1)
+        eid = _answer_every_query(ctrl, [1, 0, 0])
+        ctrl.begin_episode(np.array([1.0, 0.0], np.float32))
+        p = ctrl.propose()
+        ctrl.commit(p.learner_action, Actor.LEARNER, 0.0, True, False, np.array([1.0, 0.0], np.float32))  # unanswered
+        ctrl.end_episode()
+        ctrl.answer(ctrl.review_queue()[0], 1)
+        live = ctrl.totals()
+    assert live.answers == 3 and live.agreement == pytest.approx(2 / 3)
+    assert scan_session(tmp_path).answers == {(eid, 0): False, (eid, 1): True, (eid, 2): True}
+    with SessionWriter(tmp_path, env_id="X-v0", observation_space=obs_space, action_space=act_space, resume=True) as w:
+        resumed, _ = resume_controller("X-v0", w, AllGate())
+        assert resumed.totals().answers == 3 and resumed.agreement.recent(3) == [False, True, True]

@@ -108,5 +108,5 @@ def test_one_registration_makes_a_gate_a_query_choice():
 def test_the_registered_gates_keep_their_names():
     from ilcore.algos.dagger.gates import gate_names, make_gate
 
-    assert gate_names() == ("all", "beta", "ensemble", "novelty", "ensemble+novelty", "none")
+    assert gate_names() == ("all", "beta", "ensemble", "novelty", "ensemble+novelty", "none", "adaptive")
     assert type(make_gate("intervention")) is type(make_gate("none"))  # accepted, not listed
