@@ -27,14 +27,16 @@ R_random) >= 0.95, with R_expert the expert's documented return and R_random mea
 first evaluation that meets it is confirmed on ``--confirm-episodes`` more episodes (other seeds)
 and counts only if the mean over both sets still does: with an evaluation after every episode a
 method gets many draws, and a lucky 10-episode mean would otherwise favour the methods that
-retrain most often per label. A run stops at the first confirmed policy, after ``max_rounds``
-learner episodes, or past ``max_labels`` labels.
+retrain most often per label. A run stops at the first confirmed policy (or ``--past-bar``
+learner episodes after it), after ``max_rounds`` learner episodes, or past ``max_labels`` labels.
 
 Reported per env, demo row and method: ``labels_to_bar`` (median over seeds; a seed that never
 meets the bar counts as a miss, and the median is None when more than half miss), ``per_seed``,
 ``human_seconds_to_bar``, ``learner_steps_to_bar`` (env steps the learner drove) and
-``env_steps_to_bar`` (every simulated step, the demonstrations included), and for the adaptive
-gate where its stop signal (the learner agreed with 95% of the last 50 answers) first fired.
+``env_steps_to_bar`` (every simulated step, the demonstrations included), and where the stop
+signal the person sees (the learner already did what was answered at >= 95% of the last 50 live
+answers, ``ilcore.algos.dagger.agreement``) first fired: its labels, the return of the policy then,
+and how many learner episodes after (+) or before (-) the bar.
 
 Usage: python benchmarks/label_efficiency.py [--envs CartPole-v1,Acrobot-v1,...] [--seeds 5]
        [--methods bc,dagger,...] [--demo-steps 0|100] [--eval-episodes 10] [--out FILE]
@@ -91,7 +93,7 @@ ENV_SETTINGS: dict[str, dict[str, Any]] = {
 DEMO_EPISODES = 1
 SHORT_DEMO_STEPS = 100
 CONFIRM_EPISODES = 20
-RECIPE_KEYS = ("warm_start", "min_updates", "epochs", "uncertainty_weight", "intervention_weighting", "lr", "gate_rate")
+RECIPE_KEYS = ("warm_start", "min_updates", "epochs", "uncertainty_weight", "intervention_weighting", "lr", "gate_rate", "gate_gap")
 
 
 def random_return(env_id: str, episodes: int = 20) -> float:
@@ -100,9 +102,9 @@ def random_return(env_id: str, episodes: int = 20) -> float:
     return mean_random_return(env_id, episodes, seed=10_000, action_seed=0)
 
 
-def make_gate(method: str, seed: int, rate: float = 0.1) -> Any:
+def make_gate(method: str, seed: int, rate: float = 0.1, gap: int = 0) -> Any:
     """The gate of ``method``; ``rate`` is the ensemble gate's target rate and the adaptive gate's
-    starting one (the ``gate_rate`` recipe key)."""
+    starting one, ``gap`` their ``min_gap`` (the ``gate_rate`` and ``gate_gap`` recipe keys)."""
     from ilcore.algos.dagger import AllGate, BetaGate, Constant, EnsembleGate, NeverGate
     from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate
 
@@ -111,9 +113,9 @@ def make_gate(method: str, seed: int, rate: float = 0.1) -> Any:
     if method == "beta":
         return BetaGate(Constant(0.2), seed=seed)
     if method == "ensemble":
-        return EnsembleGate(rate)
+        return EnsembleGate(rate, min_gap=gap)
     if method == "adaptive":
-        return AdaptiveEnsembleGate(min_rate=min(0.02, rate), max_rate=max(0.5, rate), initial_rate=rate)
+        return AdaptiveEnsembleGate(min_rate=min(0.02, rate), max_rate=max(0.5, rate), initial_rate=rate, min_gap=gap)
     return NeverGate()  # bc (the person drives) and intervention (the person takes over)
 
 
@@ -145,7 +147,7 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
         make_expert(env_id, env=env), env.action_space, seconds_per_label=1.5, seconds_per_takeover_step=0.25,
         intervene=(method == "intervention"), release_after=5, seed=seed,
     )
-    gate = make_gate(method, seed, recipe.get("gate_rate", 0.1))
+    gate = make_gate(method, seed, recipe.get("gate_rate", 0.1), int(recipe.get("gate_gap", 0)))
     bc = BCConfig(epochs=int(recipe.get("epochs", settings["epochs"])), ensemble=settings["ensemble"], hidden=(64, 64),
                   seed=seed, valid_fraction=0.0, patience=None, lr=recipe.get("lr", 1e-3), device="cpu")
     reason_weights = {"uncertainty": recipe["uncertainty_weight"]} if "uncertainty_weight" in recipe else {}
@@ -204,8 +206,9 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
             if stop_signal is None and totals.stop_suggested:
                 stop_signal = dict(row)
             rows.append(row)
-            if confirmed_return is not None and confirmed_return >= bar:
+            if hit is None and confirmed_return is not None and confirmed_return >= bar:
                 hit = row
+            if hit is not None and rnd - hit["round"] >= settings.get("past_bar", 0):
                 break
             if totals.labels >= settings["max_labels"]:
                 break
@@ -250,8 +253,10 @@ def summarize(sessions: dict[str, dict[int, dict]]) -> dict:
         }
         stops = [r["stop_signal"] for r in per_seed.values()]
         out[method]["stop_signal"] = {
-            str(s): (None if st is None else {"labels": st["labels"], "mean_return": st["mean_return"]})
-            for s, st in zip(per_seed, stops)
+            str(s): (None if st is None else {
+                "labels": st["labels"], "mean_return": st["mean_return"],
+                "episodes_after_bar": None if h is None else st["round"] - h["round"]})
+            for s, st, h in zip(per_seed, stops, hits.values())
         }
     dagger = out.get("dagger", {}).get("labels_to_bar")
     for method in GATED:
@@ -280,6 +285,8 @@ def main() -> None:
                     help=f"cut each demonstration here (0: the full episode, the headline; {SHORT_DEMO_STEPS}: the short row)")
     ap.add_argument("--eval-episodes", type=int, default=None, help="default: ENV_SETTINGS")
     ap.add_argument("--max-rounds", type=int, default=None, help="learner episodes before giving up (default: ENV_SETTINGS)")
+    ap.add_argument("--past-bar", type=int, default=0,
+                    help="learner episodes to go on after the bar (to see when the stop signal fires; 0: stop there)")
     ap.add_argument("--recipe", default="", help=f"retraining changes to measure: key=value,... ({', '.join(RECIPE_KEYS)})")
     ap.add_argument("--out", default=str(RESULTS / "label_efficiency.json"))
     ap.add_argument("--merge", nargs="+", default=None,
@@ -309,7 +316,7 @@ def main() -> None:
                 settings["eval_episodes"] = args.eval_episodes
             if args.max_rounds is not None:
                 settings["max_rounds"] = args.max_rounds
-            settings.update(demo_episodes=args.demo_episodes, demo_steps=args.demo_steps or None)
+            settings.update(demo_episodes=args.demo_episodes, demo_steps=args.demo_steps or None, past_bar=args.past_bar)
             r_expert = float(make_expert(env_id).documented_return)
             r_random = random_return(env_id)
             bar = settings.get("bar", r_random + 0.95 * (r_expert - r_random))

@@ -136,16 +136,25 @@ class _ThresholdGate(_GateBase):
     ``calibrate`` fills the window with a random sample of the whole calibration set (a silent
     rollout of the new policy, see ``ilcore.algos.dagger.calibration_states``), not its last
     ``window`` values, which would be one correlated episode.
+
+    ``min_gap`` (default 0: off) asks at most once in any ``min_gap + 1`` consecutive decisions:
+    neighbouring states of one run of uncertainty are near-duplicates, and a label on one of them
+    teaches the learner most of what a label on the next would (the catch-up term spends the
+    saved queries on later states).
     """
 
     reason: str = ""
 
     def __init__(
         self, target_rate: float = 0.1, *, threshold: float | None = None, adapt: bool = True, window: int = 200,
-        burst: float | None = 10.0, catch_up: float | None = 50.0,
+        burst: float | None = 10.0, catch_up: float | None = 50.0, min_gap: int = 0,
     ) -> None:
         if not 0.0 < target_rate <= 1.0:
             raise ConfigError(f"target_rate must be in (0, 1], got {target_rate}")
+        if min_gap < 0:
+            raise ConfigError(f"min_gap must be >= 0, got {min_gap}")
+        self.min_gap = int(min_gap)
+        self._since_ask = self.min_gap  # decisions since the last query (the first may ask)
         self.target_rate = float(target_rate)
         self.catch_up = catch_up
         self._decided = 0  # decisions and queries in this round (the catch-up term)
@@ -166,6 +175,7 @@ class _ThresholdGate(_GateBase):
 
     def start_round(self, round: int) -> None:
         self._decided = self._asked = 0
+        self._since_ask = self.min_gap
 
     def level(self) -> float:
         """The fraction of the window's values to ask above: the target, plus what this round is
@@ -197,6 +207,8 @@ class _ThresholdGate(_GateBase):
             ask = bool((rng or self._rng).random() < p_tie)
         else:
             ask = False
+        if ask and self._since_ask < self.min_gap:
+            ask = False  # a near neighbour of the last state asked about
         if self.burst is not None:
             self._credit = min(self._credit + self.target_rate, float(self.burst))
             if ask and self._credit < 1.0:
@@ -205,6 +217,7 @@ class _ThresholdGate(_GateBase):
                 self._credit -= 1.0
         self._decided += 1
         self._asked += int(ask)
+        self._since_ask = 0 if ask else self._since_ask + 1
         return GateDecision(bool(ask), self.reason if ask else None, value, threshold)
 
     def calibrate(self, observations: Sequence[Any], uncertainties: np.ndarray) -> None:

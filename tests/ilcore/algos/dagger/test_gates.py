@@ -110,3 +110,25 @@ def test_the_registered_gates_keep_their_names():
 
     assert gate_names() == ("all", "beta", "ensemble", "novelty", "ensemble+novelty", "none", "adaptive")
     assert type(make_gate("intervention")) is type(make_gate("none"))  # accepted, not listed
+
+
+def test_min_gap_spaces_queries_out_and_keeps_the_rate():
+    """Uncertainty comes in runs; with min_gap the gate never asks two near neighbours and spends
+    the saved queries later in the round, so the rate stays near the target."""
+    from ilcore.algos.dagger.gates import EnsembleGate
+    from ilcore.errors import ConfigError
+
+    rng = np.random.default_rng(0)
+    runs = np.repeat(rng.lognormal(size=400), 5)  # 2000 states in runs of 5 equal values
+    for gap, max_rate_error in ((0, 0.03), (4, 0.03)):
+        gate = EnsembleGate(0.1, min_gap=gap)
+        gate.calibrate([None] * 1000, rng.lognormal(size=1000))
+        gate.start_round(1)
+        asked = np.flatnonzero([gate.decide(None, u, rng).query for u in runs])
+        assert abs(len(asked) / len(runs) - 0.1) < max_rate_error
+        if gap:
+            assert np.diff(asked).min() > gap
+        else:
+            assert np.diff(asked).min() == 1  # without it, neighbours in a run are asked together
+    with pytest.raises(ConfigError):
+        EnsembleGate(0.1, min_gap=-1)
