@@ -32,7 +32,9 @@ learner episodes after it), after ``max_rounds`` learner episodes, or past ``max
 
 Reported per env, demo row and method: ``labels_to_bar`` (median over seeds; a seed that never
 meets the bar counts as a miss, and the median is None when more than half miss), ``per_seed``,
-``human_seconds_to_bar``, ``learner_steps_to_bar`` (env steps the learner drove) and
+``human_seconds_to_bar`` (the simulated person's time held by labels: 1.5 s per answer, 0.25 s
+per step driven), ``session_seconds_to_bar`` (that plus watching every learner step at the env's
+render rate, as a person in a live app session does), ``learner_steps_to_bar`` (env steps the learner drove) and
 ``env_steps_to_bar`` (every simulated step, the demonstrations included), and where the stop
 signal the person sees (the learner already did what was answered at >= 95% of the last 50 live
 answers, ``ilcore.algos.dagger.agreement``) first fired: its labels, the return of the policy then,
@@ -156,6 +158,7 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
                             reason_weights=reason_weights,
                             intervention_weighting=bool(recipe.get("intervention_weighting", 0)))
     cap = settings["max_episode_steps"]
+    fps = float(env.metadata.get("render_fps") or 50)  # the rate a person watches the learner at
     rec_dir = work / f"{env_id}-{method}-{seed}-{time.monotonic_ns()}"
     rows: list[dict] = []
     hit: dict | None = None
@@ -196,6 +199,7 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
             env_steps += result.steps
             totals = ctrl.totals()
             row = {"round": rnd, "labels": totals.labels, "human_seconds": round(totals.human_seconds, 2),
+                   "session_seconds": round(totals.human_seconds + learner_steps / fps, 2),
                    "learner_steps": learner_steps, "env_steps": env_steps, "mean_return": mean_return,
                    "confirmed_return": confirmed_return, "query_rate": None if math.isnan(result.query_rate)
                    else result.query_rate}
@@ -242,6 +246,8 @@ def summarize(sessions: dict[str, dict[int, dict]]) -> dict:
             "post_demo_labels_to_bar": median_with_misses(
                 [None if h is None else h["labels"] - d for h, d in zip(hits.values(), demo)]),
             "human_seconds_to_bar": median_with_misses(at_bar("human_seconds")),
+            "session_seconds_to_bar": median_with_misses(
+                [None if h is None else h.get("session_seconds") for h in hits.values()]),
             "human_seconds_per_seed": {str(s): (None if h is None else h["human_seconds"]) for s, h in hits.items()},
             "learner_steps_to_bar": median_with_misses(at_bar("learner_steps")),
             "env_steps_to_bar": median_with_misses(at_bar("env_steps")),
@@ -372,8 +378,8 @@ def print_table(env_id: str, env_result: dict, row_key: str) -> None:
     n = max(len(v) for v in row["sessions"].values())
     print(f"\n{env_id}, demo {row_key}: bar {env_result['bar']:.1f} (expert {env_result['expert_return']:.1f}, "
           f"random {env_result['random_return']:.1f}), {n} seeds")
-    print("| method | reached | labels to bar | per seed | post-demo | human-s | learner steps | ratio to dagger |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| method | reached | labels to bar | per seed | post-demo | human-s | session-s | learner steps | ratio to dagger |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 
     def fmt(v: float | None, miss: str = "not reached") -> str:
         return miss if v is None else f"{v:.0f}"
@@ -382,7 +388,8 @@ def print_table(env_id: str, env_result: dict, row_key: str) -> None:
         seeds = ", ".join("-" if v is None else str(v) for v in r["per_seed"].values())
         ratio = f"{r['ratio_to_dagger']:.2f}" if "ratio_to_dagger" in r else ""
         print(f"| {m} | {r['reached']} | {fmt(r['labels_to_bar'])} | {seeds} | {fmt(r['post_demo_labels_to_bar'])} | "
-              f"{fmt(r['human_seconds_to_bar'], '-')} | {fmt(r['learner_steps_to_bar'], '-')} | {ratio} |")
+              f"{fmt(r['human_seconds_to_bar'], '-')} | {fmt(r.get('session_seconds_to_bar'), '-')} | "
+              f"{fmt(r['learner_steps_to_bar'], '-')} | {ratio} |")
 
 
 def plot(result: dict, path: Path) -> None:
