@@ -63,7 +63,7 @@ class SessionSettings:
     query: str = "ensemble"  # all, beta, ensemble, novelty, ensemble+novelty, none (interventions only)
     beta_schedule: str = "exp:1,0.5"  # beta-querying schedule of the beta gate
     beta_mix: str = "0"  # probability per step that the person drives instead of the learner
-    target_rate: float = 0.1  # fraction of learner-driven states the ensemble gate asks about
+    target_rate: float = DaggerOptions.target_rate  # fraction of learner-driven states the threshold gates ask about
     ensemble: int = 5  # members in the learner ensemble (disagreement needs >= 2)
     epochs: int = 30
     hidden: tuple[int, ...] = (64, 64)

@@ -819,7 +819,11 @@ class RetrainConfig:
         the ensemble whose disagreement drives the gate) near their random initialisation. On
         CartPole (ensemble 5 x (32, 32), 30 epochs) BC on 100 labels returned 434/422/330/388 on
         seeds 0-3 and DAgger's 50-label first policy 89-238; with 500 updates BC returned
-        497/492/500/496 and DAgger's first policy 200-471. 0 keeps the epoch count as given.
+        497/492/500/496 and DAgger's first policy 200-471. Doubling it to 1000 (the default since
+        issue 14) took the ensemble gate on Pendulum from 3/5 seeds at 427 labels to 5/5 at 296, with
+        plain DAgger unchanged, and BC on CartPole's 100-step demonstration from 2/5 seeds at the bar
+        to 3/5; 2000 gave nothing more (docs/benchmarks.md, label efficiency). A retraining on ~1000
+        labels then takes a few seconds on 2 CPU cores. 0 keeps the epoch count as given.
     device: where to train ("auto", "cpu", "cuda", "cuda:N"; see ``ilcore.devices``); None keeps
         the BC config's own ``device``
     """
@@ -829,7 +833,7 @@ class RetrainConfig:
     intervention_weighting: bool = False
     reason_weights: dict[str, float] = field(default_factory=dict)
     calibration_steps: int = 1000
-    min_updates: int = 500
+    min_updates: int = 1000
     device: str | None = None
 
     def bc_config(self) -> Any:

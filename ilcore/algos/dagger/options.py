@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from ilcore.algos.bc_config import BCConfig, parse_hidden
 from ilcore.algos.dagger.controller import QUERY_MODES, RetrainConfig
-from ilcore.algos.dagger.gates import GATES, Gate, gate_names, make_gate
+from ilcore.algos.dagger.gates import DEFAULT_TARGET_RATE, GATES, Gate, gate_names, make_gate
 from ilcore.algos.dagger.schedules import Schedule, parse_schedule
 from ilcore.errors import ConfigError
 
@@ -37,7 +37,7 @@ class DaggerOptions:
     query: str = "ensemble"
     beta_schedule: str = "exp:1,0.5"
     beta_mix: str = "0"
-    target_rate: float = 0.1
+    target_rate: float = DEFAULT_TARGET_RATE
     ensemble: int = 5
     hidden: tuple[int, ...] = (64, 64)
     epochs: int = 30
