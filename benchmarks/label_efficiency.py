@@ -148,6 +148,7 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
     """One simulated session, one learner episode per round, until a confirmed policy meets the bar."""
     from ilcore.algos.dagger import Constant, DaggerController, episode_seed, train_next_policy
     from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate
+    from ilcore.algos.dagger.agreement import suggests_stop
     from ilcore.algos.dagger.run import actor_of, answer_queue, run_episode
     from ilcore.data import SessionWriter
     from ilcore.eval import evaluate, make_env
@@ -217,7 +218,9 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
                 row["gate_rate"] = gate.target_rate
             row["answers"] = totals.answers
             row["agreement"] = None if math.isnan(totals.agreement) else totals.agreement
-            if stop_signal is None and totals.stop_suggested:
+            # the agreement rule itself, on every action space (the app suggests a stop on discrete
+            # ones only, because of what this measured on Pendulum)
+            if stop_signal is None and suggests_stop(totals.answers, totals.agreement):
                 stop_signal = dict(row)
             rows.append(row)
             if hit is None and confirmed_return is not None and confirmed_return >= bar:

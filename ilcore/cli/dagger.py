@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ilcore.algos.dagger import DaggerRunConfig, run_dagger
-from ilcore.algos.dagger.agreement import stop_sentence
+from ilcore.algos.dagger.agreement import stop_sentence, suggests_stop
 from ilcore.algos.dagger.options import DaggerOptions, add_arguments
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
@@ -116,7 +116,7 @@ def run_command(args: argparse.Namespace) -> dict:
         bar.clear()
         print(f"{s.round:>5} {s.labels:>7} {s.human_seconds:>8.1f} {s.mean_return:>8.1f} ± {s.ci95:<6.1f} {rate:>10} "
               f"{agreed:>7}", file=stream, flush=True)
-        if s.stop_suggested and not told_to_stop:
+        if suggests_stop(s.answers, s.agreement, env.action_space) and not told_to_stop:
             told_to_stop.append(s.round)
             print(f"note: {stop_sentence(s.agreement)} (Ctrl-C stops; --resume goes on later)", file=stream, flush=True)
         bar.update(1)

@@ -231,6 +231,8 @@ class Totals:
     agreement:     share of the last 50 answered live queries where the learner's action already
                    matched the answer (nan before any; :mod:`ilcore.algos.dagger.agreement`)
     stop_suggested: the learner agreed with >= 95% of the last 50: more labels are unlikely to help
+                   (discrete actions only: on continuous ones agreement was measured to come
+                   long before the policy is good)
     """
 
     episodes: int
@@ -362,8 +364,8 @@ class DaggerController:
         self._episode_round: dict[str, int] = {}
         # Whether the learner already did what the labeller answered, per answered live query
         # (compared in the action space the writer records, when it has one).
-        self.agreement = AgreementTracker()
         self._action_space = getattr(writer, "action_space", None)
+        self.agreement = AgreementTracker(action_space=self._action_space)
         self._reset_round_totals()
         self._episodes = int(episodes_in_round)
         if scan is not None:

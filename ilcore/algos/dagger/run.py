@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ilcore.algos.dagger.agreement import suggests_stop
 from ilcore.algos.dagger.controller import (
     DaggerController,
     Learner,
@@ -115,11 +114,6 @@ class RoundStats:
     steps: int
     agreement: float = math.nan
     answers: int = 0
-
-    @property
-    def stop_suggested(self) -> bool:
-        """The learner agreed with >= 95% of the last 50 answers: more labels are unlikely to help."""
-        return suggests_stop(self.answers, self.agreement)
 
     def to_json(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}

@@ -125,6 +125,9 @@ def test_continuous_answers_agree_within_a_fifth_of_the_action_box():
     # the fake learner acts 0; the box is 4 wide, so answers within 0.8 agree
     _answer_every_query(ctrl, [np.array([0.5], np.float32), np.array([-0.79], np.float32), np.array([1.5], np.float32)])
     assert ctrl.agreement.recent(3) == [True, True, False]
+    _answer_every_query(ctrl, [np.array([0.1], np.float32)] * 60)
+    # all of the last 50 agree, and still no stop: on Pendulum agreement came long before a good policy
+    assert ctrl.totals().agreement == pytest.approx(1.0) and not ctrl.totals().stop_suggested
 
 
 def test_adaptive_is_a_query_choice_that_needs_an_ensemble():
