@@ -17,7 +17,7 @@ from app.input.intents import Intent, IntentKind
 from app.modes.base import Meter, Mode, ModeView, StepClock, fmt_action
 from app.modes.driver import EpisodeDriver
 from app.session import FrameHistory
-from ilcore.algos.dagger.agreement import STOP_QUERIES, stop_sentence
+from ilcore.algos.dagger.agreement import AGREEMENT_WINDOW
 from ilcore.algos.dagger.controller import Totals
 
 HOLD_S = 1.0  # a finished episode's last frame stays up this long (a 0.15 s takeover episode was gone unseen)
@@ -298,8 +298,7 @@ class DaggerMode(Mode):
         return (f"{len(returns)} episode{'' if len(returns) == 1 else 's'} (return {np.mean(returns):.0f})"
                 if returns else "no episode") + (
             f", asked {t.round_asked} of {t.round_learner_steps} learner states"
-            + ("" if rate is None else f" ({100 * rate:.0f}%)") + f", {queued} deferred to review"
-            + (f"; {stop_sentence(t.agreement)}" if t.stop_suggested else ""))
+            + ("" if rate is None else f" ({100 * rate:.0f}%)") + f", {queued} deferred to review")
 
     def help(self) -> list[tuple[str, str]]:
         return [
@@ -315,5 +314,4 @@ def agreement_text(t: Totals) -> str:
     """How often the learner already did what the person answered (the side panel's line)."""
     if t.answers == 0:
         return "- (no answers yet)"
-    n = min(t.answers, STOP_QUERIES)
-    return f"{100 * t.agreement:.0f}% of your last {n}" + (" - more labels unlikely to help" if t.stop_suggested else "")
+    return f"{100 * t.agreement:.0f}% of your last {min(t.answers, AGREEMENT_WINDOW)}"

@@ -2,8 +2,8 @@
 
 Per round it prints the labels given (cumulative, demonstrations included), the human-seconds
 spent, the mean return with its 95% interval, the query rate (asked / learner-driven steps) and
-how often the learner already did what the labeller answered (over the last 50 live answers; a
-note says when that reaches 95%: more labels are unlikely to help), and writes ``OUT/curve.png`` (return vs labels), each round's policy under
+how often the learner already did what the labeller answered (over the last 50 live answers),
+and writes ``OUT/curve.png`` (return vs labels), each round's policy under
 ``OUT/recordings/policies/`` and the final one in ``OUT`` (``ilcore eval --policy OUT``). With
 ``--json`` stdout is exactly ``{"rounds": [{"round", "labels", "human_seconds", "mean_return",
 "query_rate"}, ...]}`` -- the schema of the app's ``summary.json`` ``rounds``. The learner and
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from ilcore.algos.dagger import DaggerRunConfig, run_dagger
-from ilcore.algos.dagger.agreement import stop_sentence, suggests_stop
 from ilcore.algos.dagger.options import DaggerOptions, add_arguments
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
@@ -105,8 +104,6 @@ def run_command(args: argparse.Namespace) -> dict:
 
     logger = MetricLogger(args.logdir) if getattr(args, "logdir", None) else None
 
-    told_to_stop: list[int] = []  # the round the stop note was printed at (once per run)
-
     def show(s: Any) -> None:
         if logger is not None:
             logger.log(s.round, {DAGGER_LABELS: s.labels, DAGGER_QUERY_RATE: s.query_rate,
@@ -116,9 +113,6 @@ def run_command(args: argparse.Namespace) -> dict:
         bar.clear()
         print(f"{s.round:>5} {s.labels:>7} {s.human_seconds:>8.1f} {s.mean_return:>8.1f} ± {s.ci95:<6.1f} {rate:>10} "
               f"{agreed:>7}", file=stream, flush=True)
-        if suggests_stop(s.answers, s.agreement, env.action_space) and not told_to_stop:
-            told_to_stop.append(s.round)
-            print(f"note: {stop_sentence(s.agreement)} (Ctrl-C stops; --resume goes on later)", file=stream, flush=True)
         bar.update(1)
 
     def episode_done(rnd: int, steps: int) -> None:

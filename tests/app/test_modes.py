@@ -73,5 +73,4 @@ def test_the_side_panel_says_how_often_the_learner_already_did_what_the_person_a
                 round_asked=30)
     assert agreement_text(Totals(**base)) == "- (no answers yet)"
     assert agreement_text(Totals(**base, answers=12, agreement=0.75)) == "75% of your last 12"
-    assert agreement_text(Totals(**base, answers=80, agreement=0.96, stop_suggested=True)) == (
-        "96% of your last 50 - more labels unlikely to help")
+    assert agreement_text(Totals(**base, answers=80, agreement=0.96)) == "96% of your last 50"

@@ -1,76 +1,51 @@
-"""How often the learner already does what the labeller answers, where the gate asked -- and the
-stop signal a person reads from it.
+"""How often the learner already does what the labeller answers, where the gate asked.
 
 At every answered live query the controller knows two actions: the learner's (what it was about
 to do, and did, at that state) and the labeller's answer. Whether they agree
 (:func:`ilcore.labelers.actions_differ`: equal for discrete actions, within 20% of the action
 box's size for continuous ones) measures the learner's error exactly where it is least sure, at
 no extra cost to the person. :class:`AgreementTracker` keeps those outcomes keyed by the labelled
-step (undoing the label forgets it), and says :attr:`~AgreementTracker.stop_suggested` once the
-learner agreed with at least ``stop_agreement`` of the last ``stop_queries`` answers: further
-labels then mostly confirm what it does.
+step (undoing the label forgets it). The adaptive gate sets its rate from the recent share of
+disagreements; the app and ``ilcore dagger`` show the agreement over the last 50 answers.
 
-The stop rule is for discrete actions only. Measured by going on past the bar
-(docs/benchmarks.md, label efficiency, ``--past-bar 3``, plain DAgger, 5 seeds): on CartPole it
-fired 3 learner episodes after the policy met 95% of the expert (4 seeds; never on the fifth), on
-Acrobot 1-2 after (4 seeds) and 2 before on one seed, at a return of -110 against a bar of -99. On
-Pendulum (continuous torque, agreeing within a fifth of the box) it fired before the bar on 4 of 5
-seeds, up to 8 episodes early, with the policy at returns of -724 to -966 against a bar of -195:
-a swing-up learner agrees with the labeller on nearly every saturated-torque state and still
-fails on the few that decide the task. Telling a person "more labels are unlikely to help" there
-would be wrong, so for Box actions the agreement is shown and no stop is suggested.
+**It is not a stop signal.** The candidate rule "the learner agreed with >= 95% of the last 50
+answers: more labels are unlikely to help" was measured by going on past the bar
+(docs/benchmarks.md, label efficiency, ``--past-bar 3``, plain DAgger, 5 seeds each). It fired
+after the policy met 95% of the expert only on CartPole (3 learner episodes after, 4 seeds). On
+LunarLander it fired before the bar on all 5 seeds, up to 13 episodes early, at returns of 26 to
+237 against a bar of 258; on Pendulum on 4 of 5 seeds, up to 8 episodes early, at returns down
+to -966 against -195; on Acrobot on 1 of 5. A learner that matches the labeller on 95% of the
+states it visits still fails where the other 5% decide the task (the compounding DAgger bounds),
+so agreement says how often answers confirm the learner, not that the policy is good. A stop
+signal has to read the policy's evaluated return as well; none is built.
 """
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Iterable
+from typing import Hashable, Iterable
 
-import gymnasium as gym
 import numpy as np
 
 from ilcore.errors import ConfigError
 
-__all__ = ["AgreementTracker", "STOP_AGREEMENT", "STOP_QUERIES", "stop_sentence", "suggests_stop"]
+__all__ = ["AGREEMENT_WINDOW", "AgreementTracker"]
 
-STOP_QUERIES = 50
-STOP_AGREEMENT = 0.95
-
-
-def suggests_stop(answers: int, agreement: float, action_space: Any = None, *, queries: int = STOP_QUERIES,
-                  share: float = STOP_AGREEMENT) -> bool:
-    """The stop rule: discrete actions (not a gymnasium ``Box``; None counts as discrete), at least
-    ``queries`` answers, and the learner agreed with ``share`` of the last ``queries`` of them
-    (``agreement``)."""
-    if isinstance(action_space, gym.spaces.Box):
-        return False
-    return answers >= queries and agreement >= share
-
-
-def stop_sentence(agreement: float, queries: int = STOP_QUERIES) -> str:
-    """What the person is told once the stop rule holds."""
-    return (f"the learner already did what you answered at {100 * agreement:.0f}% of your last {queries} "
-            "answers: more labels are unlikely to help")
+AGREEMENT_WINDOW = 50
+"""Answers the shown agreement is computed over."""
 
 
 class AgreementTracker:
     """Whether the learner agreed with the labeller at each answered query, oldest first.
 
     window: answers :meth:`wrong_share` reads (the adaptive gate's rate)
-    stop_queries / stop_agreement: :attr:`stop_suggested` once at least ``stop_queries`` answers
-        are known and the learner agreed with ``stop_agreement`` of the last ``stop_queries``
-    action_space: the actions compared (a ``Box`` never suggests a stop, see the module docstring)
+    agreement_window: answers :attr:`agreement` reads (what the person is shown)
     """
 
-    def __init__(self, window: int = 20, *, stop_queries: int = STOP_QUERIES,
-                 stop_agreement: float = STOP_AGREEMENT, action_space: Any = None) -> None:
-        if window < 1 or stop_queries < 1:
-            raise ConfigError(f"window and stop_queries must be >= 1, got {window} and {stop_queries}")
-        if not 0.0 < stop_agreement <= 1.0:
-            raise ConfigError(f"stop_agreement must be in (0, 1], got {stop_agreement}")
+    def __init__(self, window: int = 20, *, agreement_window: int = AGREEMENT_WINDOW) -> None:
+        if window < 1 or agreement_window < 1:
+            raise ConfigError(f"window and agreement_window must be >= 1, got {window} and {agreement_window}")
         self.window = int(window)
-        self.stop_queries = int(stop_queries)
-        self.stop_agreement = float(stop_agreement)
-        self.action_space = action_space
+        self.agreement_window = int(agreement_window)
         self._agreed: dict[Hashable, bool] = {}  # insertion order = answer order
         self._next = 0  # keys for answers recorded without one
 
@@ -112,15 +87,6 @@ class AgreementTracker:
 
     @property
     def agreement(self) -> float:
-        """Agreement over the last ``stop_queries`` answers (nan before any)."""
-        last = self.recent(self.stop_queries)
+        """Agreement over the last ``agreement_window`` answers (nan before any)."""
+        last = self.recent(self.agreement_window)
         return float(np.mean(last)) if last else float("nan")
-
-    @property
-    def stop_suggested(self) -> bool:
-        return suggests_stop(self.answers, self.agreement, self.action_space, queries=self.stop_queries,
-                             share=self.stop_agreement)
-
-    def stop_sentence(self) -> str:
-        """What the person is told once :attr:`stop_suggested` holds."""
-        return stop_sentence(self.agreement, self.stop_queries)

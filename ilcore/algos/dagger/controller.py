@@ -229,10 +229,8 @@ class Totals:
     round_*:       the running round only; ``round_query_rate`` = asked / learner-driven steps
     answers:       live queries answered (the agreement's sample; review answers are not counted)
     agreement:     share of the last 50 answered live queries where the learner's action already
-                   matched the answer (nan before any; :mod:`ilcore.algos.dagger.agreement`)
-    stop_suggested: the learner agreed with >= 95% of the last 50: more labels are unlikely to help
-                   (discrete actions only: on continuous ones agreement was measured to come
-                   long before the policy is good)
+                   matched the answer (nan before any; :mod:`ilcore.algos.dagger.agreement`, which
+                   says why it is not a stop signal)
     """
 
     episodes: int
@@ -244,7 +242,6 @@ class Totals:
     round_asked: int
     answers: int = 0
     agreement: float = math.nan
-    stop_suggested: bool = False
 
     @property
     def round_query_rate(self) -> float | None:
@@ -365,7 +362,7 @@ class DaggerController:
         # Whether the learner already did what the labeller answered, per answered live query
         # (compared in the action space the writer records, when it has one).
         self._action_space = getattr(writer, "action_space", None)
-        self.agreement = AgreementTracker(action_space=self._action_space)
+        self.agreement = AgreementTracker()
         self._reset_round_totals()
         self._episodes = int(episodes_in_round)
         if scan is not None:
@@ -388,7 +385,6 @@ class DaggerController:
             human_seconds=self._seconds, round=self.round,
             round_episodes=self._episodes, round_learner_steps=self._learner_steps, round_asked=self._queries,
             answers=self.agreement.answers, agreement=self.agreement.agreement,
-            stop_suggested=self.agreement.stop_suggested,
         )
 
     @property
