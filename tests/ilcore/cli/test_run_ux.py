@@ -102,3 +102,19 @@ def test_checkpoint_every_and_resume_refusals(recording, tmp_path, capsys):
     assert "not a run to continue" in capsys.readouterr().err
     assert main(["train", "bc", "--epochs", "5"]) == 2
     assert "needs --data and --out" in capsys.readouterr().err
+
+
+def test_image_shift_is_saved_with_the_run_and_resumed(recording, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "bc", "--data", str(recording), "--out", str(run), "--epochs", "1", "--hidden", "8",
+                 "--image-shift", "3", "--checkpoint-every", "1", "--quiet", "--threads", "1"]) == 0
+    doc = json.loads((run / "history.json").read_text())
+    assert doc["args"]["image_shift"] == 3 and doc["config"]["image_shift"] == 3
+    assert main(["train", "bc", "--resume", str(run), "--epochs", "2", "--quiet", "--threads", "1"]) == 0
+    assert json.loads((run / "history.json").read_text())["config"]["image_shift"] == 3
+    # A run written before --image-shift existed resumes with it off.
+    doc = json.loads((run / "history.json").read_text())
+    del doc["args"]["image_shift"]
+    (run / "history.json").write_text(json.dumps(doc))
+    assert main(["train", "bc", "--resume", str(run), "--epochs", "3", "--quiet", "--threads", "1"]) == 0
+    assert json.loads((run / "history.json").read_text())["config"]["image_shift"] == 0
