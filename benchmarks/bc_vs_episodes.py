@@ -24,20 +24,30 @@ from bc_throughput import machine
 
 
 class Demos:
+    """Expert transitions in memory, in the shape ``train_bc`` reads (it splits them by episode
+    by its own ``valid_fraction``)."""
+
     def __init__(self, obs, actions, episode, env) -> None:
         self.obs, self.actions, self.episode = obs, actions, episode
         self.weights = np.ones(len(episode), np.float32)
-        self.train_mask = self.valid_mask = None  # train_bc splits by episode (all train if 1 episode)
+        self.train_mask = self.valid_mask = None
         self.observation_space, self.action_space = env.observation_space, env.action_space
 
     def __len__(self) -> int:
         return len(self.episode)
 
+    def first(self, episodes: int) -> "Demos":
+        """The first ``episodes`` episodes (views of the same arrays' rows)."""
+        keep = self.episode < episodes
+        return Demos(self.obs[keep], self.actions[keep], self.episode[keep], self)
 
-def record(env_id: str, episodes: int, seed: int) -> tuple[Demos, float]:
+
+def record(env_id: str, episodes: int, seed: int) -> tuple[Demos, list[float]]:
+    """The scripted expert's episodes on env seeds ``seed * 1000 + i``: (demos, their returns)."""
+    from ilcore.eval import make_env
     from ilcore.experts import make_expert
 
-    env = gym.make(env_id)
+    env = make_env(env_id)
     expert = make_expert(env_id, env=env)
     obs_l, act_l, ep_l, returns = [], [], [], []
     for ep in range(episodes):
@@ -53,7 +63,9 @@ def record(env_id: str, episodes: int, seed: int) -> tuple[Demos, float]:
             ret += float(r)
             done = term or trunc
         returns.append(ret)
-    return Demos(np.asarray(obs_l), np.asarray(act_l), np.asarray(ep_l), env), float(np.mean(returns))
+    demos = Demos(np.asarray(obs_l), np.asarray(act_l), np.asarray(ep_l), env)
+    env.close()
+    return demos, returns
 
 
 def main() -> None:
@@ -75,7 +87,8 @@ def main() -> None:
     for env_id in args.envs:
         box = isinstance(gym.make(env_id).action_space, gym.spaces.Box)
         for n_eps in args.episodes:
-            runs = [(seed, *record(env_id, n_eps, seed)) for seed in range(args.seeds)]
+            runs = [(seed, demos, float(np.mean(returns)))
+                    for seed in range(args.seeds) for demos, returns in [record(env_id, n_eps, seed)]]
             for head in (args.box_heads if box else ["categorical"]):
                 bc_returns = []
                 for seed, demos, _ in runs:

@@ -33,56 +33,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bc_vs_episodes import Demos, record as record_expert  # noqa: E402  (benchmarks/ is the script's folder)
+
 RESULTS = ROOT / "benchmarks" / "results"
 ENV_ID = "CarRacing-v3"
 
 
-class Demos:
-    """Expert transitions in memory, in the shape ``train_bc`` reads (all of them train)."""
-
-    def __init__(self, obs: np.ndarray, actions: np.ndarray, episode: np.ndarray, env) -> None:
-        self.obs, self.actions, self.episode = obs, actions, episode
-        self.weights = np.ones(len(episode), np.float32)
-        self.train_mask = np.ones(len(episode), bool)
-        self.valid_mask = np.zeros(len(episode), bool)
-        self.observation_space, self.action_space = env.observation_space, env.action_space
-
-    def __len__(self) -> int:
-        return len(self.episode)
-
-    def first(self, episodes: int) -> "Demos":
-        keep = self.episode < episodes
-        out = Demos.__new__(Demos)
-        out.obs, out.actions, out.episode = self.obs[keep], self.actions[keep], self.episode[keep]
-        out.weights, out.train_mask, out.valid_mask = self.weights[keep], self.train_mask[keep], self.valid_mask[keep]
-        out.observation_space, out.action_space = self.observation_space, self.action_space
-        return out
-
-
 def record(episodes: int, seed: int) -> tuple[Demos, list[float], float]:
     """The scripted expert's episodes on tracks ``seed * 1000 + i``: (demos, returns, seconds)."""
-    from ilcore.eval import make_env
-    from ilcore.experts import make_expert
-
     started = time.perf_counter()
-    env = make_env(ENV_ID)
-    expert = make_expert(ENV_ID, env=env)
-    obs_l, act_l, ep_l, returns = [], [], [], []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed * 1000 + ep)
-        expert.reset()
-        done, ret = False, 0.0
-        while not done:
-            a = np.asarray(expert.act(obs), np.float32)
-            obs_l.append(obs)
-            act_l.append(a)
-            ep_l.append(ep)
-            obs, r, term, trunc, _ = env.step(a)
-            ret += float(r)
-            done = term or trunc
-        returns.append(ret)
-    demos = Demos(np.asarray(obs_l), np.asarray(act_l), np.asarray(ep_l), env)
-    env.close()
+    demos, returns = record_expert(ENV_ID, episodes, seed)
     return demos, returns, time.perf_counter() - started
 
 
