@@ -10,6 +10,7 @@ Outside torchrun everything here is a no-op.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Iterable
@@ -84,8 +85,25 @@ def init_from_env(device: torch.device) -> DistContext:
     return current()
 
 
+SHUTDOWN_WAIT_S = 120
+
+
 def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
+    """Leave the process group once every rank is done with it.
+
+    A rank that tears its gloo connections down while a peer is still using them can die with
+    SIGABRT ("terminate called without an active exception": a non-main rank left while rank 0
+    was still writing the checkpoint, seen once in the two-rank test on a loaded machine), so CPU
+    ranks first meet at a barrier; it gives up after ``SHUTDOWN_WAIT_S`` seconds (a peer that
+    crashed) instead of waiting for gloo's 30-minute default."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_world_size() > 1 and dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=SHUTDOWN_WAIT_S))
+    except RuntimeError:
+        pass  # a peer is gone: nothing left to wait for
+    finally:
         dist.destroy_process_group()
 
 
