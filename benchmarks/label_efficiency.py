@@ -34,15 +34,17 @@ Reported per env, demo row and method: ``labels_to_bar`` (median over seeds; a s
 meets the bar counts as a miss, and the median is None when more than half miss), ``per_seed``,
 ``human_seconds_to_bar`` (the simulated person's time held by labels: 1.5 s per answer, 0.25 s
 per step driven), ``session_seconds_to_bar`` (that plus watching every learner step at the env's
-render rate, as a person in a live app session does), ``learner_steps_to_bar`` (env steps the learner drove) and
-``env_steps_to_bar`` (every simulated step, the demonstrations included), and where the stop
-signal the person sees (the learner already did what was answered at >= 95% of the last 50 live
-answers, ``ilcore.algos.dagger.agreement``) first fired: its labels, the return of the policy then,
-and how many learner episodes after (+) or before (-) the bar.
+render rate, as a person in a live app session does), ``learner_steps_to_bar`` (env steps the
+learner drove) and ``env_steps_to_bar`` (every simulated step, the demonstrations included), and
+where a candidate stop rule first fired (the learner already did what was answered at >= 95% of
+the last 50 live answers; measured here, not shown to the person, see
+``ilcore.algos.dagger.agreement``): its labels, the return of the policy then, and how many
+learner episodes after (+) or before (-) the bar (run with ``--past-bar`` to see "after").
 
 Usage: python benchmarks/label_efficiency.py [--envs CartPole-v1,Acrobot-v1,...] [--seeds 5]
-       [--methods bc,dagger,...] [--demo-steps 0|100] [--eval-episodes 10] [--out FILE]
-       [--recipe warm_start=1,min_updates=1000,uncertainty_weight=2] [--merge FILES...]
+       [--methods bc,dagger,...] [--demo-steps 0|100] [--eval-episodes 10] [--past-bar 3]
+       [--out FILE] [--recipe gate_rate=0.1,gate_gap=5,warm_start=1,min_updates=2000,...]
+       [--merge FILES...]
 CarRacing-v3 (from pixels) is not in the default ``--envs``: name it to run it (its own small
 settings, ENV_SETTINGS). Writes benchmarks/results/label_efficiency.json and its .png.
 """
