@@ -91,10 +91,10 @@ SHUTDOWN_WAIT_S = 120
 def shutdown() -> None:
     """Leave the process group once every rank is done with it.
 
-    A rank that tears its gloo connections down while a peer is still using them can die with
-    SIGABRT ("terminate called without an active exception": a non-main rank left while rank 0
-    was still writing the checkpoint, seen once in the two-rank test on a loaded machine), so CPU
-    ranks first meet at a barrier; it gives up after ``SHUTDOWN_WAIT_S`` seconds (a peer that
+    The two-rank test once saw a non-main rank die with SIGABRT ("terminate called without an
+    active exception") on a loaded machine; the likely cause, not reproduced, is that rank leaving
+    the gloo group while rank 0 still used it (writing the checkpoint), so CPU ranks first meet at
+    a barrier; it gives up after ``SHUTDOWN_WAIT_S`` seconds (a peer that
     crashed) instead of waiting for gloo's 30-minute default."""
     if not (dist.is_available() and dist.is_initialized()):
         return

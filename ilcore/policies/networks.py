@@ -157,7 +157,7 @@ def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator | None = 
     """
     if pad <= 0:
         return x
-    *lead, h, w, c = x.shape
+    h, w, c = x.shape[-3:]
     frames = x.reshape(-1, h, w, c)
     m, device = frames.shape[0], x.device
     shifts = torch.randint(-pad, pad + 1, (m, 2), generator=generator, device=device)

@@ -1,6 +1,6 @@
 """A gate whose query rate follows how often the learner is wrong where it asks.
 
-:class:`~ilcore.algos.dagger.gates.EnsembleGate` asks at a fixed target rate (10%). That rate is
+:class:`~ilcore.algos.dagger.gates.EnsembleGate` asks at a fixed target rate (5% by default). That rate is
 too low while the learner is still wrong on much of what it visits (each unasked state is a
 mistake nobody corrects) and too high once it has learnt the task (most answers then only confirm
 what it already does). The answers themselves say which of the two holds: the controller reports
@@ -12,11 +12,11 @@ learner's action there matched the answer (:mod:`ilcore.algos.dagger.agreement`)
 ``answer_window`` answers where the learner disagreed (with ``prior_queries`` pseudo-answers that
 start it at ``initial_rate``). It is the ``--query adaptive`` choice.
 
-Measured (docs/benchmarks.md, label efficiency): on Pendulum, LunarLander and CartPole it did not
-need fewer labels than the fixed 10% gate (Pendulum 407 vs 296, LunarLander 599 vs 542); it
-reaches the bar in fewer learner episodes instead, because on the states the ensemble is least
-sure of the learner often differs from the labeller and is still good enough, so it asks at
-15-42%. Kept as a choice for a person whose time is in the episodes rather than the answers, not
+Measured (docs/benchmarks.md, label efficiency, full-length demonstrations, 5 seeds): it needs
+more labels than the fixed 5% gate (LunarLander 592 vs 317, Pendulum 360 vs 263, CartPole 524 vs
+514) and fewer learner steps on LunarLander (2518 vs 3257), because on the states the ensemble is
+least sure of the learner often differs from the labeller and is still good enough, so it asks
+at 15-42%. Kept as a choice for a person whose time is in the episodes rather than the answers, not
 as the default.
 """
 
