@@ -93,7 +93,7 @@ ENV_SETTINGS: dict[str, dict[str, Any]] = {
 DEMO_EPISODES = 1
 SHORT_DEMO_STEPS = 100
 CONFIRM_EPISODES = 20
-STOP_ANSWERS, STOP_AGREEMENT = 50, 0.95  # the candidate stop rule: agreement over the last 50 answers
+STOP_AGREEMENT = 0.95  # the candidate stop rule: this agreement over the shown window (50 answers)
 RECIPE_KEYS = ("warm_start", "min_updates", "epochs", "uncertainty_weight", "intervention_weighting", "lr", "gate_rate", "gate_gap", "image_shift")
 
 
@@ -151,6 +151,7 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
     """One simulated session, one learner episode per round, until a confirmed policy meets the bar."""
     from ilcore.algos.dagger import Constant, DaggerController, episode_seed, train_next_policy
     from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate
+    from ilcore.algos.dagger.agreement import AGREEMENT_WINDOW
     from ilcore.algos.dagger.run import actor_of, answer_queue, run_episode
     from ilcore.data import SessionWriter
     from ilcore.eval import evaluate, make_env
@@ -221,7 +222,7 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
             row["answers"] = totals.answers
             row["agreement"] = None if math.isnan(totals.agreement) else totals.agreement
             # the candidate stop rule measured here (not built into the product, see agreement.py)
-            if stop_signal is None and totals.answers >= STOP_ANSWERS and totals.agreement >= STOP_AGREEMENT:
+            if stop_signal is None and totals.answers >= AGREEMENT_WINDOW and totals.agreement >= STOP_AGREEMENT:
                 stop_signal = dict(row)
             rows.append(row)
             if hit is None and confirmed_return is not None and confirmed_return >= bar:
