@@ -9,6 +9,7 @@ atomically after every change that matters, so ``--resume`` continues where a ki
 from __future__ import annotations
 
 import json
+import math
 import queue
 import shlex
 from collections import deque
@@ -24,6 +25,7 @@ from ilcore import spaces as ispaces
 from ilcore.algos.dagger import DaggerController, episode_seed, resume_controller
 from ilcore.algos.dagger.controller import batch_one, query_mode_for
 from ilcore.algos.dagger.options import DaggerOptions
+from ilcore.algos.dagger.readiness import Readiness, readiness, reference_from_json
 from ilcore.algos.dagger.run import RoundLog, round_stats
 from ilcore.data import SessionWriter, open_recording
 from ilcore.envs.particles import ENV_ID as ONESHOT_ENV_ID  # the family `ilcore train oneshot` trains on
@@ -515,14 +517,25 @@ class Session:
         else:
             self._previous, self.policy_notice = None, ""
         self.state.policy_version = int(msg["version"])
+        reference = reference_from_json(msg.get("reference"))
+        score = None if new is None or reference is None else reference.score(float(new))
         self.state.evals.append(
             {"version": msg["version"], "labels": msg.get("labels"), "eval_return": msg.get("eval_return"),
-             "ci95": msg.get("eval_ci95"), "valid_loss": msg.get("valid_loss"), "round": msg.get("after_round")}
+             "ci95": msg.get("eval_ci95"), "valid_loss": msg.get("valid_loss"), "round": msg.get("after_round"),
+             "score": score if score is None or math.isfinite(score) else None}
         )
         if msg.get("eval_return") is not None and msg.get("after_round") is not None:
             ci = msg.get("eval_ci95")
-            self.rounds.set_return(int(msg["after_round"]), float(msg["eval_return"]), float("nan") if ci is None else float(ci))
+            self.rounds.set_return(int(msg["after_round"]), float(msg["eval_return"]), float("nan") if ci is None else float(ci),
+                                   score=math.nan if score is None else score)
         self.save()
+
+    def readiness(self) -> Readiness:
+        """Whether more labels are likely to help (:mod:`ilcore.algos.dagger.readiness`): the scores of
+        the trained policies' evaluations, oldest first."""
+        scores = [math.nan if e.get("score") is None else float(e["score"])
+                  for e in self.state.evals if e.get("eval_return") is not None]
+        return readiness(scores)
 
     def _installed_eval(self) -> dict[str, Any] | None:
         """The evaluation of the installed policy (None when it has none)."""

@@ -13,7 +13,8 @@ once per frame; it never blocks.
 Messages from the worker (plain dicts, so they pickle cheaply):
     {"kind": "progress", "version": v, "epoch": e, "epochs": E, "train_loss": x, "valid_loss": y}
     {"kind": "done", "version": v, "path": str, "valid_loss": y, "eval_return": r, "eval_ci95": c,
-     "labels": n, "seconds": s, "after_round": k, "calibration_states": m}
+     "labels": n, "seconds": s, "after_round": k, "calibration_states": m,
+     "reference": {"demo_return": d, "demos": n, "random_return": r} (None without a whole demonstration)}
     {"kind": "error", "version": v, "message": str}
 """
 
@@ -31,6 +32,7 @@ from multiprocessing import util
 from typing import TYPE_CHECKING, Any
 
 from ilcore.algos.dagger import train_next_policy
+from ilcore.algos.dagger.readiness import reference_to_json
 
 if TYPE_CHECKING:  # the window process must not import torch to start; only the worker trains
     from ilcore.algos.bc import EpochReport
@@ -129,6 +131,7 @@ def _run_job(job: TrainJob, results: Any) -> dict[str, Any]:
         "kind": "done", "version": job.version, "path": str(trained.path), "valid_loss": None,
         "eval_return": trained.eval_return, "eval_ci95": trained.eval_ci95, "labels": trained.labels,
         "seconds": trained.seconds, "after_round": job.after_round, "calibration_states": trained.calibration_states,
+        "reference": reference_to_json(trained.reference),
     }
 
 

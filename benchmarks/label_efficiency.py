@@ -93,7 +93,7 @@ ENV_SETTINGS: dict[str, dict[str, Any]] = {
 DEMO_EPISODES = 1
 SHORT_DEMO_STEPS = 100
 CONFIRM_EPISODES = 20
-STOP_AGREEMENT = 0.95  # the candidate stop rule: this agreement over the shown window (50 answers)
+STOP_AGREEMENT = 0.95  # the agreement candidate, measured and dropped: this agreement over the shown window (50 answers)
 RECIPE_KEYS = ("warm_start", "min_updates", "epochs", "uncertainty_weight", "intervention_weighting", "lr", "gate_rate", "gate_gap", "image_shift")
 
 
@@ -152,6 +152,7 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
     from ilcore.algos.dagger import Constant, DaggerController, episode_seed, train_next_policy
     from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate
     from ilcore.algos.dagger.agreement import AGREEMENT_WINDOW
+    from ilcore.algos.dagger.readiness import readiness, recording_reference
     from ilcore.algos.dagger.run import actor_of, answer_queue, run_episode
     from ilcore.data import SessionWriter
     from ilcore.eval import evaluate, make_env
@@ -176,7 +177,10 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
     rec_dir = work / f"{env_id}-{method}-{seed}-{time.monotonic_ns()}"
     rows: list[dict] = []
     hit: dict | None = None
-    stop_signal: dict | None = None
+    stop_signal: dict | None = None  # where the app and the CLI first said "ready" (ilcore.algos.dagger.readiness)
+    agreement_signal: dict | None = None  # where the agreement candidate would have fired
+    reference: Any = None
+    scores: list[float] = []
     timing = {"episodes_s": 0.0, "train_s": 0.0, "eval_s": 0.0}
     learner_steps = env_steps = 0
     with SessionWriter(rec_dir, env_id=env_id, observation_space=env.observation_space,
@@ -188,9 +192,12 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
         )
         for rnd in range(settings["max_rounds"] + 1):
             t0 = time.perf_counter()
+            episodes = []  # what each episode of the round returned, and whether the learner drove it alone
             for i in range(settings["demo_episodes"] if rnd == 0 else 1):
                 steps = settings["demo_steps"] if rnd == 0 and settings["demo_steps"] else cap
                 run_episode(ctrl, env, person, episode_seed(seed, rnd, i), steps, interventions=(method == "intervention"))
+                if ctrl.last_episode is not None:
+                    episodes.append(ctrl.last_episode)
             answer_queue(ctrl, person)  # nothing is deferred in a live session; kept as run_dagger does
             result = ctrl.end_round(train=False)
             t1 = time.perf_counter()
@@ -219,12 +226,22 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
                    else result.query_rate}
             if isinstance(gate, AdaptiveEnsembleGate):
                 row["gate_rate"] = gate.target_rate
+            row["episode_returns"] = [e.total_return for e in episodes]
+            row["labeller_steps"] = sum(e.labeller_steps for e in episodes)
             row["answers"] = totals.answers
             row["agreement"] = None if math.isnan(totals.agreement) else totals.agreement
             # the candidate stop rule measured here (not built into the product, see agreement.py)
-            if stop_signal is None and totals.answers >= AGREEMENT_WINDOW and totals.agreement >= STOP_AGREEMENT:
+            if rnd == 0:  # the person's scale, from the recording as the app and the CLI read it
+                reference = recording_reference(rec_dir, env_id)
+            scores.append(math.nan if reference is None else reference.score(mean_return))
+            row["score"] = None if math.isnan(scores[-1]) else scores[-1]
+            if stop_signal is None and readiness(scores).ready:
                 stop_signal = dict(row)
+            if agreement_signal is None and totals.answers >= AGREEMENT_WINDOW and totals.agreement >= STOP_AGREEMENT:
+                agreement_signal = dict(row)
             rows.append(row)
+            print(f"  {env_id} {method} seed {seed} round {rnd}: {row['labels']} labels, return {mean_return:.1f}, "
+                  f"{t3 - t0:.0f}s (train {t2 - t1:.0f}s)", flush=True)  # a long run killed early keeps its curve here
             if hit is None and confirmed_return is not None and confirmed_return >= bar:
                 hit = row
             if hit is not None and rnd - hit["round"] >= settings.get("past_bar", 0):
@@ -233,7 +250,8 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
                 break
     env.close()
     shutil.rmtree(rec_dir, ignore_errors=True)
-    return {"rows": rows, "hit": hit, "stop_signal": stop_signal, "timing": timing}
+    return {"rows": rows, "hit": hit, "stop_signal": stop_signal, "agreement_signal": agreement_signal,
+            "reference": None if reference is None else dataclasses.asdict(reference), "timing": timing}
 
 
 def median_with_misses(values: list[float | None]) -> float | None:
@@ -245,7 +263,9 @@ def median_with_misses(values: list[float | None]) -> float | None:
     return None if math.isinf(m) or math.isnan(m) else m
 
 
-def summarize(sessions: dict[str, dict[int, dict]]) -> dict:
+def summarize(sessions: dict[str, dict[int, dict]], scale: tuple[float, float] | None = None) -> dict:
+    """Per method: labels, time and steps to the bar, and where each stop rule fired (with
+    ``scale`` = (random, expert) returns, the return then as a share of the way between them)."""
     out: dict[str, Any] = {}
     for method, per_seed in sessions.items():
         hits = {s: r["hit"] for s, r in per_seed.items()}
@@ -272,13 +292,15 @@ def summarize(sessions: dict[str, dict[int, dict]]) -> dict:
             "timing_s": {k: float(np.sum([r["timing"][k] for r in per_seed.values()]))
                          for k in ("episodes_s", "train_s", "eval_s")},
         }
-        stops = [r["stop_signal"] for r in per_seed.values()]
-        out[method]["stop_signal"] = {
-            str(s): (None if st is None else {
-                "labels": st["labels"], "mean_return": st["mean_return"],
-                "episodes_after_bar": None if h is None else st["round"] - h["round"]})
-            for s, st, h in zip(per_seed, stops, hits.values())
-        }
+        for key in ("stop_signal", "agreement_signal"):  # the readiness rule shown, and the dropped candidate
+            stops = [r.get(key) for r in per_seed.values()]
+            out[method][key] = {
+                str(s): (None if st is None else {
+                    "labels": st["labels"], "mean_return": st["mean_return"],
+                    "expert_share": None if scale is None else (st["mean_return"] - scale[0]) / (scale[1] - scale[0]),
+                    "episodes_after_bar": None if h is None else st["round"] - h["round"]})
+                for s, st, h in zip(per_seed, stops, hits.values())
+            }
     dagger = out.get("dagger", {}).get("labels_to_bar")
     for method in GATED:
         if method in out and dagger and out[method]["labels_to_bar"] is not None:
@@ -359,7 +381,8 @@ def main() -> None:
                           f"{'bar at ' + str(hit['labels']) + ' labels' if hit else 'not reached'} "
                           f"(last {last['mean_return']:.1f} at {last['labels']} labels, round {last['round']}; "
                           f"{session['seconds']:.0f}s, load {session['load']:.1f})", flush=True)
-                row["summary"] = summarize({m: {int(s): v for s, v in per.items()} for m, per in row["sessions"].items()})
+                row["summary"] = summarize({m: {int(s): v for s, v in per.items()} for m, per in row["sessions"].items()},
+                                           (r_random, r_expert))
                 row["seconds"] = row.get("seconds_before", 0.0) + time.perf_counter() - t_env
                 out_path.parent.mkdir(exist_ok=True)
                 out_path.write_text(json.dumps(result, indent=1))  # after every seed: partial results survive

@@ -8,6 +8,7 @@ labelled as an intervention. Labels record source, reason, round and how long th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from app.modes.driver import EpisodeDriver
 from app.session import FrameHistory
 from ilcore.algos.dagger.agreement import AGREEMENT_WINDOW
 from ilcore.algos.dagger.controller import Totals
+from ilcore.algos.dagger.readiness import Readiness
 
 HOLD_S = 1.0  # a finished episode's last frame stays up this long (a 0.15 s takeover episode was gone unseen)
 FAIL_FAST_FRACTION = 0.25  # a learner episode shorter than this share of the demos' mean length fails fast
@@ -243,6 +245,7 @@ class DaggerMode(Mode):
     def view(self) -> ModeView:
         s = self.session
         prompt = detail = None
+        ready = s.readiness()
         if s.policy is None:
             prompt, detail = "No learner yet", "demonstrate (F2) and train (F3) first"
         elif self.pending is not None:
@@ -250,6 +253,10 @@ class DaggerMode(Mode):
             detail = f"learner proposes {fmt_action(self.pending.proposed, self.action_names, keys=True)} - action key to answer, Enter accepts, Tab skips"
         elif self.fail_fast_alert:
             prompt, detail = "The learner fails fast", self.fail_fast_alert
+        elif self.waiting_for_start and ready.ready:
+            prompt = f"Round {self.round}: the learner looks ready"
+            detail = (f"its last {ready.streak} evaluations reached {ready.score:.0%} of the way from random to your "
+                      "demonstrations: more labels are unlikely to help much - Enter runs the round anyway, F7 ends at the summary")
         elif self.waiting_for_start:
             prompt = f"Round {self.round}: the learner will drive"
             detail = ("Enter starts it - hold Space to take over at any time; "
@@ -276,6 +283,7 @@ class DaggerMode(Mode):
                 ("asked", f"{t.round_asked} of {t.round_learner_steps}" + ("" if rate is None else f" ({100 * rate:.0f}%)")),
                 ("review queue", str(len(s.review_queue()))),
                 ("learner agreed", agreement_text(t)),
+                ("learner level", level_text(ready)),
                 ("take over", "hold Space" + (" - you are driving" if self.taking_over else "")),
             ],
             items_title="This round",
@@ -308,6 +316,13 @@ class DaggerMode(Mode):
             ("accept", "start the round (Enter) when it waits"),
             ("next", "end the round early"),
         ]
+
+
+def level_text(r: Readiness) -> str:
+    """The last evaluation on the scale random = 0%, the person's demonstrations = 100% (the side panel's line)."""
+    if not math.isfinite(r.score):
+        return "- (needs an evaluation and a whole demonstration)"
+    return f"{r.score:.0%} of your demos" + (" - ready" if r.ready else "")
 
 
 def agreement_text(t: Totals) -> str:

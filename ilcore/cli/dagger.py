@@ -1,7 +1,9 @@
 """`ilcore dagger`: run DAgger against a scripted or simulated labeller, headless.
 
 Per round it prints the labels given (cumulative, demonstrations included), the human-seconds
-spent, the mean return with its 95% interval, the query rate (asked / learner-driven steps) and
+spent, the mean return with its 95% interval, its score (the share of the way from a random
+policy's return to the demonstrations'; "ready" once two evaluations in a row reach 95%, see
+``ilcore.algos.dagger.readiness``), the query rate (asked / learner-driven steps) and
 how often the learner already did what the labeller answered (over the last 50 live answers),
 and writes ``OUT/curve.png`` (return vs labels), each round's policy under
 ``OUT/recordings/policies/`` and the final one in ``OUT`` (``ilcore eval --policy OUT``). With
@@ -20,6 +22,7 @@ from typing import Any
 
 from ilcore.algos.dagger import DaggerRunConfig, run_dagger
 from ilcore.algos.dagger.options import DaggerOptions, add_arguments
+from ilcore.algos.dagger.readiness import READY_EVALUATIONS, Readiness
 from ilcore.cli.main import add_json_flag
 from ilcore.errors import ConfigError
 from ilcore.eval import make_env
@@ -99,10 +102,12 @@ def run_command(args: argparse.Namespace) -> dict:
     )
     stream = sys.stderr if args.json else sys.stdout
     if not args.json:
-        print(f"{'round':>5} {'labels':>7} {'human-s':>8} {'return':>16} {'query rate':>10} {'agreed':>7}")
+        print(f"{'round':>5} {'labels':>7} {'human-s':>8} {'return':>16} {'score':>6} {'query rate':>10} {'agreed':>7}")
     bar = progress_bar(total=config.rounds + 1, desc="dagger rounds", unit="round")
 
     logger = MetricLogger(args.logdir) if getattr(args, "logdir", None) else None
+
+    said_ready: list[int] = []
 
     def show(s: Any) -> None:
         if logger is not None:
@@ -110,9 +115,13 @@ def run_command(args: argparse.Namespace) -> dict:
                                  "dagger/human_seconds": s.human_seconds, EVAL_RETURN: s.mean_return})
         rate = "-" if s.query_rate != s.query_rate else f"{s.query_rate:.3f}"
         agreed = "-" if s.answers == 0 else f"{100 * s.agreement:.0f}%"
+        score = "-" if s.score != s.score else f"{100 * s.score:.0f}%"
         bar.clear()
-        print(f"{s.round:>5} {s.labels:>7} {s.human_seconds:>8.1f} {s.mean_return:>8.1f} ± {s.ci95:<6.1f} {rate:>10} "
-              f"{agreed:>7}", file=stream, flush=True)
+        print(f"{s.round:>5} {s.labels:>7} {s.human_seconds:>8.1f} {s.mean_return:>8.1f} ± {s.ci95:<6.1f} {score:>6} "
+              f"{rate:>10} {agreed:>7}", file=stream, flush=True)
+        if s.ready and not said_ready:  # once: the rounds after it show their score
+            said_ready.append(s.round)
+            print(f"      ready: {Readiness(s.score, READY_EVALUATIONS, True).text()}", file=stream, flush=True)
         bar.update(1)
 
     def episode_done(rnd: int, steps: int) -> None:

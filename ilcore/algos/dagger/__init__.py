@@ -10,6 +10,7 @@ from ilcore.algos.dagger.adaptive import AdaptiveEnsembleGate  # also registers 
 from ilcore.algos.dagger.agreement import AgreementTracker
 from ilcore.algos.dagger.controller import (
     DaggerController,
+    EpisodeSummary,
     Proposal,
     RetrainConfig,
     RoundResult,
@@ -42,6 +43,7 @@ from ilcore.algos.dagger.schedules import Constant, Exponential, Linear, Schedul
 
 __all__ = [
     "AdaptiveEnsembleGate", "AgreementTracker", "AllGate", "AllOfGate", "AnyGate", "BetaGate", "Constant", "DaggerController", "DaggerRunConfig",
+    "EpisodeSummary",
     "DaggerRunResult", "EnsembleGate", "Exponential", "Gate", "GateDecision",
     "Linear", "NeverGate", "NoveltyGate", "Proposal", "RetrainConfig",
     "RoundResult", "RoundStats", "Schedule", "disagreement", "make_gate", "parse_schedule",

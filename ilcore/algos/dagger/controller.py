@@ -42,6 +42,7 @@ import numpy as np
 from ilcore import spaces as sp
 from ilcore.algos.dagger.agreement import AgreementTracker
 from ilcore.algos.dagger.gates import Gate, GateDecision, NoveltyGate, flatten_obs
+from ilcore.algos.dagger.readiness import demonstration_returns, own_time_limit, session_reference
 from ilcore.algos.dagger.schedules import Constant, Schedule
 from ilcore.data import load_transitions, open_recording
 from ilcore.errors import ConfigError
@@ -248,6 +249,31 @@ class Totals:
         return None if self.round_learner_steps == 0 else self.round_asked / self.round_learner_steps
 
 
+@dataclass(frozen=True)
+class EpisodeSummary:
+    """One finished episode, as :meth:`DaggerController.end_episode` saw it.
+
+    episode:         its id in the session
+    round:           the round it was recorded in (0: demonstrations)
+    steps:           steps recorded
+    total_return:    the sum of its rewards
+    labeller_steps:  steps the labeller drove (demonstration, beta-mixed or taken-over steps);
+                     0 means the learner drove it all, so its return is the learner's own
+    policy_version:  the learner that proposed its actions (None in round 0)
+    """
+
+    episode: str
+    round: int
+    steps: int
+    total_return: float
+    labeller_steps: int
+    policy_version: int | None
+
+    @property
+    def learner_only(self) -> bool:
+        return self.labeller_steps == 0 and self.policy_version is not None
+
+
 @dataclass
 class _EpisodeState:
     recorder: EpisodeSink
@@ -255,6 +281,8 @@ class _EpisodeState:
     obs: Any
     history: list[Any]
     step: int = 0
+    total_return: float = 0.0
+    labeller_steps: int = 0
     proposal: Proposal | None = None
     deferred: list[tuple[int, float, str]] = field(default_factory=list)  # (step, priority, reason)
     deferred_obs: dict[int, Any] = field(default_factory=dict)
@@ -363,6 +391,7 @@ class DaggerController:
         # (compared in the action space the writer records, when it has one).
         self._action_space = getattr(writer, "action_space", None)
         self.agreement = AgreementTracker()
+        self.last_episode: EpisodeSummary | None = None  # the last episode ended (not discarded)
         self._reset_round_totals()
         self._episodes = int(episodes_in_round)
         if scan is not None:
@@ -516,6 +545,8 @@ class DaggerController:
             executed_action, actor, float(reward), bool(terminated), bool(truncated), next_obs, info=step_info
         )
         ep.step = step + 1
+        ep.total_return += float(reward)
+        ep.labeller_steps += int(actor != Actor.LEARNER)
         if actor == Actor.LEARNER and p is not None and self.policy is not None:
             self._learner_obs.append(ep.obs)
             self._learner_unc.append(p.uncertainty)
@@ -575,6 +606,8 @@ class DaggerController:
                 self.agreement.forget(k)
             return None
         episode_id = ep.recorder.finish()
+        self.last_episode = EpisodeSummary(episode_id, self.round, ep.step, ep.total_return, ep.labeller_steps,
+                                           self.policy_version)
         for k in running:
             self._labelled[(episode_id, k[1])] = self._labelled.pop(k)
         for k in asked:
@@ -909,6 +942,7 @@ class TrainedPolicy:
     eval_return: float | None
     eval_ci95: float | None
     seconds: float
+    reference: Any = None  # the readiness scale (ilcore.algos.dagger.readiness.Reference), with an evaluation
 
 
 def policy_dir(session_dir: str | Path, version: int) -> Path:
@@ -964,8 +998,19 @@ def train_next_policy(
         ev = evaluate(policy, env_id, episodes=eval_episodes, seed=10_000 + int(version), env_kwargs=env_kwargs or None)
         eval_return = float(ev.mean_return)
         eval_ci = None if ev.ci95 is None else float(ev.ci95[1] - ev.ci95[0]) / 2.0
-    labels = int(sum(len(ep.effective_labels()) for ep in open_recording(session_dir).episodes()))
-    return TrainedPolicy(out, int(version), labels, len(states), eval_return, eval_ci, time.time() - started)
+    labels = 0
+
+    def counted() -> Any:  # one pass over the recording (image sessions need not fit in memory)
+        nonlocal labels
+        for ep in open_recording(session_dir).episodes():
+            labels += len(ep.effective_labels())
+            yield ep
+
+    demos = demonstration_returns(counted(), own_time_limit(env_id, env_kwargs))
+    # the scale a person reads the evaluation on
+    reference = session_reference(session_dir, demos, env_id, env_kwargs) if eval_return is not None else None
+    return TrainedPolicy(out, int(version), labels, len(states), eval_return, eval_ci, time.time() - started,
+                         reference)
 
 
 def calibration_states(policy: Learner, env: Any, steps: int, *, seed: int = 0,

@@ -34,6 +34,7 @@ from ilcore.algos.dagger.controller import (
     train_next_policy,
 )
 from ilcore.algos.dagger.gates import Gate
+from ilcore.algos.dagger.readiness import Reference, readiness, recording_reference
 from ilcore.algos.dagger.resume import Recovered, SessionScan, resume_controller, scan_session
 from ilcore.algos.dagger.schedules import Constant, Schedule
 from ilcore.data import SessionWriter
@@ -101,6 +102,10 @@ class RoundStats:
     agreement: after the round, the share of the last 50 answered live queries where the learner
         already did what the labeller answered (nan before any; ``ilcore.algos.dagger.agreement``)
     answers: answered live queries so far (the agreement's sample)
+    score: ``mean_return`` as a share of the way from a random policy's return to the
+        demonstrations' (nan without an evaluation or a whole demonstration;
+        ``ilcore.algos.dagger.readiness``)
+    ready: this and the round before it scored >= 95%: more labels are unlikely to help much
     """
 
     round: int
@@ -114,6 +119,8 @@ class RoundStats:
     steps: int
     agreement: float = math.nan
     answers: int = 0
+    score: float = math.nan
+    ready: bool = False
 
     def to_json(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -146,7 +153,10 @@ class RoundLog:
                     k: row[k] if row.get(k) is not None else (f.default if f.default is not MISSING else math.nan)
                     for k, f in RoundStats.__dataclass_fields__.items()}
                 for k, v in values.items():
-                    if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    if k == "ready":
+                        if not isinstance(v, bool):
+                            raise ValueError(f"ready is {v!r}, not true or false")
+                    elif isinstance(v, bool) or not isinstance(v, (int, float)):
                         raise ValueError(f"{k} is {v!r}, not a number")
                 for k in ("round", "labels", "episodes", "steps", "answers"):
                     if not isinstance(values[k], int) or values[k] < 0:
@@ -161,11 +171,13 @@ class RoundLog:
         self.rows.sort(key=lambda r: r.round)
         self.save()
 
-    def set_return(self, round: int, mean_return: float, ci95: float) -> None:
+    def set_return(self, round: int, mean_return: float, ci95: float, *, score: float = math.nan) -> None:
         """Fill in a round's evaluation when it arrives later (the app's background trainer)."""
         for i, r in enumerate(self.rows):
             if r.round == round:
-                self.rows[i] = RoundStats(**{**asdict(r), "mean_return": float(mean_return), "ci95": float(ci95)})
+                ready = readiness([x.score for x in self.rows[:i]] + [float(score)]).ready
+                self.rows[i] = RoundStats(**{**asdict(r), "mean_return": float(mean_return), "ci95": float(ci95),
+                                             "score": float(score), "ready": ready})
         self.save()
 
     def truncate(self, before_round: int) -> None:
@@ -179,14 +191,37 @@ class RoundLog:
 
 
 def round_stats(ctrl: DaggerController, result: RoundResult, mean_return: float = math.nan,
-                ci95: float = math.nan) -> RoundStats:
+                ci95: float = math.nan, *, score: float = math.nan, ready: bool = False) -> RoundStats:
     """The row for a round that just ended: cumulative totals from the controller (the one owner)."""
     t = ctrl.totals()
     return RoundStats(
         round=result.round, labels=t.labels, human_seconds=t.human_seconds, mean_return=float(mean_return),
         ci95=float(ci95), query_rate=result.query_rate, label_rate=result.label_rate, episodes=result.episodes,
-        steps=result.steps, agreement=t.agreement, answers=t.answers,
+        steps=result.steps, agreement=t.agreement, answers=t.answers, score=float(score), ready=bool(ready),
     )
+
+
+class _Scale:
+    """The session's readiness scale (:mod:`ilcore.algos.dagger.readiness`), read from the
+    recording once, when the first evaluation needs it (the demonstrations are recorded by then)."""
+
+    def __init__(self, session_dir: Path, env_id: str, env_kwargs: dict, *, enabled: bool) -> None:
+        self.session_dir, self.env_id, self.env_kwargs, self.enabled = session_dir, env_id, env_kwargs, enabled
+        self.reference: Reference | None = None
+
+    def score(self, mean_return: float) -> float:
+        if not self.enabled or not math.isfinite(mean_return):
+            return math.nan
+        if self.reference is None:
+            self.reference = recording_reference(self.session_dir, self.env_id, self.env_kwargs)
+            if self.reference is None:
+                self.enabled = False  # no whole demonstration: nothing to compare with
+                return math.nan
+        return self.reference.score(mean_return)
+
+    @staticmethod
+    def ready(rows: list[RoundStats], score: float) -> bool:
+        return readiness([r.score for r in rows] + [score]).ready
 
 
 @dataclass
@@ -257,6 +292,7 @@ def run_dagger(
     if evaluate_fn is None:
         evaluate_fn = _default_evaluate(env_id, env_kwargs, config)
     log = RoundLog(out, load=resume)
+    scale = _Scale(rec_dir, env_id, env_kwargs, enabled=bool(config.eval_episodes))
 
     def calibrate_fn(policy: Learner) -> list[Any]:
         version = int(getattr(policy, "version", 0))
@@ -285,7 +321,9 @@ def run_dagger(
             if ctrl.round > 0 and not any(r.round == ctrl.round - 1 for r in log.rows):
                 mean_ret, ci = _evaluate(evaluate_fn, ctrl.policy, config, ctrl.round - 1)
                 t = ctrl.totals()
-                log.add(RoundStats(ctrl.round - 1, t.labels, t.human_seconds, mean_ret, ci, math.nan, math.nan, 0, 0))
+                score = scale.score(mean_ret)
+                log.add(RoundStats(ctrl.round - 1, t.labels, t.human_seconds, mean_ret, ci, math.nan, math.nan, 0, 0,
+                                   score=score, ready=scale.ready(log.rows, score)))
         else:
             ctrl = DaggerController(env_id, writer, gate, **common)
         for rnd in range(ctrl.round, config.rounds + 1):
@@ -300,7 +338,8 @@ def run_dagger(
             result: RoundResult = ctrl.end_round(train=False)
             _train_round(ctrl, config, env_id, env_kwargs, env, train_fn, version=rnd + 1, on_epoch=on_epoch)
             mean_ret, ci = _evaluate(evaluate_fn, ctrl.policy, config, rnd)
-            s = round_stats(ctrl, result, mean_ret, ci)
+            score = scale.score(mean_ret)
+            s = round_stats(ctrl, result, mean_ret, ci, score=score, ready=scale.ready(log.rows, score))
             log.add(s)
             if callback is not None:
                 callback(s)

@@ -77,6 +77,22 @@ def test_interventions_are_stored_with_the_person_as_actor_and_reason_interventi
     assert [(lab.step, lab.reason) for lab in ep.labels] == [(2, "intervention"), (3, "intervention")]
 
 
+def test_each_ended_episode_is_summarised_with_its_return_and_who_drove():
+    w = FakeWriter()
+    ctrl = DaggerController("X-v0", w, NeverGate(), policy=FakePolicy(), round=1)
+    assert ctrl.last_episode is None
+    eid = run_episode(ctrl, [0.1] * 6, takeover_at=(2, 3))
+    s = ctrl.last_episode
+    assert (s.episode, s.round, s.steps, s.total_return, s.labeller_steps) == (eid, 1, 6, 6.0, 2)
+    assert not s.learner_only  # the person drove two steps: not the learner's own return
+    eid = run_episode(ctrl, [0.1] * 4)
+    assert ctrl.last_episode.episode == eid and ctrl.last_episode.learner_only
+    ctrl.begin_episode(obs_with_uncertainty(0.1), seed=0)
+    ctrl.commit(1, Actor.LEARNER, 5.0, False, False, obs_with_uncertainty(0.1))
+    ctrl.end_episode(discard=True)
+    assert ctrl.last_episode.episode == eid  # a discarded episode is not summarised
+
+
 def test_beta_mixing_hands_the_wheel_over_at_rate_beta_and_is_reproducible():
     def actors(seed):
         w = FakeWriter()
