@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.modes.base import Mode, ModeView
+from app.modes.train import score_text
 
 
 class SummaryMode(Mode):
@@ -44,7 +45,7 @@ class SummaryMode(Mode):
             # Returns of the episodes played while recording (capped by --max-episode-steps);
             # the plot shows the evaluation of each trained policy instead.
             items=[f"round {k}: {v:.1f}" for k, v in per_round.items()]
-            + [f"policy v{e['version']}: eval {e['eval_return']:.1f}" for e in s.state.evals
+            + [f"policy v{e['version']}: eval {e['eval_return']:.1f}{score_text(e)}" for e in s.state.evals
                if e.get("eval_return") is not None and "version" in e],
             plot=[(float(e["labels"]), float(e["eval_return"])) for e in s.state.evals if e.get("eval_return") is not None],
             plot_labels=("labelled states", "eval return"),

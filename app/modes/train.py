@@ -37,7 +37,7 @@ class TrainMode(Mode):
         ev = [e for e in s.state.evals if e.get("version") == self.version and e.get("eval_return") is not None]
         text = f"policy v{self.version} trained on {s.totals().labels} labels"
         if ev:
-            text += f", evaluation return {ev[-1]['eval_return']:.1f}"
+            text += f", evaluation return {ev[-1]['eval_return']:.1f}" + score_text(ev[-1])
         return text + (f" - {s.policy_notice}" if s.policy_notice else "")
 
     def update(self, dt: float) -> None:
@@ -58,7 +58,8 @@ class TrainMode(Mode):
             lines.append(("train loss", f"{st.train_loss:.4f}"))
         if st.valid_loss is not None:
             lines.append(("validation loss", f"{st.valid_loss:.4f}"))
-        evals = [f"v{e['version']}: return {e['eval_return']:.1f}  ({e['labels']} labels)" for e in reversed(s.state.evals) if e.get("eval_return") is not None]
+        evals = [f"v{e['version']}: return {e['eval_return']:.1f}{score_text(e)}  ({e['labels']} labels)"
+                 for e in reversed(s.state.evals) if e.get("eval_return") is not None]
         prompt = None
         detail = None
         if st.message.startswith("error"):
@@ -87,3 +88,9 @@ class TrainMode(Mode):
 
     def help(self) -> list[tuple[str, str]]:
         return [("next", "go on (training continues in the background; the policy swaps in when done)")]
+
+
+def score_text(evaluation: dict) -> str:
+    """" (97% of your demos)" for an evaluation with a score (ilcore.algos.dagger.readiness), else ""."""
+    score = evaluation.get("score")
+    return "" if score is None else f" ({score:.0%} of your demos)"

@@ -46,3 +46,5 @@ def test_two_evaluations_at_the_demonstrations_level_make_the_round_start_say_re
     assert "Enter runs the round anyway" in view.prompt_detail
     tap(h, pygame.K_RETURN)  # the person may go on all the same
     assert not h.mode.waiting_for_start
+    # the train stage lists each evaluation with its score
+    assert "v4: return 99.0 (99% of your demos)" in h.manager.modes["train"].view().items[0]
