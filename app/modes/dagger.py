@@ -283,7 +283,7 @@ class DaggerMode(Mode):
                 ("asked", f"{t.round_asked} of {t.round_learner_steps}" + ("" if rate is None else f" ({100 * rate:.0f}%)")),
                 ("review queue", str(len(s.review_queue()))),
                 ("learner agreed", agreement_text(t)),
-                ("learner level", level_text(ready)),
+                ("learner level", level_text(ready, any(e.get("eval_return") is not None for e in s.state.evals))),
                 ("take over", "hold Space" + (" - you are driving" if self.taking_over else "")),
             ],
             items_title="This round",
@@ -318,10 +318,11 @@ class DaggerMode(Mode):
         ]
 
 
-def level_text(r: Readiness) -> str:
-    """The last evaluation on the scale random = 0%, the person's demonstrations = 100% (the side panel's line)."""
+def level_text(r: Readiness, evaluated: bool) -> str:
+    """The last evaluation on the scale random = 0%, the person's demonstrations = 100% (the side
+    panel's line; short, it shares the panel's width with its name)."""
     if not math.isfinite(r.score):
-        return "- (needs an evaluation and a whole demonstration)"
+        return "- (no whole demo)" if evaluated else "-"
     return f"{r.score:.0%} of your demos" + (" - ready" if r.ready else "")
 
 

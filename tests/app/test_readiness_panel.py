@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pygame
 
+from app.modes.dagger import level_text
 from app.trainer import _run_job
 from tests.support.app_harness import press, release, tap
 
@@ -26,7 +27,7 @@ def test_two_evaluations_at_the_demonstrations_level_make_the_round_start_say_re
     # pushing right topples the pole within 30 steps: the demonstration ended by itself and is the
     # scale's 100%, but it scored below a random policy, so there is no scale yet
     assert first["reference"] is not None and first["reference"]["demo_return"] < first["reference"]["random_return"]
-    assert h.session.readiness().text() == ""
+    assert h.session.readiness().text() == "" and level_text(h.session.readiness(), True) == "- (no whole demo)"
     reference = {"demo_return": 100.0, "demos": 1, "random_return": 20.0}
     for version, eval_return in ((2, 60.0), (3, 97.0)):
         msg = _run_job(h.session._job(version), _Sink())
