@@ -35,14 +35,14 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from ilcore import spaces as sp
 from ilcore.algos.dagger.agreement import AgreementTracker
 from ilcore.algos.dagger.gates import Gate, GateDecision, NoveltyGate, flatten_obs
-from ilcore.algos.dagger.readiness import demonstration_returns, own_time_limit, session_reference
+from ilcore.algos.dagger.readiness import Reference, demonstration_returns, own_time_limit, session_reference
 from ilcore.algos.dagger.schedules import Constant, Schedule
 from ilcore.data import load_transitions, open_recording
 from ilcore.errors import ConfigError
@@ -942,7 +942,7 @@ class TrainedPolicy:
     eval_return: float | None
     eval_ci95: float | None
     seconds: float
-    reference: Any = None  # the readiness scale (ilcore.algos.dagger.readiness.Reference), with an evaluation
+    reference: Reference | None = None  # the session's readiness scale, given with an evaluation
 
 
 def policy_dir(session_dir: str | Path, version: int) -> Path:
@@ -1000,7 +1000,7 @@ def train_next_policy(
         eval_ci = None if ev.ci95 is None else float(ev.ci95[1] - ev.ci95[0]) / 2.0
     labels = 0
 
-    def counted() -> Any:  # one pass over the recording (image sessions need not fit in memory)
+    def counted() -> Iterator[Any]:  # one pass over the recording (image sessions need not fit in memory)
         nonlocal labels
         for ep in open_recording(session_dir).episodes():
             labels += len(ep.effective_labels())
