@@ -35,11 +35,15 @@ meets the bar counts as a miss, and the median is None when more than half miss)
 ``human_seconds_to_bar`` (the simulated person's time held by labels: 1.5 s per answer, 0.25 s
 per step driven), ``session_seconds_to_bar`` (that plus watching every learner step at the env's
 render rate, as a person in a live app session does), ``learner_steps_to_bar`` (env steps the
-learner drove) and ``env_steps_to_bar`` (every simulated step, the demonstrations included), and
-where a candidate stop rule first fired (the learner already did what was answered at >= 95% of
-the last 50 live answers; measured here, not shown to the person, see
-``ilcore.algos.dagger.agreement``): its labels, the return of the policy then, and how many
-learner episodes after (+) or before (-) the bar (run with ``--past-bar`` to see "after").
+learner drove) and ``env_steps_to_bar`` (every simulated step, the demonstrations included).
+And where two stop rules first fired -- ``stop_signal``: the app's and the CLI's "ready" (two
+evaluations in a row at >= 95% of the way from random to the demonstrations,
+``ilcore.algos.dagger.readiness``, on the scale the app reads from the recording), with
+``labels_to_ready`` and ``session_seconds_to_ready``, what a person who stops when told spends;
+``agreement_signal``: the dropped candidate (the learner already did what was answered at >= 95%
+of the last 50 live answers, ``ilcore.algos.dagger.agreement``) -- each with its labels, the
+policy's return then (and as a share of the way from random to the expert) and how many learner
+episodes after (+) or before (-) the bar (run with ``--past-bar`` to see "after").
 
 Usage: python benchmarks/label_efficiency.py [--envs CartPole-v1,Acrobot-v1,...] [--seeds 5]
        [--methods bc,dagger,...] [--demo-steps 0|100] [--eval-episodes 10] [--past-bar 3]
@@ -292,6 +296,11 @@ def summarize(sessions: dict[str, dict[int, dict]], scale: tuple[float, float] |
             "timing_s": {k: float(np.sum([r["timing"][k] for r in per_seed.values()]))
                          for k in ("episodes_s", "train_s", "eval_s")},
         }
+        # what a person who stops when the app says "ready" spends (a miss: never said within the run)
+        stops = [r.get("stop_signal") for r in per_seed.values()]
+        out[method]["labels_to_ready"] = median_with_misses([None if st is None else st["labels"] for st in stops])
+        out[method]["session_seconds_to_ready"] = median_with_misses(
+            [None if st is None else st["session_seconds"] for st in stops])
         for key in ("stop_signal", "agreement_signal"):  # the readiness rule shown, and the dropped candidate
             stops = [r.get(key) for r in per_seed.values()]
             out[method][key] = {
@@ -301,10 +310,11 @@ def summarize(sessions: dict[str, dict[int, dict]], scale: tuple[float, float] |
                     "episodes_after_bar": None if h is None else st["round"] - h["round"]})
                 for s, st, h in zip(per_seed, stops, hits.values())
             }
-    dagger = out.get("dagger", {}).get("labels_to_bar")
-    for method in GATED:
-        if method in out and dagger and out[method]["labels_to_bar"] is not None:
-            out[method]["ratio_to_dagger"] = out[method]["labels_to_bar"] / dagger
+    for key, ratio in (("labels_to_bar", "ratio_to_dagger"), ("labels_to_ready", "ready_ratio_to_dagger")):
+        dagger = out.get("dagger", {}).get(key)
+        for method in GATED:
+            if method in out and dagger and out[method][key] is not None:
+                out[method][ratio] = out[method][key] / dagger
     return out
 
 
@@ -394,15 +404,23 @@ def main() -> None:
 
 
 def merge(files: list[str], out: Path) -> None:
-    """Combine per-run files: an env's demo rows come from whichever file ran them (later wins)."""
+    """Combine per-run files: an env's demo row holds the methods of every file that ran it (a
+    method run in two files: the later one's sessions)."""
     merged: dict[str, Any] = {}
     for f in files:
         part = json.loads(Path(f).read_text())
         envs = merged.get("envs", {})
         for env_id, env_result in part["envs"].items():
-            rows = {**envs.get(env_id, {}).get("rows", {}), **env_result.get("rows", {})}
+            rows = dict(envs.get(env_id, {}).get("rows", {}))
+            for key, row in env_result.get("rows", {}).items():
+                sessions = {**rows.get(key, {}).get("sessions", {}), **row.get("sessions", {})}
+                rows[key] = {**rows.get(key, {}), **row, "sessions": sessions}
             envs[env_id] = {**envs.get(env_id, {}), **env_result, "rows": rows}
         merged = {**merged, **{k: v for k, v in part.items() if k != "envs"}, "envs": envs}
+    for env_result in merged["envs"].values():  # summaries are recomputed from the sessions (the code may be newer)
+        scale = (env_result["random_return"], env_result["expert_return"])
+        for row in env_result["rows"].values():
+            row["summary"] = summarize({m: {int(s): v for s, v in per.items()} for m, per in row["sessions"].items()}, scale)
     out.write_text(json.dumps(merged, indent=1))
     for env_id, env_result in merged["envs"].items():
         for row_key in env_result["rows"]:
@@ -416,8 +434,9 @@ def print_table(env_id: str, env_result: dict, row_key: str) -> None:
     n = max(len(v) for v in row["sessions"].values())
     print(f"\n{env_id}, demo {row_key}: bar {env_result['bar']:.1f} (expert {env_result['expert_return']:.1f}, "
           f"random {env_result['random_return']:.1f}), {n} seeds")
-    print("| method | reached | labels to bar | per seed | post-demo | human-s | session-s | learner steps | ratio to dagger |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| method | reached | labels to bar | per seed | post-demo | human-s | session-s | learner steps | ratio to dagger "
+          "| labels to 'ready' | its ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 
     def fmt(v: float | None, miss: str = "not reached") -> str:
         return miss if v is None else f"{v:.0f}"
@@ -425,9 +444,10 @@ def print_table(env_id: str, env_result: dict, row_key: str) -> None:
     for m, r in s.items():
         seeds = ", ".join("-" if v is None else str(v) for v in r["per_seed"].values())
         ratio = f"{r['ratio_to_dagger']:.2f}" if "ratio_to_dagger" in r else ""
+        ready_ratio = f"{r['ready_ratio_to_dagger']:.2f}" if "ready_ratio_to_dagger" in r else ""
         print(f"| {m} | {r['reached']} | {fmt(r['labels_to_bar'])} | {seeds} | {fmt(r['post_demo_labels_to_bar'])} | "
               f"{fmt(r['human_seconds_to_bar'], '-')} | {fmt(r.get('session_seconds_to_bar'), '-')} | "
-              f"{fmt(r['learner_steps_to_bar'], '-')} | {ratio} |")
+              f"{fmt(r['learner_steps_to_bar'], '-')} | {ratio} | {fmt(r.get('labels_to_ready'), 'not said')} | {ready_ratio} |")
 
 
 def plot(result: dict, path: Path) -> None:

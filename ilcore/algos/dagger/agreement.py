@@ -16,8 +16,10 @@ LunarLander it fired before the bar on all 5 seeds, up to 13 episodes early, at 
 237 against a bar of 258; on Pendulum on 4 of 5 seeds, up to 8 episodes early, at returns down
 to -966 against -195; on Acrobot on 1 of 5. A learner that matches the labeller on 95% of the
 states it visits still fails where the other 5% decide the task (the compounding DAgger bounds),
-so agreement says how often answers confirm the learner, not that the policy is good. A stop
-signal has to read the policy's evaluated return as well; none is built.
+so agreement says how often answers confirm the learner, not that the policy is good. With the
+default uncertainty gate it hardly ever reaches 95% at all (it asks where the learner is least
+sure). The stop signal the person is shown reads the evaluated returns instead:
+:mod:`ilcore.algos.dagger.readiness`.
 """
 
 from __future__ import annotations
