@@ -106,8 +106,8 @@ def session_shots() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="app-shots-"))
     settings = SessionSettings(
-        env_id="CartPole-v1", demo_episodes=2, rounds=2, episodes_per_round=1, max_episode_steps=200,
-        query_mode="mixed", target_rate=0.08, epochs=20, simulated=True, seed=1,
+        env_id="CartPole-v1", demo_episodes=2, rounds=2, episodes_per_round=1, max_episode_steps=None,
+        query_mode="mixed", target_rate=0.08, epochs=20, simulated=True, seed=1,  # whole episodes: the demos set the learner-level scale
         interventions=True,  # the simulated person takes over (the takeover screenshot)
     )
     session = Session(tmp / "session", settings)

@@ -58,7 +58,7 @@ class TrainMode(Mode):
             lines.append(("train loss", f"{st.train_loss:.4f}"))
         if st.valid_loss is not None:
             lines.append(("validation loss", f"{st.valid_loss:.4f}"))
-        evals = [f"v{e['version']}: return {e['eval_return']:.1f}{score_text(e)}  ({e['labels']} labels)"
+        evals = [f"v{e['version']}: return {e['eval_return']:.1f}{score_text(e, short=True)}  ({e['labels']} labels)"
                  for e in reversed(s.state.evals) if e.get("eval_return") is not None]
         prompt = None
         detail = None
@@ -77,7 +77,7 @@ class TrainMode(Mode):
             prompt=prompt,
             prompt_detail=detail,
             lines=lines,
-            items_title="Evaluations (return of each policy)",
+            items_title="Evaluations (return, % of your demos)",
             items=evals[:8],
             progress=st.progress if st.running else (1.0 if not st.message.startswith("error") else 0.0),
             progress_label="training" if st.running else st.message,
@@ -90,7 +90,10 @@ class TrainMode(Mode):
         return [("next", "go on (training continues in the background; the policy swaps in when done)")]
 
 
-def score_text(evaluation: dict) -> str:
-    """" (97% of your demos)" for an evaluation with a score (ilcore.algos.dagger.readiness), else ""."""
+def score_text(evaluation: dict, *, short: bool = False) -> str:
+    """" (97% of your demos)" (``short``: " (97%)", for a list whose title says what of) for an
+    evaluation with a score (ilcore.algos.dagger.readiness), else ""."""
     score = evaluation.get("score")
-    return "" if score is None else f" ({score:.0%} of your demos)"
+    if score is None:
+        return ""
+    return f" ({score:.0%})" if short else f" ({score:.0%} of your demos)"

@@ -48,4 +48,5 @@ def test_two_evaluations_at_the_demonstrations_level_make_the_round_start_say_re
     tap(h, pygame.K_RETURN)  # the person may go on all the same
     assert not h.mode.waiting_for_start
     # the train stage lists each evaluation with its score
-    assert "v4: return 99.0 (99% of your demos)" in h.manager.modes["train"].view().items[0]
+    view = h.manager.modes["train"].view()
+    assert view.items[0].startswith("v4: return 99.0 (99%)") and "% of your demos" in view.items_title
