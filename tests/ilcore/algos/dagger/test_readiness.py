@@ -146,3 +146,20 @@ def test_a_demonstration_cut_short_gives_no_score(tmp_path):
                       evaluate_fn=lambda policy, seed: (500.0, 0.0)).rounds
     assert all(math.isnan(r.score) and not r.ready for r in rows)
     assert not (tmp_path / "run" / "recordings" / "policies" / rd.REFERENCE_FILE).exists()
+
+
+def test_the_round_log_keeps_score_and_ready_and_refuses_a_ready_that_is_not_a_bool(tmp_path):
+    from ilcore.algos.dagger.run import RoundLog, RoundStats
+    from ilcore.errors import ConfigError
+
+    log = RoundLog(tmp_path, load=False)
+    log.add(RoundStats(0, 10, 1.0, 90.0, 1.0, math.nan, 1.0, 1, 10, score=0.875))
+    log.set_return(0, 99.0, 0.5, score=0.99)
+    log.add(RoundStats(1, 12, 2.0, 98.0, 1.0, 0.1, 0.2, 1, 10, score=0.98, ready=True))
+    back = RoundLog(tmp_path).rows
+    assert [(r.score, r.ready) for r in back] == [(0.99, False), (0.98, True)]
+    data = json.loads((tmp_path / "dagger_rounds.json").read_text())
+    data["rounds"][1]["ready"] = "yes"
+    (tmp_path / "dagger_rounds.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="ready is 'yes'"):
+        RoundLog(tmp_path)
