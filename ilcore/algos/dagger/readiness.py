@@ -165,8 +165,11 @@ def session_reference(session_dir: str | Path, demo_returns: Sequence[float], en
         pass  # absent or unreadable: measured again below
     if rand is None:
         rand = random_return(env_id, REFERENCE_EPISODES, env_kwargs=env_kwargs or None)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, {**key, "random_return": rand})
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, {**key, "random_return": rand})
+        except OSError:
+            pass  # only a cache: a full disk costs a measurement next time, not the score
     return Reference(float(np.mean(demo_returns)), len(demo_returns), rand)
 
 

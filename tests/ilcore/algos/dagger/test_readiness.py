@@ -99,6 +99,14 @@ def test_the_random_floor_is_measured_once_per_session_and_kept(tmp_path, monkey
     kept.write_text("{not json")
     session_reference(tmp_path, [1.0], "Acrobot-v1")
     assert len(calls) == 3 and json.loads(kept.read_text())["env_id"] == "Acrobot-v1"
+    # a disk that cannot take the cache still gives the scale (measured again next time)
+    import ilcore.algos.dagger.readiness as readiness_module
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(readiness_module, "write_json_atomic", full_disk)
+    assert session_reference(tmp_path / "other", [100.0], "CartPole-v1") == Reference(100.0, 1, 21.5)
 
 
 @pytest.mark.parametrize("data", [None, [], {"demo_return": 1.0}, {"demo_return": "x", "demos": 1, "random_return": 0},
