@@ -404,8 +404,8 @@ def main() -> None:
 
 
 def merge(files: list[str], out: Path) -> None:
-    """Combine per-run files: an env's demo row holds the methods of every file that ran it (a
-    method run in two files: the later one's sessions)."""
+    """Combine per-run files: an env's demo row holds every (method, seed) session of every file
+    that ran it (one run in two files: the later file's)."""
     merged: dict[str, Any] = {}
     for f in files:
         part = json.loads(Path(f).read_text())
@@ -413,7 +413,9 @@ def merge(files: list[str], out: Path) -> None:
         for env_id, env_result in part["envs"].items():
             rows = dict(envs.get(env_id, {}).get("rows", {}))
             for key, row in env_result.get("rows", {}).items():
-                sessions = {**rows.get(key, {}).get("sessions", {}), **row.get("sessions", {})}
+                sessions = {m: dict(per) for m, per in rows.get(key, {}).get("sessions", {}).items()}
+                for method, per in row.get("sessions", {}).items():
+                    sessions.setdefault(method, {}).update(per)
                 rows[key] = {**rows.get(key, {}), **row, "sessions": sessions}
             envs[env_id] = {**envs.get(env_id, {}), **env_result, "rows": rows}
         merged = {**merged, **{k: v for k, v in part.items() if k != "envs"}, "envs": envs}
