@@ -199,8 +199,9 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
             episodes = []  # what each episode of the round returned, and whether the learner drove it alone
             for i in range(settings["demo_episodes"] if rnd == 0 else 1):
                 steps = settings["demo_steps"] if rnd == 0 and settings["demo_steps"] else cap
+                before = ctrl.last_episode
                 run_episode(ctrl, env, person, episode_seed(seed, rnd, i), steps, interventions=(method == "intervention"))
-                if ctrl.last_episode is not None:
+                if ctrl.last_episode is not before:  # a discarded (empty) episode leaves it as it was
                     episodes.append(ctrl.last_episode)
             answer_queue(ctrl, person)  # nothing is deferred in a live session; kept as run_dagger does
             result = ctrl.end_round(train=False)
@@ -234,7 +235,7 @@ def run_session(env_id: str, method: str, seed: int, settings: dict, work: Path,
             row["labeller_steps"] = sum(e.labeller_steps for e in episodes)
             row["answers"] = totals.answers
             row["agreement"] = None if math.isnan(totals.agreement) else totals.agreement
-            # the candidate stop rule measured here (not built into the product, see agreement.py)
+            # the stop rules: the product's "ready" and the dropped agreement candidate
             if rnd == 0:  # the person's scale, from the recording as the app and the CLI read it
                 reference = recording_reference(rec_dir, env_id)
             scores.append(math.nan if reference is None else reference.score(mean_return))
