@@ -90,8 +90,6 @@ class Readiness:
     score: float
     streak: int
     ready: bool
-    share: float = READY_SHARE
-    needed: int = READY_EVALUATIONS
 
     def text(self) -> str:
         """One line for a person (the app's panel, ``ilcore dagger``'s round report)."""
@@ -107,13 +105,13 @@ def readiness(scores: Sequence[float], *, share: float = READY_SHARE, needed: in
     """The rule of this module on a session's evaluation scores, oldest first (each put on the
     reference of its time by :meth:`Reference.score`; nan: not evaluated, or no reference)."""
     if not scores:
-        return Readiness(math.nan, 0, False, share, needed)
+        return Readiness(math.nan, 0, False)
     streak = 0
     for s in reversed(scores):
         if not s >= share:  # nan breaks the streak
             break
         streak += 1
-    return Readiness(float(scores[-1]), streak, streak >= needed, share, needed)
+    return Readiness(float(scores[-1]), streak, streak >= needed)
 
 
 def own_time_limit(env_id: str, env_kwargs: dict[str, Any] | None = None) -> int | None:

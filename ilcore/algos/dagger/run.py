@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -166,19 +166,20 @@ class RoundLog:
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ConfigError(f"{self.path} is not a readable round log ({exc}); move it aside to resume") from None
 
-    def add(self, stats: RoundStats) -> None:
+    def add(self, stats: RoundStats) -> RoundStats:
+        """Keep a round's row (replacing one of the same round); returns it as kept, with ``ready``
+        derived from its score and the earlier rounds' (the one place it is decided)."""
+        earlier = [r for r in self.rows if r.round < stats.round]
+        stats = replace(stats, ready=readiness([r.score for r in earlier] + [stats.score]).ready)
         self.rows = [r for r in self.rows if r.round != stats.round] + [stats]
         self.rows.sort(key=lambda r: r.round)
         self.save()
+        return stats
 
     def set_return(self, round: int, mean_return: float, ci95: float, *, score: float = math.nan) -> None:
         """Fill in a round's evaluation when it arrives later (the app's background trainer)."""
-        for i, r in enumerate(self.rows):
-            if r.round == round:
-                ready = readiness([x.score for x in self.rows[:i]] + [float(score)]).ready
-                self.rows[i] = RoundStats(**{**asdict(r), "mean_return": float(mean_return), "ci95": float(ci95),
-                                             "score": float(score), "ready": ready})
-        self.save()
+        for r in [r for r in self.rows if r.round == round]:
+            self.add(replace(r, mean_return=float(mean_return), ci95=float(ci95), score=float(score)))
 
     def truncate(self, before_round: int) -> None:
         self.rows = [r for r in self.rows if r.round < before_round]
@@ -191,13 +192,13 @@ class RoundLog:
 
 
 def round_stats(ctrl: DaggerController, result: RoundResult, mean_return: float = math.nan,
-                ci95: float = math.nan, *, score: float = math.nan, ready: bool = False) -> RoundStats:
+                ci95: float = math.nan, *, score: float = math.nan) -> RoundStats:
     """The row for a round that just ended: cumulative totals from the controller (the one owner)."""
     t = ctrl.totals()
     return RoundStats(
         round=result.round, labels=t.labels, human_seconds=t.human_seconds, mean_return=float(mean_return),
         ci95=float(ci95), query_rate=result.query_rate, label_rate=result.label_rate, episodes=result.episodes,
-        steps=result.steps, agreement=t.agreement, answers=t.answers, score=float(score), ready=bool(ready),
+        steps=result.steps, agreement=t.agreement, answers=t.answers, score=float(score),
     )
 
 
@@ -218,10 +219,6 @@ class _Scale:
                 self.enabled = False  # no whole demonstration: nothing to compare with
                 return math.nan
         return self.reference.score(mean_return)
-
-    @staticmethod
-    def ready(rows: list[RoundStats], score: float) -> bool:
-        return readiness([r.score for r in rows] + [score]).ready
 
 
 @dataclass
@@ -321,9 +318,8 @@ def run_dagger(
             if ctrl.round > 0 and not any(r.round == ctrl.round - 1 for r in log.rows):
                 mean_ret, ci = _evaluate(evaluate_fn, ctrl.policy, config, ctrl.round - 1)
                 t = ctrl.totals()
-                score = scale.score(mean_ret)
                 log.add(RoundStats(ctrl.round - 1, t.labels, t.human_seconds, mean_ret, ci, math.nan, math.nan, 0, 0,
-                                   score=score, ready=scale.ready(log.rows, score)))
+                                   score=scale.score(mean_ret)))
         else:
             ctrl = DaggerController(env_id, writer, gate, **common)
         for rnd in range(ctrl.round, config.rounds + 1):
@@ -338,9 +334,7 @@ def run_dagger(
             result: RoundResult = ctrl.end_round(train=False)
             _train_round(ctrl, config, env_id, env_kwargs, env, train_fn, version=rnd + 1, on_epoch=on_epoch)
             mean_ret, ci = _evaluate(evaluate_fn, ctrl.policy, config, rnd)
-            score = scale.score(mean_ret)
-            s = round_stats(ctrl, result, mean_ret, ci, score=score, ready=scale.ready(log.rows, score))
-            log.add(s)
+            s = log.add(round_stats(ctrl, result, mean_ret, ci, score=scale.score(mean_ret)))
             if callback is not None:
                 callback(s)
     save = getattr(ctrl.policy, "save", None)
